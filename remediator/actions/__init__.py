@@ -1,0 +1,1 @@
+"""Executors: the only code that changes the outside world."""

@@ -1,0 +1,103 @@
+"""Wiring and lifecycle: builds store, executors, engine and web server from the config,
+runs until SIGTERM/SIGINT, then stops intake, drains actions (bounded) and closes the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from remediator import log
+from remediator.actions.base import Executor
+from remediator.actions.docker import DockerExecutor
+from remediator.config import Config, parse_listen
+from remediator.engine import Engine
+from remediator.metrics import Metrics
+from remediator.pipeline import Settings
+from remediator.policy_files import load_policies
+from remediator.store.base import Store
+from remediator.store.sqlite import SqliteStore
+from remediator.web.server import STATE, build_app
+
+_log = log.get("remediator.app")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_store(config: Config) -> Store:
+    target = config.state_target()
+    return SqliteStore(target.path)
+
+
+def build_executors(config: Config) -> dict[str, Executor]:
+    return {"docker.restart": DockerExecutor(config.docker.url)}
+
+
+def _warn_open_endpoints(config: Config) -> None:
+    if config.auth.alertmanager is None:
+        _log.warning(
+            "auth.open",
+            endpoint="/webhook/alertmanager",
+            detail="auth.alertmanager is not set: anyone who can reach it can send alerts",
+        )
+    if config.auth.api is None:
+        _log.warning(
+            "auth.open",
+            endpoint="/api/v1",
+            detail="auth.api is not set: anyone who can reach it can pause, resume and approve",
+        )
+
+
+async def run(config: Config, stop: asyncio.Event | None = None) -> None:
+    """Serve until `stop` is set (or a signal sets it)."""
+    policies = load_policies(config.policy_paths())
+    log.register_secrets(config.secrets())
+    _warn_open_endpoints(config)
+    stop = stop or asyncio.Event()
+    store = build_store(config)
+    await store.open()
+    metrics = Metrics()
+    engine = Engine(
+        policies=policies,
+        store=store,
+        executors=build_executors(config),
+        metrics=metrics,
+        clock=utcnow,
+        settings=Settings(
+            config.limits.global_rate, config.limits.approval_ttl, config.slack.approvers
+        ),
+        dry_run=config.dry_run,
+        max_concurrent=config.limits.max_concurrent_actions,
+    )
+    try:
+        await engine.start()
+        app = build_app(engine, config)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
+        await runner.setup()
+        host, port = parse_listen(config.listen)
+        await web.TCPSite(runner, host, port).start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        _log.info(
+            "daemon.started",
+            listen=config.listen,
+            policies=len(policies),
+            state=config.state_target().kind,
+            dry_run=config.dry_run,
+        )
+        await stop.wait()
+        _log.info("daemon.stopping", running_actions=engine.runner.running)
+        app[STATE]["draining"] = True
+        await runner.cleanup()  # stop listening; let in-flight webhooks commit
+        await engine.stop(config.drain_timeout)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    finally:
+        await store.close()
+    _log.info("daemon.stopped")

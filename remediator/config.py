@@ -1,0 +1,281 @@
+"""The daemon config: models with SPEC's keys and defaults, `${ENV}` and `*_file` resolution.
+
+Loading is pure over (text, environment, base folder); `load_config` is the thin file wrapper.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from remediator.core import yamlstrict
+from remediator.core.durations import Rate, parse_rate
+from remediator.core.policy import Duration, RateSpec
+from remediator.errors import ConfigError
+
+DEFAULT_CONFIG = Path("remediator.yaml")
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+class Section(BaseModel):
+    """Unknown keys are errors; `KEY_file` reads KEY's secret value from a file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        base = Path((info.context or {}).get("base_dir", "."))
+        resolved = dict(data)
+        for key in [k for k in data if isinstance(k, str) and k.endswith("_file")]:
+            field = key.removesuffix("_file")
+            if field not in cls.model_fields:
+                continue  # left in place: extra="forbid" reports it by its own name
+            if field in data:
+                raise ValueError(f"set either {field} or {key}, not both")
+            path = base / str(data[key])
+            try:
+                resolved[field] = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"{key}: cannot read {path}: {exc.strerror}") from None
+            del resolved[key]
+        return resolved
+
+
+class BasicCredentials(Section):
+    username: str
+    password: SecretStr
+
+
+class AlertmanagerAuth(Section):
+    bearer_token: SecretStr | None = None
+    basic: BasicCredentials | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AlertmanagerAuth:
+        if (self.bearer_token is None) == (self.basic is None):
+            raise ValueError("set exactly one of bearer_token or basic")
+        if self.bearer_token is not None and not self.bearer_token.get_secret_value():
+            raise ValueError("bearer_token is empty")
+        return self
+
+
+class DatadogAuth(Section):
+    header: str = "X-Remediator-Token"
+    token: SecretStr
+
+    @field_validator("token")
+    @classmethod
+    def _non_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("token is empty")
+        return value
+
+
+class ApiAuth(Section):
+    bearer_token: SecretStr
+
+    @field_validator("bearer_token")
+    @classmethod
+    def _non_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("bearer_token is empty")
+        return value
+
+
+class AuthConfig(Section):
+    alertmanager: AlertmanagerAuth | None = None
+    datadog: DatadogAuth | None = None
+    api: ApiAuth | None = None
+
+
+class SlackConfig(Section):
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    channel: str | None = None
+    approvers: tuple[str, ...] = ()
+    api_url: str = "https://slack.com/api/"
+
+
+class DockerConfig(Section):
+    url: str = "unix:///var/run/docker.sock"
+
+
+class KubernetesConfig(Section):
+    kubeconfig: str | None = None
+    context: str | None = None
+    protected_namespaces: tuple[str, ...] = ("kube-system",)
+
+
+class PrometheusConfig(Section):
+    url: str = "http://127.0.0.1:9090"
+
+
+class LimitsConfig(Section):
+    max_concurrent_actions: int = Field(default=4, ge=1, le=256)
+    global_rate: RateSpec = parse_rate("30/1h")
+    approval_ttl: Duration = timedelta(minutes=15)
+
+
+class Config(Section):
+    listen: str = "127.0.0.1:9595"
+    state: str = "sqlite:///./remediator.db"
+    policies: tuple[str, ...] = ("./policies",)
+    dry_run: bool = False
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Not in SPEC's sample: how long SIGTERM waits for running actions before recording
+    # them interrupted. Bounded so an orchestrator's kill grace period can be respected.
+    drain_timeout: Duration = timedelta(seconds=30)
+    auth: AuthConfig = AuthConfig()
+    slack: SlackConfig = SlackConfig()
+    docker: DockerConfig = DockerConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
+    prometheus: PrometheusConfig = PrometheusConfig()
+    limits: LimitsConfig = LimitsConfig()
+    # Where relative paths (policies, sqlite file) are resolved: the config file's folder.
+    base_dir: str = Field(default=".", exclude=True)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: str) -> str:
+        parse_state_url(value, Path("."))
+        return value
+
+    @property
+    def global_rate(self) -> Rate:
+        return self.limits.global_rate
+
+    def policy_paths(self) -> list[Path]:
+        return [Path(self.base_dir) / p for p in self.policies]
+
+    def state_target(self) -> StateTarget:
+        return parse_state_url(self.state, Path(self.base_dir))
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so the log redactor can mask one that leaks into a message."""
+        found: list[str] = []
+
+        def walk(model: BaseModel) -> None:
+            for name in type(model).model_fields:
+                value = getattr(model, name)
+                if isinstance(value, SecretStr) and value.get_secret_value():
+                    found.append(value.get_secret_value())
+                elif isinstance(value, BaseModel):
+                    walk(value)
+
+        walk(self)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class StateTarget:
+    kind: Literal["sqlite"]
+    path: str
+
+
+def parse_state_url(url: str, base: Path) -> StateTarget:
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        # sqlite:///./x.db and sqlite:///rel.db are relative; sqlite:////abs/x.db is absolute.
+        raw = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not raw:
+            raise ValueError("sqlite state URL needs a file path, e.g. sqlite:///./remediator.db")
+        if raw == ":memory:":
+            return StateTarget("sqlite", raw)
+        path = Path(raw)
+        return StateTarget("sqlite", str(path if path.is_absolute() else base / path))
+    if parts.scheme in ("postgresql", "postgres"):
+        raise ValueError("the PostgreSQL state store is not available in this version yet")
+    raise ValueError(f"unsupported state URL scheme {parts.scheme!r}; use sqlite:///PATH")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen must be HOST:PORT, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104  # ":9595" means all interfaces, as in Go
+
+
+def _substitute(node: Any, path: str, env: Mapping[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {k: _substitute(v, f"{path}.{k}" if path else str(k), env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, f"{path}[{i}]", env) for i, v in enumerate(node)]
+    if isinstance(node, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match["name"], match["default"]
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{path}: environment variable {name} is not set")
+
+        return _ENV_REF.sub(replace, node)
+    return node
+
+
+def parse_config(
+    text: str, filename: str, env: Mapping[str, str], base_dir: Path = Path(".")
+) -> Config:
+    """Config from YAML text. ConfigError lines read `FILE: field: message`."""
+    try:
+        raw = yamlstrict.load(text)
+    except Exception as exc:  # noqa: BLE001  # every YAML error becomes one ConfigError
+        raise ConfigError(f"{filename}: yaml: {' '.join(str(exc).split())}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{filename}: (config): expected a mapping")
+    try:
+        substituted = _substitute(raw, "", env)
+    except ConfigError as exc:
+        raise ConfigError(f"{filename}: {exc}") from None
+    substituted["base_dir"] = str(base_dir)
+    try:
+        return Config.model_validate(substituted, context={"base_dir": str(base_dir)})
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "(config)"
+            lines.append(f"{filename}: {where}: {error['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """`path` None: ./remediator.yaml if present, else built-in defaults."""
+    environ = os.environ if env is None else env
+    if path is None:
+        if not DEFAULT_CONFIG.exists():
+            return Config()
+        path = DEFAULT_CONFIG
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    return parse_config(text, str(path), environ, path.parent)

@@ -1,0 +1,71 @@
+"""Prometheus-style durations (`10s`, `1h30m`) and rates (`3/1h`). Pure parsing only."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+_UNITS = {
+    "ms": timedelta(milliseconds=1),
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+}
+# Units must appear largest first and at most once, as in Prometheus (`1h30m`, not `30m1h`).
+_DURATION = re.compile(
+    r"^(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?"
+    r"(?:(?P<s>\d+)s)?(?:(?P<ms>\d+)ms)?$"
+)
+_RATE = re.compile(r"^\s*(?P<count>\d+)\s*/\s*(?P<window>\S+)\s*$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`10s`, `5m`, `1h30m`, `250ms` → timedelta. Raises ValueError with a readable reason."""
+    value = text.strip()
+    match = _DURATION.match(value)
+    if not value or match is None or not any(match.groupdict().values()):
+        raise ValueError(f"invalid duration {text!r}: expected e.g. 30s, 5m, 1h30m")
+    total = timedelta()
+    for unit, amount in match.groupdict().items():
+        if amount:
+            total += int(amount) * _UNITS[unit]
+    return total
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest Prometheus-style spelling of `delta` (for messages and the API)."""
+    ms = int(delta.total_seconds() * 1000)
+    if ms == 0:
+        return "0s"
+    parts = []
+    for unit in ("w", "d", "h", "m", "s", "ms"):
+        size = int(_UNITS[unit].total_seconds() * 1000)
+        if ms >= size:
+            parts.append(f"{ms // size}{unit}")
+            ms %= size
+    return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most `count` events in any sliding `window`."""
+
+    count: int
+    window: timedelta
+
+    def __str__(self) -> str:
+        return f"{self.count}/{format_duration(self.window)}"
+
+
+def parse_rate(text: str) -> Rate:
+    """`3/1h` → Rate(3, 1h). A zero count is allowed and means "never"."""
+    match = _RATE.match(text)
+    if match is None:
+        raise ValueError(f"invalid rate {text!r}: expected COUNT/DURATION, e.g. 3/1h")
+    window = parse_duration(match["window"])
+    if window <= timedelta(0):
+        raise ValueError(f"invalid rate {text!r}: the window must be longer than zero")
+    return Rate(int(match["count"]), window)

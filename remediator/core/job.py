@@ -1,0 +1,95 @@
+"""Render one policy's action for one alert and check its target against the allowlist. Pure.
+
+A rendered target must also be a well-formed name for its backend: a template must never
+be able to steer a request somewhere the allowlist did not mean (e.g. `web-1/../db`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from fnmatch import fnmatchcase
+
+from remediator.core.alert import Alert
+from remediator.core.durations import parse_duration
+from remediator.core.outcomes import Outcome
+from remediator.core.policy import Policy
+from remediator.core.render import render_context
+from remediator.errors import RenderError
+
+_DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_COMPOSE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One (alert, policy) pair with its action rendered; passed from stage to stage."""
+
+    alert: Alert
+    policy: Policy
+    now: datetime
+    action: str
+    target: str
+    params: Mapping[str, str]
+
+    @property
+    def dry_run(self) -> bool:
+        return self.policy.guards.dry_run
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """A stage ended the job with an outcome; `target` is what was rendered, if anything."""
+
+    outcome: Outcome
+    reason: str
+    target: str = ""
+
+
+def render_params(policy: Policy, alert: Alert) -> dict[str, str]:
+    context = render_context(alert.labels, alert.annotations, alert.template_view(), policy.name)
+    rendered = {}
+    for name, template in policy.action.params.items():
+        value = template.render(context).strip()
+        if not value:
+            raise RenderError(f"param {name} rendered empty from {template.source!r}")
+        rendered[name] = value
+    return rendered
+
+
+def _docker_target(params: Mapping[str, str]) -> str:
+    if "timeout" in params:
+        try:
+            parse_duration(params["timeout"])
+        except ValueError as exc:
+            raise RenderError(f"param timeout: {exc}") from None
+    if "container" in params:
+        name = params["container"]
+        if not _DOCKER_NAME.match(name):
+            raise RenderError(f"rendered container {name!r} is not a valid Docker container name")
+        return name
+    project, service = params["compose_project"], params["compose_service"]
+    for what, value in (("compose_project", project), ("compose_service", service)):
+        if not _COMPOSE_NAME.match(value.lower()):
+            raise RenderError(f"rendered {what} {value!r} is not a valid Compose name")
+    return f"{project.lower()}/{service}"
+
+
+_TARGETS = {"docker.restart": _docker_target}
+
+
+def build_job(policy: Policy, alert: Alert, now: datetime) -> Job | Stopped:
+    """Render + scope check: a Job ready for the guards, or the outcome that stopped it."""
+    try:
+        params = render_params(policy, alert)
+        target = _TARGETS[policy.action.type](params)
+    except RenderError as exc:
+        return Stopped(Outcome.RENDER_ERROR, str(exc))
+    if not any(fnmatchcase(target, glob) for glob in policy.action.allow_targets):
+        allowed = ", ".join(policy.action.allow_targets)
+        return Stopped(
+            Outcome.OUT_OF_SCOPE, f"target {target!r} is not in allow_targets [{allowed}]", target
+        )
+    return Job(alert, policy, now, policy.action.type, target, params)

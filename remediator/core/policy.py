@@ -1,0 +1,261 @@
+"""Policy models and their strict validation: matchers, templates, durations and params at load.
+
+Loading is pure (text -> policies or problem lines); reading files lives in policy_files.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from remediator.core.durations import Rate, format_duration, parse_duration, parse_rate
+from remediator.core.matchers import Matcher, parse_matcher
+from remediator.core.render import Template, compile_expression, compile_template
+
+
+def _duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a duration string such as 30s, 5m or 1h")  # noqa: TRY004  # pydantic wants ValueError
+    return parse_duration(value)
+
+
+def _rate(value: object) -> Rate:
+    if isinstance(value, Rate):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a rate such as 3/1h")  # noqa: TRY004  # pydantic wants ValueError
+    return parse_rate(value)
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, return_type=str)
+]
+RateSpec = Annotated[Rate, BeforeValidator(_rate), PlainSerializer(str, return_type=str)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class MatchSpec(Strict):
+    source: Literal["alertmanager", "datadog", "any"] = "any"
+    status: Literal["firing", "resolved"] = "firing"
+    matchers: tuple[Matcher, ...] = ()
+
+    @field_validator("matchers", mode="before")
+    @classmethod
+    def _parse(cls, value: object) -> tuple[Matcher, ...]:
+        if not isinstance(value, list | tuple):
+            raise ValueError('expected a list of matchers such as alertname="X"')  # noqa: TRY004
+        parsed = []
+        for item in value:
+            if not isinstance(item, str):
+                raise ValueError(f"matcher {item!r} must be a string")  # noqa: TRY004
+            parsed.append(parse_matcher(item))
+        return tuple(parsed)
+
+
+# Params every action type accepts, and which of them must be present. Only implemented
+# types are listed: a policy that names another type fails `remediator check`.
+_ACTION_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    # type: (allowed, required)
+    "docker.restart": (
+        frozenset({"container", "compose_service", "compose_project", "timeout"}),
+        frozenset(),
+    ),
+}
+PLANNED_ACTIONS = frozenset(
+    {"kubernetes.scale", "kubernetes.restart", "kubernetes.rollback", "http.request", "notify"}
+)
+
+
+class ActionSpec(Strict):
+    type: str
+    params: Mapping[str, Template] = Field(default_factory=dict)
+    allow_targets: tuple[str, ...] = ()
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value in PLANNED_ACTIONS:
+            raise ValueError(f"action type {value!r} is not available in this version yet")
+        if value not in _ACTION_PARAMS:
+            known = ", ".join(sorted(_ACTION_PARAMS))
+            raise ValueError(f"unknown action type {value!r}; known: {known}")
+        return value
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _compile(cls, value: object) -> dict[str, Template]:
+        if not isinstance(value, dict):
+            raise ValueError("expected a mapping of param name to value")  # noqa: TRY004
+        compiled = {}
+        for key, raw in value.items():
+            if isinstance(raw, dict | list) or raw is None:
+                raise ValueError(f"param {key!r} must be a string or number")
+            text = str(raw).lower() if isinstance(raw, bool) else str(raw)
+            try:
+                compiled[str(key)] = compile_template(text)
+            except ValueError as exc:
+                raise ValueError(f"param {key!r}: {exc}") from None
+        return compiled
+
+    @model_validator(mode="after")
+    def _params_fit_type(self) -> ActionSpec:
+        allowed, required = _ACTION_PARAMS[self.type]
+        unknown = sorted(set(self.params) - allowed)
+        if unknown:
+            raise ValueError(
+                f"unknown param(s) {', '.join(unknown)} for {self.type}; "
+                f"allowed: {', '.join(sorted(allowed))}"
+            )
+        missing = sorted(required - set(self.params))
+        if missing:
+            raise ValueError(f"missing param(s) {', '.join(missing)} for {self.type}")
+        if self.type == "docker.restart":
+            _check_docker_params(self.params)
+        if not self.allow_targets:
+            raise ValueError(
+                "allow_targets is required: list the targets this policy may touch "
+                '(globs such as "web-*"; ["*"] allows everything)'
+            )
+        return self
+
+
+def _check_docker_params(params: Mapping[str, Template]) -> None:
+    has_container = "container" in params
+    compose = {"compose_service", "compose_project"} & set(params)
+    if has_container == bool(compose):
+        raise ValueError(
+            "docker.restart needs either container, or compose_project and compose_service"
+        )
+    if compose and len(compose) != 2:
+        raise ValueError("docker.restart needs both compose_project and compose_service")
+    timeout = params.get("timeout")
+    if timeout is not None and "{" not in timeout.source:
+        parse_duration(timeout.source)
+
+
+class ApprovalWhen(Strict):
+    when: Template
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _compile(cls, value: object) -> Template:
+        if not isinstance(value, str):
+            raise ValueError("expected a Jinja2 expression string")  # noqa: TRY004
+        return compile_expression(value)
+
+
+class Guards(Strict):
+    cooldown: Duration = timedelta(0)
+    rate_limit: RateSpec | None = None
+    approval: Literal["never", "always"] | ApprovalWhen = "never"
+    approvers: tuple[str, ...] | None = None
+    approvals_required: int = Field(default=1, ge=1, le=10)
+    dry_run: bool = False
+
+
+class VerifySpec(Strict):
+    within: Duration = timedelta(minutes=2)
+
+    @field_validator("within")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("within must be longer than zero")
+        return value
+
+
+_NAME = re.compile(r"^[a-z0-9-]+$")
+
+
+class Policy(Strict):
+    name: str
+    description: str = ""
+    match: MatchSpec = MatchSpec()
+    action: ActionSpec
+    guards: Guards = Guards()
+    verify: VerifySpec = VerifySpec()
+    condition: Any = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("name must match [a-z0-9-]+")
+        return value
+
+    @field_validator("condition")
+    @classmethod
+    def _no_condition_yet(cls, value: object) -> None:
+        # A condition exists to stop actions; ignoring it silently would be unsafe.
+        if value is not None:
+            raise ValueError("conditions are not available in this version yet")
+
+    def matches_source(self, source: str) -> bool:
+        return self.match.source in ("any", source)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    # pydantic reports the failing validator of a tagged union member as an extra loc part.
+    parts = [str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
+    return ".".join(parts) or "(policy)"
+
+
+def parse_policies(text: str, filename: str) -> tuple[list[Policy], list[str]]:
+    """Every policy in one YAML stream, or problem lines `FILE: policy NAME: field: message`."""
+    from remediator.core import yamlstrict  # local: keeps the yaml dependency out of matching
+
+    policies: list[Policy] = []
+    problems: list[str] = []
+    try:
+        documents = [d for d in yamlstrict.load_all(text) if d is not None]
+    except Exception as exc:  # noqa: BLE001  # any YAML error is one reported problem
+        return [], [f"{filename}: policy ?: yaml: {' '.join(str(exc).split())}"]
+    for index, document in enumerate(documents, start=1):
+        label = f"#{index}"
+        if isinstance(document, dict) and isinstance(document.get("name"), str):
+            label = document["name"]
+        if not isinstance(document, dict):
+            problems.append(f"{filename}: policy {label}: (policy): expected a mapping")
+            continue
+        try:
+            policies.append(Policy.model_validate(document))
+        except ValidationError as exc:
+            for error in exc.errors():
+                message = error["msg"].removeprefix("Value error, ")
+                problems.append(
+                    f"{filename}: policy {label}: {_field_path(error['loc'])}: {message}"
+                )
+    return policies, problems
+
+
+def check_unique(located: list[tuple[str, Policy]]) -> list[str]:
+    """Duplicate names across all files, reported at each later occurrence."""
+    seen: dict[str, str] = {}
+    problems = []
+    for filename, policy in located:
+        if policy.name in seen:
+            problems.append(
+                f"{filename}: policy {policy.name}: name: duplicate name, "
+                f"first defined in {seen[policy.name]}"
+            )
+        else:
+            seen[policy.name] = filename
+    return problems

@@ -1,0 +1,374 @@
+"""The engine: runs the pipeline per webhook inside one store transaction, answers known
+repeats from memory, applies committed decisions (caches, metrics, logs, runner), and owns
+the switches (pause, breakers) and the approval API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Generic, TypeVar
+
+from remediator import log
+from remediator.actions.base import Executor
+from remediator.core import approval as approvals
+from remediator.core.alert import Alert
+from remediator.core.dedup import Claim
+from remediator.core.outcomes import EXECUTING, Outcome
+from remediator.core.policy import Policy
+from remediator.errors import StoreError
+from remediator.metrics import Metrics
+from remediator.pipeline import Decided, Gates, Settings, decide, limits, matching, repeat_verdict
+from remediator.runner import Runner, request_for
+from remediator.store.base import Store, Transaction
+
+_log = log.get("remediator.engine")
+K = TypeVar("K")
+V = TypeVar("V")
+PAUSED_FLAG = "paused"
+TRIPPED_PREFIX = "tripped:"
+
+
+class BoundedCache(Generic[K, V]):
+    """Insertion-ordered map that forgets its oldest half when full: caches only, never truth."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._items: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        return self._items.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        if len(self._items) > self._limit:
+            for old in list(self._items)[: self._limit // 2]:
+                del self._items[old]
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        policies: Sequence[Policy],
+        store: Store,
+        executors: dict[str, Executor],
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        settings: Settings,
+        dry_run: bool,
+        max_concurrent: int,
+        cache_size: int = 200_000,
+    ) -> None:
+        self.policies = list(policies)
+        self._by_name = {p.name: p for p in policies}
+        self.store = store
+        self.executors = executors
+        self.metrics = metrics
+        self.clock = clock
+        self.settings = settings
+        self.gates = Gates(dry_run=dry_run)
+        self.runner = Runner(
+            store,
+            executors,
+            metrics,
+            clock,
+            max_concurrent=max_concurrent,
+            on_unverified=self.trip,
+        )
+        self._claims: BoundedCache[tuple[str, str], Claim] = BoundedCache(cache_size)
+        self._episodes: BoundedCache[tuple[str, str], bool] = BoundedCache(cache_size)
+        self._repeats: dict[int, int] = {}
+        self._pending_approvals = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self.backends: dict[str, str | None] = {}
+        metrics.policies_loaded.set(len(self.policies))
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Record what a crash left running, restore the switches, start background loops."""
+        interrupted = await self.store.interrupt_unfinished(self.clock())
+        if interrupted:
+            _log.warning(
+                "action.interrupted",
+                action_ids=interrupted,
+                reason="the daemon stopped while these actions ran; not re-run",
+            )
+        paused = await self.store.get_flag(PAUSED_FLAG) is not None
+        tripped = frozenset(
+            n.removeprefix(TRIPPED_PREFIX) for n, _ in await self.store.flags(TRIPPED_PREFIX)
+        )
+        self.gates = Gates(paused=paused, tripped=tripped, dry_run=self.gates.dry_run)
+        self.metrics.paused.set(int(paused))
+        for policy in self.policies:
+            self.metrics.policy_tripped.labels(policy.name).set(int(policy.name in tripped))
+        self._pending_approvals = len(await self.store.approvals(pending_only=True))
+        self.metrics.approvals_pending.set(self._pending_approvals)
+        self._tasks = [
+            asyncio.create_task(self._every(1.0, self.flush_repeats), name="flush-repeats"),
+            asyncio.create_task(self._every(1.0, self.expire_approvals), name="expire-approvals"),
+            asyncio.create_task(self._every(15.0, self.probe_backends), name="probe-backends"),
+        ]
+
+    async def stop(self, drain: timedelta) -> None:
+        await self.runner.drain(drain)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        try:
+            await self.flush_repeats()
+        except StoreError as exc:
+            _log.error("repeats.flush_failed", error=str(exc))
+
+    async def _every(self, seconds: float, job: Callable[[], object]) -> None:
+        while True:
+            try:
+                result = job()
+                if asyncio.iscoroutine(result):
+                    await result
+            except StoreError as exc:
+                _log.error(
+                    "background.store_error", job=getattr(job, "__name__", "?"), error=str(exc)
+                )
+            await asyncio.sleep(seconds)
+
+    # --- intake ----------------------------------------------------------------------------
+
+    async def ingest(self, alerts: Sequence[Alert]) -> Decided:
+        """Decide every alert; returns only after the decisions are committed."""
+        for alert in alerts:
+            self.metrics.alerts_received.labels(alert.source, alert.status).inc()
+        decided = self._known_repeats(alerts)
+        if decided is None:
+            now = self.clock()
+            async with self.store.transaction() as tx:
+                decided = await decide(alerts, self.policies, tx, now, self.gates, self.settings)
+            for alert in alerts:
+                self._episodes.put((alert.episode, alert.status), True)
+        self._apply(decided)
+        return decided
+
+    def _known_repeats(self, alerts: Sequence[Alert]) -> Decided | None:
+        """Every alert a repeat of a settled episode: answer without touching the store."""
+        decided = Decided()
+        for alert in alerts:
+            if self._episodes.get((alert.episode, alert.status)) is None:
+                return None
+            for policy in matching(self.policies, alert):
+                claim = self._claims.get((policy.name, alert.episode))
+                verdict = (
+                    None if claim is None else repeat_verdict(claim, policy.name, alert, self.gates)
+                )
+                if verdict is None:
+                    return None
+                decided.count_repeat(verdict.decision_id)
+                decided.verdicts.append(verdict)
+        return decided
+
+    def _apply(self, decided: Decided) -> None:
+        for key, claim in decided.claims.items():
+            self._claims.put(key, claim)
+        for decision_id, count in decided.repeats.items():
+            self._repeats[decision_id] = self._repeats.get(decision_id, 0) + count
+        for verdict in decided.verdicts:
+            if verdict.outcome != EXECUTING:
+                self.metrics.decisions.labels(verdict.policy, verdict.outcome).inc()
+            if verdict.new:
+                _log.info(
+                    "decision.recorded",
+                    decision_id=verdict.decision_id,
+                    policy=verdict.policy,
+                    outcome=verdict.outcome,
+                    reason=verdict.reason,
+                    alertname=verdict.alert.name,
+                    fingerprint=verdict.alert.fingerprint,
+                    target=verdict.target,
+                )
+            if verdict.action_id is not None:
+                self._submit(
+                    verdict.action_id,
+                    verdict.policy,
+                    verdict.action,
+                    verdict.target,
+                    verdict.params,
+                )
+        for request in decided.requested:
+            self._pending_approvals += 1
+            self.metrics.approvals_pending.inc()
+            _log.info(
+                "approval.requested",
+                approval_id=request.id,
+                policy=request.policy,
+                target=request.target,
+                expires_at=request.expires_at.isoformat(),
+            )
+        self._settled(decided.cancelled, "approval.cancelled")
+
+    def _submit(
+        self, action_id: int, policy: str, action: str, target: str, params: Mapping[str, str]
+    ) -> None:
+        found = self._by_name.get(policy)
+        verify = found.verify.within if found else timedelta(minutes=2)
+        self.runner.submit(request_for(action_id, policy, action, target, params, verify))
+
+    def _settled(self, settled: Iterable[approvals.Approval], event: str) -> None:
+        """Metrics and logs for approvals closed without a human: expired or cancelled."""
+        for item in settled:
+            self._pending_approvals -= 1
+            self.metrics.approvals_pending.dec()
+            self.metrics.approval_decisions.labels(item.policy, item.state.value).inc()
+            self.metrics.decisions.labels(item.policy, _APPROVAL_OUTCOME[item.state]).inc()
+            _log.info(event, approval_id=item.id, policy=item.policy, state=item.state.value)
+
+    async def flush_repeats(self) -> None:
+        counts, self._repeats = self._repeats, {}
+        try:
+            await self.store.add_repeats(counts)
+        except StoreError:
+            for decision_id, n in counts.items():  # keep them for the next flush
+                self._repeats[decision_id] = self._repeats.get(decision_id, 0) + n
+            raise
+
+    # --- switches --------------------------------------------------------------------------
+
+    async def set_paused(self, paused: bool) -> None:
+        await self.store.set_flag(PAUSED_FLAG, "1" if paused else None)
+        self.gates = Gates(paused=paused, tripped=self.gates.tripped, dry_run=self.gates.dry_run)
+        self.metrics.paused.set(int(paused))
+        _log.warning("remediation.paused" if paused else "remediation.resumed")
+
+    async def trip(self, policy: str, reason: str) -> None:
+        try:
+            await self.store.set_flag(TRIPPED_PREFIX + policy, reason)
+        except StoreError as exc:
+            _log.error("policy.trip_record_failed", policy=policy, error=str(exc))
+        self.gates = Gates(self.gates.paused, self.gates.tripped | {policy}, self.gates.dry_run)
+        self.metrics.policy_tripped.labels(policy).set(1)
+        _log.warning("policy.tripped", policy=policy, reason=reason)
+
+    async def reset(self, policy: str) -> bool:
+        if policy not in self._by_name:
+            return False
+        await self.store.set_flag(TRIPPED_PREFIX + policy, None)
+        self.gates = Gates(self.gates.paused, self.gates.tripped - {policy}, self.gates.dry_run)
+        self.metrics.policy_tripped.labels(policy).set(0)
+        _log.warning("policy.reset", policy=policy)
+        return True
+
+    # --- approvals -------------------------------------------------------------------------
+
+    async def decide_approval(
+        self, approval_id: str, who: str, *, approve: bool
+    ) -> approvals.Approval | None:
+        """Apply one human decision; None for an unknown id; raises ApprovalRefused."""
+        now = self.clock()
+        outcome: str | None = None
+        submit: _Submit | None = None
+        async with self.store.transaction() as tx:
+            current = await tx.approval(approval_id)
+            if current is None:
+                return None
+            if approve:
+                updated = approvals.approve(current, who, now)
+            else:
+                updated = approvals.deny(current, who, now)
+            await tx.save_approval(updated)
+            if updated.state is approvals.ApprovalState.DENIED:
+                outcome = Outcome.DENIED
+                await tx.set_outcome(updated.decision_id, outcome, f"denied by {who}")
+            elif updated.state is approvals.ApprovalState.APPROVED:
+                outcome, submit = await self._approved(tx, updated, now)
+        if updated.state is not approvals.ApprovalState.PENDING:
+            self._pending_approvals -= 1
+            self.metrics.approvals_pending.dec()
+            self.metrics.approval_latency.observe((now - current.requested_at).total_seconds())
+            self.metrics.approval_decisions.labels(updated.policy, updated.state.value).inc()
+            if outcome is not None and outcome != EXECUTING:
+                self.metrics.decisions.labels(updated.policy, outcome).inc()
+            _log.info(
+                f"approval.{updated.state.value}",
+                approval_id=updated.id,
+                policy=updated.policy,
+                by=who,
+                outcome=outcome,
+            )
+        if submit is not None:
+            self._submit(*submit)
+        return updated
+
+    async def _approved(
+        self, tx: Transaction, approval: approvals.Approval, now: datetime
+    ) -> tuple[str, _Submit | None]:
+        """An approval never overrides the kill switch, a breaker, a limit or dry run."""
+        who = ", ".join(approval.approved_by)
+        policy = self._by_name.get(approval.policy)
+        if policy is None:
+            reason = f"approved by {who}, but policy {approval.policy} is no longer loaded"
+            await tx.set_outcome(approval.decision_id, Outcome.FAILED, reason)
+            return Outcome.FAILED, None
+        held = self.gates.holding(policy.name)
+        if held is not None:
+            await tx.set_outcome(approval.decision_id, held, f"approved by {who} while {held}")
+            return held, None
+        stop = await limits(tx, policy, approval.target, now, self.gates, self.settings)
+        if stop is not None:
+            reason = f"approved by {who}, but {stop.reason}"
+            await tx.set_outcome(approval.decision_id, stop.outcome, reason)
+            return stop.outcome, None
+        params = await tx.approval_params(approval.id)
+        dry = self.gates.dry_run or policy.guards.dry_run
+        action_id = await tx.add_action(
+            approval.decision_id,
+            policy.name,
+            approval.action,
+            approval.target,
+            params,
+            dry_run=dry,
+            now=now,
+        )
+        if dry:
+            await tx.set_outcome(
+                approval.decision_id, Outcome.DRY_RUN, f"approved by {who}; dry run"
+            )
+            return Outcome.DRY_RUN, None
+        await tx.set_outcome(approval.decision_id, EXECUTING, f"approved by {who}")
+        return EXECUTING, (action_id, policy.name, approval.action, approval.target, params)
+
+    async def expire_approvals(self) -> None:
+        if self._pending_approvals <= 0:
+            return
+        now = self.clock()
+        expired = []
+        async with self.store.transaction() as tx:
+            for pending in await tx.expired_approvals(now):
+                done = approvals.expire(pending, now)
+                if done is None:
+                    continue
+                await tx.save_approval(done)
+                reason = f"no decision before {pending.expires_at.isoformat()} (approval_ttl)"
+                await tx.set_outcome(done.decision_id, Outcome.EXPIRED, reason)
+                expired.append(done)
+        self._settled(expired, "approval.expired")
+
+    async def probe_backends(self) -> None:
+        for action, executor in self.executors.items():
+            backend = action.split(".")[0]
+            reason = await executor.probe()
+            if reason != self.backends.get(backend, ""):
+                _log.info("backend.probed", backend=backend, up=reason is None, reason=reason)
+            self.backends[backend] = reason
+            self.metrics.backend_up.labels(backend).set(int(reason is None))
+
+
+_Submit = tuple[int, str, str, str, dict[str, str]]
+_APPROVAL_OUTCOME = {
+    approvals.ApprovalState.DENIED: Outcome.DENIED,
+    approvals.ApprovalState.EXPIRED: Outcome.EXPIRED,
+    approvals.ApprovalState.CANCELLED: Outcome.CANCELLED,
+}

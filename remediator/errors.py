@@ -1,0 +1,45 @@
+"""The exception hierarchy. A guard that stops an action is an outcome, never one of these."""
+
+from __future__ import annotations
+
+
+class RemediatorError(Exception):
+    """Base of every error the daemon raises on purpose."""
+
+
+class ConfigError(RemediatorError):
+    """The daemon config is invalid; the message names the key."""
+
+
+class PolicyError(RemediatorError):
+    """One or more policies are invalid; `problems` holds `FILE: policy NAME: field: message` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class IngestError(RemediatorError):
+    """A webhook request is rejected; `status` is the HTTP code to answer with."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class RenderError(RemediatorError):
+    """A policy template could not be rendered for one alert (missing label, empty result)."""
+
+
+class ActionError(RemediatorError):
+    """An action failed. Only `retryable` errors are retried: the request surely did nothing."""
+
+    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+class StoreError(RemediatorError):
+    """The state store is unavailable or refused a write; webhooks answer 503."""

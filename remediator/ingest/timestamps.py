@@ -1,0 +1,25 @@
+"""RFC3339 timestamps with nanoseconds, as Go writes them, kept exact for episode keys."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+_FRACTION = re.compile(
+    r"^(?P<head>[^.]+T\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)$"
+)
+GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def parse_rfc3339_ns(text: str) -> tuple[datetime, int]:
+    """(UTC datetime truncated to µs, exact Unix nanoseconds). ValueError if not RFC3339."""
+    found = _FRACTION.match(text.strip())
+    if found is None:
+        raise ValueError(f"not an RFC3339 timestamp: {text!r}")
+    zone = "+00:00" if found["zone"] == "Z" else found["zone"]
+    whole = datetime.fromisoformat(found["head"] + zone).astimezone(UTC)
+    digits = (found["frac"] or "")[:9].ljust(9, "0")
+    nanos = int(digits)
+    # Integer arithmetic: the same instant written in two time zones gives the same key.
+    unix_ns = (int((whole - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 10**9) + nanos
+    return whole.replace(microsecond=nanos // 1000), unix_ns

@@ -1,0 +1,85 @@
+"""The daemon's own Prometheus metrics, one per question an operator asks.
+
+Labels come only from bounded sets (policy names, outcomes, action types, sources),
+never from alert label values.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.alerts_received = Counter(
+            "remediator_alerts_received_total",
+            "Alerts received in webhooks, by sender and alert status.",
+            ["source", "status"],
+            registry=r,
+        )
+        self.decisions = Counter(
+            "remediator_decisions_total",
+            "Final decisions per policy and outcome (repeats count as deduplicated).",
+            ["policy", "outcome"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "remediator_actions_total",
+            "Actions carried out, by result (executed, failed, interrupted).",
+            ["policy", "action", "result"],
+            registry=r,
+        )
+        self.action_duration = Histogram(
+            "remediator_action_duration_seconds",
+            "Time from starting an action to its verified result.",
+            ["action"],
+            buckets=(0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600),
+            registry=r,
+        )
+        self.approvals_pending = Gauge(
+            "remediator_approvals_pending", "Approval requests waiting for a decision.", registry=r
+        )
+        self.webhook_duration = Histogram(
+            "remediator_webhook_request_duration_seconds",
+            "Time to answer a webhook, including the commit of its decisions.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.webhook_rejected = Counter(
+            "remediator_webhook_rejected_total",
+            "Webhook requests refused before any decision, by endpoint and HTTP status.",
+            ["endpoint", "code"],
+            registry=r,
+        )
+        self.policies_loaded = Gauge(
+            "remediator_policies_loaded", "Policies loaded and active.", registry=r
+        )
+        self.paused = Gauge(
+            "remediator_paused", "1 while the global kill switch is on.", registry=r
+        )
+        self.policy_tripped = Gauge(
+            "remediator_policy_tripped",
+            "1 while a policy's circuit breaker is open (reset with the API).",
+            ["policy"],
+            registry=r,
+        )
+        self.approval_decisions = Counter(
+            "remediator_approval_decisions_total",
+            "Approval requests settled, by decision (approved, denied, expired, cancelled).",
+            ["policy", "decision"],
+            registry=r,
+        )
+        self.approval_latency = Histogram(
+            "remediator_approval_latency_seconds",
+            "Time from an approval request to a human's decision.",
+            buckets=(5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600),
+            registry=r,
+        )
+        self.backend_up = Gauge(
+            "remediator_backend_up",
+            "1 when the last probe of an action backend (docker, ...) succeeded.",
+            ["backend"],
+            registry=r,
+        )

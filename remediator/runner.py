@@ -1,0 +1,145 @@
+"""Carries out committed actions in the background: slots, retries of transient errors,
+verification, the result record, and a bounded drain at shutdown.
+
+Nothing here decides whether to act; the pipeline did, durably, before anything is submitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from remediator import log
+from remediator.actions.base import ActionRequest, ActionResult, Executor
+from remediator.core.outcomes import Outcome
+from remediator.errors import ActionError, RemediatorError
+from remediator.metrics import Metrics
+from remediator.store.base import Store
+
+_log = log.get("remediator.runner")
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ActionError) and exc.retryable
+
+
+class Runner:
+    def __init__(
+        self,
+        store: Store,
+        executors: Mapping[str, Executor],
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        *,
+        max_concurrent: int,
+        on_unverified: Callable[[str, str], Awaitable[None]],
+        retry_attempts: int = 3,
+        retry_wait: float = 0.5,
+    ) -> None:
+        self._store = store
+        self._executors = executors
+        self._metrics = metrics
+        self._clock = clock
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._on_unverified = on_unverified
+        self._attempts = retry_attempts
+        self._wait = retry_wait
+        self._tasks: dict[int, tuple[ActionRequest, asyncio.Task[None]]] = {}
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, request: ActionRequest) -> None:
+        task = asyncio.create_task(self._run(request), name=f"action-{request.action_id}")
+        self._tasks[request.action_id] = (request, task)
+        task.add_done_callback(lambda _: self._tasks.pop(request.action_id, None))
+
+    async def _run(self, request: ActionRequest) -> None:
+        bound = _log.bind(
+            action_id=request.action_id,
+            policy=request.policy,
+            action=request.type,
+            target=request.target,
+        )
+        async with self._slots:  # max_concurrent_actions: later actions queue here
+            started = time.monotonic()
+            await self._store.start_action(request.action_id, self._clock())
+            bound.info("action.started")
+            outcome, reason, verified = await self._attempt(request)
+            duration = time.monotonic() - started
+            self._metrics.action_duration.labels(request.type).observe(duration)
+            self._metrics.actions.labels(request.policy, request.type, outcome).inc()
+            self._metrics.decisions.labels(request.policy, outcome).inc()
+            try:
+                await self._store.finish_action(request.action_id, outcome, reason, self._clock())
+            except RemediatorError as exc:
+                # Left `running`: the next start records it interrupted, so it is never lost.
+                bound.error("action.record_failed", error=str(exc))
+            event = "action.executed" if outcome == Outcome.EXECUTED else "action.failed"
+            bound.info(event, outcome=outcome, reason=reason, duration_seconds=round(duration, 3))
+            if not verified:
+                await self._on_unverified(request.policy, reason)
+
+    async def _attempt(self, request: ActionRequest) -> tuple[Outcome, str, bool]:
+        executor = self._executors.get(request.type)
+        if executor is None:
+            return Outcome.FAILED, f"no executor configured for {request.type}", True
+        try:
+            result: ActionResult | None = None
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_retryable),
+                stop=stop_after_attempt(self._attempts),
+                wait=wait_exponential(multiplier=self._wait, max=10),
+                reraise=True,
+            ):
+                with attempt:
+                    result = await executor.execute(request)
+        except ActionError as exc:
+            return Outcome.FAILED, exc.reason, True
+        except Exception as exc:  # noqa: BLE001  # an executor bug must end as `failed`, not vanish
+            _log.exception("action.crashed", action_id=request.action_id)
+            return Outcome.FAILED, f"executor error: {type(exc).__name__}: {exc}", True
+        assert result is not None  # noqa: S101  # AsyncRetrying ran at least once or raised
+        if result.ok:
+            return Outcome.EXECUTED, result.detail, True
+        return Outcome.FAILED, result.detail, result.verified
+
+    async def drain(self, timeout: timedelta) -> None:
+        """Let running actions finish within `timeout`; then cancel and record the rest."""
+        if not self._tasks:
+            return
+        running = dict(self._tasks)
+        _log.info("runner.draining", actions=len(running), timeout_seconds=timeout.total_seconds())
+        _, still = await asyncio.wait(
+            [task for _, task in running.values()], timeout=timeout.total_seconds()
+        )
+        if not still:
+            return
+        for task in still:
+            task.cancel()
+        await asyncio.wait(still)
+        ids = await self._store.interrupt_unfinished(self._clock())
+        for action_id in ids:
+            if action_id in running:
+                request = running[action_id][0]
+                self._metrics.actions.labels(
+                    request.policy, request.type, Outcome.INTERRUPTED
+                ).inc()
+                self._metrics.decisions.labels(request.policy, Outcome.INTERRUPTED).inc()
+        _log.warning("runner.drain_timeout", interrupted=ids)
+
+
+def request_for(
+    action_id: int,
+    policy: str,
+    action: str,
+    target: str,
+    params: Mapping[str, str],
+    verify_within: timedelta,
+) -> ActionRequest:
+    return ActionRequest(action_id, policy, action, target, dict(params), verify_within)

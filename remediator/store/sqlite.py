@@ -1,0 +1,471 @@
+"""SqliteStore: the embedded default store (aiosqlite, WAL, one writer connection).
+
+Every statement runs on one connection under one lock, so a transaction is never
+interleaved with another writer; the schema version lives in PRAGMA user_version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from remediator.core.alert import Alert
+from remediator.core.approval import Approval, ApprovalState
+from remediator.core.dedup import Claim
+from remediator.errors import StoreError
+from remediator.store.base import DecisionRecord, NewDecision
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE episodes (
+  episode TEXT PRIMARY KEY, source TEXT NOT NULL, fingerprint TEXT NOT NULL,
+  alertname TEXT NOT NULL, labels TEXT NOT NULL, starts_at TEXT NOT NULL,
+  first_seen TEXT NOT NULL, resolved_at TEXT
+);
+CREATE TABLE decisions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, policy TEXT NOT NULL,
+  source TEXT NOT NULL, alertname TEXT NOT NULL, fingerprint TEXT NOT NULL,
+  episode TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,
+  outcome TEXT NOT NULL, reason TEXT NOT NULL, approval_id TEXT, repeats INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE claims (
+  policy TEXT NOT NULL, episode TEXT NOT NULL, decision_id INTEGER NOT NULL,
+  outcome TEXT NOT NULL, provisional INTEGER NOT NULL, action TEXT NOT NULL,
+  target TEXT NOT NULL, dedup_decision_id INTEGER, PRIMARY KEY (policy, episode)
+);
+CREATE TABLE actions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id INTEGER NOT NULL, policy TEXT NOT NULL,
+  type TEXT NOT NULL, target TEXT NOT NULL, params TEXT NOT NULL, dry_run INTEGER NOT NULL,
+  state TEXT NOT NULL, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
+  reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX actions_policy_target ON actions (policy, target, created_at);
+CREATE INDEX actions_created ON actions (created_at);
+CREATE INDEX actions_state ON actions (state);
+CREATE TABLE approvals (
+  id TEXT PRIMARY KEY, decision_id INTEGER NOT NULL, policy TEXT NOT NULL, action TEXT NOT NULL,
+  target TEXT NOT NULL, params TEXT NOT NULL, episode TEXT NOT NULL, state TEXT NOT NULL,
+  requested_at TEXT NOT NULL, expires_at TEXT NOT NULL, required INTEGER NOT NULL,
+  approvers TEXT NOT NULL, approved_by TEXT NOT NULL, decided_by TEXT
+);
+CREATE INDEX approvals_episode ON approvals (episode, state);
+CREATE TABLE flags (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_UNFINISHED = ("pending", "running")
+
+
+def _ts(value: datetime) -> str:
+    # Fixed-width UTC text sorts like time, so range queries can compare strings.
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _approval(row: sqlite3.Row) -> Approval:
+    return Approval(
+        id=row["id"],
+        decision_id=row["decision_id"],
+        policy=row["policy"],
+        action=row["action"],
+        target=row["target"],
+        state=ApprovalState(row["state"]),
+        requested_at=_parse(row["requested_at"]),
+        expires_at=_parse(row["expires_at"]),
+        required=row["required"],
+        approvers=tuple(json.loads(row["approvers"])),
+        approved_by=tuple(json.loads(row["approved_by"])),
+        decided_by=row["decided_by"],
+    )
+
+
+class SqliteTransaction:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def _one(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
+        async with self.db.execute(sql, args) as cursor:
+            return await cursor.fetchone()
+
+    async def claim(self, policy: str, episode: str) -> Claim | None:
+        row = await self._one(
+            "SELECT decision_id, outcome, provisional, action, target, dedup_decision_id "
+            "FROM claims WHERE policy = ? AND episode = ?",
+            (policy, episode),
+        )
+        if row is None:
+            return None
+        return Claim(row[0], row[1], bool(row[2]), row[3], row[4], row[5])
+
+    async def put_claim(self, policy: str, episode: str, claim: Claim) -> None:
+        await self.db.execute(
+            "INSERT OR REPLACE INTO claims (policy, episode, decision_id, outcome, provisional, "
+            "action, target, dedup_decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                policy,
+                episode,
+                claim.decision_id,
+                claim.outcome,
+                int(claim.provisional),
+                claim.action,
+                claim.target,
+                claim.dedup_decision_id,
+            ),
+        )
+
+    async def add_decision(self, decision: NewDecision) -> int:
+        alert = decision.alert
+        cursor = await self.db.execute(
+            "INSERT INTO decisions (time, policy, source, alertname, fingerprint, episode, action, "
+            "target, outcome, reason, approval_id, repeats) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                _ts(decision.time),
+                decision.policy,
+                alert.source,
+                alert.name,
+                alert.fingerprint,
+                alert.episode,
+                decision.action,
+                decision.target,
+                decision.outcome,
+                decision.reason,
+                decision.approval_id,
+                decision.repeats,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def set_outcome(self, decision_id: int, outcome: str, reason: str) -> None:
+        await self.db.execute(
+            "UPDATE decisions SET outcome = ?, reason = ? WHERE id = ?",
+            (outcome, reason, decision_id),
+        )
+
+    async def add_action(
+        self,
+        decision_id: int,
+        policy: str,
+        action: str,
+        target: str,
+        params: Mapping[str, str],
+        *,
+        dry_run: bool,
+        now: datetime,
+    ) -> int:
+        cursor = await self.db.execute(
+            "INSERT INTO actions (decision_id, policy, type, target, params, dry_run, state, created_at) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (
+                decision_id,
+                policy,
+                action,
+                target,
+                json.dumps(dict(params)),
+                int(dry_run),
+                "dry_run" if dry_run else "pending",
+                _ts(now),
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def last_action_at(self, policy: str, target: str) -> datetime | None:
+        row = await self._one(
+            "SELECT max(created_at) FROM actions WHERE policy = ? AND target = ?", (policy, target)
+        )
+        return _parse(row[0]) if row and row[0] else None
+
+    async def count_actions(
+        self, since: datetime, *, policy: str | None, dry_run: bool | None
+    ) -> int:
+        sql = "SELECT count(*) FROM actions WHERE created_at > ?"
+        args: list[str | int] = [_ts(since)]
+        if policy is not None:
+            sql += " AND policy = ?"
+            args.append(policy)
+        if dry_run is not None:
+            sql += " AND dry_run = ?"
+            args.append(int(dry_run))
+        row = await self._one(sql, args)
+        return int(row[0]) if row else 0
+
+    async def note_episode(self, alert: Alert, now: datetime) -> None:
+        if alert.status == "firing":
+            await self.db.execute(
+                "INSERT INTO episodes (episode, source, fingerprint, alertname, labels, starts_at, "
+                "first_seen) VALUES (?,?,?,?,?,?,?) ON CONFLICT (episode) DO NOTHING",
+                (
+                    alert.episode,
+                    alert.source,
+                    alert.fingerprint,
+                    alert.name,
+                    json.dumps(dict(alert.labels), sort_keys=True),
+                    _ts(alert.starts_at),
+                    _ts(now),
+                ),
+            )
+        else:
+            await self.db.execute(
+                "INSERT INTO episodes (episode, source, fingerprint, alertname, labels, starts_at, "
+                "first_seen, resolved_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (episode) DO UPDATE "
+                "SET resolved_at = coalesce(episodes.resolved_at, excluded.resolved_at)",
+                (
+                    alert.episode,
+                    alert.source,
+                    alert.fingerprint,
+                    alert.name,
+                    json.dumps(dict(alert.labels), sort_keys=True),
+                    _ts(alert.starts_at),
+                    _ts(now),
+                    _ts(now),
+                ),
+            )
+
+    async def pending_approvals(self, episode: str) -> list[Approval]:
+        async with self.db.execute(
+            "SELECT * FROM approvals WHERE episode = ? AND state = 'pending'", (episode,)
+        ) as cursor:
+            return [_approval(row) for row in await cursor.fetchall()]
+
+    async def add_approval(
+        self, approval: Approval, episode: str, params: Mapping[str, str]
+    ) -> None:
+        await self.db.execute(
+            "INSERT INTO approvals (id, decision_id, policy, action, target, params, episode, state, "
+            "requested_at, expires_at, required, approvers, approved_by, decided_by) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                approval.id,
+                approval.decision_id,
+                approval.policy,
+                approval.action,
+                approval.target,
+                json.dumps(dict(params)),
+                episode,
+                approval.state.value,
+                _ts(approval.requested_at),
+                _ts(approval.expires_at),
+                approval.required,
+                json.dumps(list(approval.approvers)),
+                json.dumps(list(approval.approved_by)),
+                approval.decided_by,
+            ),
+        )
+
+    async def save_approval(self, approval: Approval) -> None:
+        await self.db.execute(
+            "UPDATE approvals SET state = ?, approved_by = ?, decided_by = ? WHERE id = ?",
+            (
+                approval.state.value,
+                json.dumps(list(approval.approved_by)),
+                approval.decided_by,
+                approval.id,
+            ),
+        )
+
+    async def approval(self, approval_id: str) -> Approval | None:
+        row = await self._one("SELECT * FROM approvals WHERE id = ?", (approval_id,))
+        return _approval(row) if row else None
+
+    async def approval_params(self, approval_id: str) -> dict[str, str]:
+        row = await self._one("SELECT params FROM approvals WHERE id = ?", (approval_id,))
+        return dict(json.loads(row[0])) if row else {}
+
+    async def expired_approvals(self, now: datetime) -> list[Approval]:
+        async with self.db.execute(
+            "SELECT * FROM approvals WHERE state = 'pending' AND expires_at <= ?", (_ts(now),)
+        ) as cursor:
+            return [_approval(row) for row in await cursor.fetchall()]
+
+
+class SqliteStore:
+    def __init__(self, path: str, *, busy_timeout_ms: int = 5000) -> None:
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        try:
+            self._db = await aiosqlite.connect(self._path, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            await self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            if self._path != ":memory:":
+                await self._db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a decision acknowledged to Alertmanager must survive power loss, not only a crash.
+            await self._db.execute("PRAGMA synchronous = FULL")
+            await self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            await self.close()
+            raise StoreError(f"cannot open SQLite state store {self._path}: {exc}") from None
+
+    async def _migrate(self) -> None:
+        db = self._conn()
+        async with db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"state store {self._path} has schema version {version}, newer than this "
+                f"remediator understands ({SCHEMA_VERSION}); refusing to touch it"
+            )
+        if version == 0:
+            await db.executescript(
+                f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
+
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("state store is not open")
+        return self._db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    async def ping(self) -> None:
+        try:
+            async with self._lock, self._conn().execute("SELECT 1") as cursor:
+                await cursor.fetchone()
+        except (sqlite3.Error, ValueError) as exc:
+            raise StoreError(f"state store unavailable: {exc}") from None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
+        async with self._lock:
+            db = self._conn()
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+            except (sqlite3.Error, ValueError) as exc:
+                raise StoreError(f"state store unavailable: {exc}") from None
+            try:
+                yield SqliteTransaction(db)
+                await db.execute("COMMIT")
+            except BaseException:
+                try:
+                    await db.execute("ROLLBACK")
+                except (sqlite3.Error, ValueError):
+                    pass  # the connection is gone; nothing was committed either way
+                raise
+
+    async def _write(self, sql: str, args: Sequence[Any]) -> None:
+        async with self.transaction() as tx:
+            await tx.db.execute(sql, args)
+
+    async def add_repeats(self, counts: Mapping[int, int]) -> None:
+        if not counts:
+            return
+        async with self.transaction() as tx:
+            await tx.db.executemany(
+                "UPDATE decisions SET repeats = repeats + ? WHERE id = ?",
+                [(n, decision_id) for decision_id, n in counts.items()],
+            )
+
+    async def start_action(self, action_id: int, now: datetime) -> None:
+        await self._write(
+            "UPDATE actions SET state = 'running', started_at = ? WHERE id = ?",
+            (_ts(now), action_id),
+        )
+
+    async def finish_action(self, action_id: int, outcome: str, reason: str, now: datetime) -> None:
+        async with self.transaction() as tx:
+            await tx.db.execute(
+                "UPDATE actions SET state = ?, finished_at = ?, reason = ? WHERE id = ?",
+                (outcome, _ts(now), reason, action_id),
+            )
+            await tx.db.execute(
+                "UPDATE decisions SET outcome = ?, reason = ? WHERE id = "
+                "(SELECT decision_id FROM actions WHERE id = ?)",
+                (outcome, reason, action_id),
+            )
+
+    async def interrupt_unfinished(self, now: datetime) -> list[int]:
+        async with self.transaction() as tx:
+            db = tx.db
+            async with db.execute(
+                "SELECT id, state FROM actions WHERE state IN (?, ?)", _UNFINISHED
+            ) as cursor:
+                rows = list(await cursor.fetchall())
+            for action_id, state in rows:
+                reason = f"the daemon stopped while this action was {state}; not re-run"
+                await db.execute(
+                    "UPDATE actions SET state = 'interrupted', finished_at = ?, reason = ? WHERE id = ?",
+                    (_ts(now), reason, action_id),
+                )
+                await db.execute(
+                    "UPDATE decisions SET outcome = 'interrupted', reason = ? WHERE id = "
+                    "(SELECT decision_id FROM actions WHERE id = ?)",
+                    (reason, action_id),
+                )
+        return [row[0] for row in rows]
+
+    async def decisions(self, limit: int) -> list[DecisionRecord]:
+        async with (
+            self._lock,
+            self._conn().execute(
+                "SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (limit,)
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [
+            DecisionRecord(
+                id=r["id"],
+                time=_parse(r["time"]),
+                policy=r["policy"],
+                source=r["source"],
+                alertname=r["alertname"],
+                fingerprint=r["fingerprint"],
+                episode=r["episode"],
+                action=r["action"],
+                target=r["target"],
+                outcome=r["outcome"],
+                reason=r["reason"],
+                approval_id=r["approval_id"],
+                repeats=r["repeats"],
+            )
+            for r in rows
+        ]
+
+    async def approvals(self, *, pending_only: bool) -> list[Approval]:
+        sql = "SELECT * FROM approvals"
+        if pending_only:
+            sql += " WHERE state = 'pending'"
+        async with self._lock, self._conn().execute(sql + " ORDER BY requested_at") as cursor:
+            return [_approval(row) for row in await cursor.fetchall()]
+
+    async def get_flag(self, name: str) -> str | None:
+        async with (
+            self._lock,
+            self._conn().execute("SELECT value FROM flags WHERE name = ?", (name,)) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return str(row[0]) if row else None
+
+    async def set_flag(self, name: str, value: str | None) -> None:
+        if value is None:
+            await self._write("DELETE FROM flags WHERE name = ?", (name,))
+        else:
+            await self._write(
+                "INSERT INTO flags (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+
+    async def flags(self, prefix: str) -> list[tuple[str, str]]:
+        async with (
+            self._lock,
+            self._conn().execute(
+                "SELECT name, value FROM flags WHERE name LIKE ? ORDER BY name", (prefix + "%",)
+            ) as cursor,
+        ):
+            return [(r[0], r[1]) for r in await cursor.fetchall()]

@@ -1,0 +1,1 @@
+"""HTTP edge: aiohttp routes and request authentication."""

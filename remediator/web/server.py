@@ -1,0 +1,223 @@
+"""aiohttp routes: webhooks, the /api/v1 audit and control API, metrics and health.
+
+Handlers translate HTTP to engine calls and errors to status codes; no decisions here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from remediator import log
+from remediator.config import Config
+from remediator.core.alert import Alert
+from remediator.core.approval import ApprovalRefused
+from remediator.engine import Engine
+from remediator.errors import IngestError, StoreError
+from remediator.ingest.alertmanager import parse_alertmanager
+from remediator.web import auth
+
+_log = log.get("remediator.web")
+ENGINE = web.AppKey("engine", Engine)
+CONFIG = web.AppKey("config", Config)
+STATE = web.AppKey("state", dict[str, bool])
+
+
+def _error(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+def _webhook(
+    endpoint: str,
+    authorized: Callable[[web.Request, Config], bool],
+    parse: Callable[[bytes], list[Alert]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        engine, config = request.app[ENGINE], request.app[CONFIG]
+        started = time.perf_counter()
+        try:
+            if request.app[STATE]["draining"]:
+                raise IngestError(503, "shutting down: not taking webhooks; retry another replica")
+            if not authorized(request, config):
+                raise IngestError(401, "missing or wrong credentials")
+            if (request.content_length or 0) > config.max_body_bytes:
+                raise IngestError(413, f"body larger than max_body_bytes ({config.max_body_bytes})")
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise IngestError(
+                    413, f"body larger than max_body_bytes ({config.max_body_bytes})"
+                ) from None
+            alerts = parse(body)
+            decided = await engine.ingest(alerts)
+        except IngestError as exc:
+            engine.metrics.webhook_rejected.labels(endpoint, str(exc.status)).inc()
+            _log.warning(
+                "webhook.rejected",
+                endpoint=endpoint,
+                status=exc.status,
+                reason=exc.reason,
+                remote=request.remote,
+            )
+            return _error(exc.status, exc.reason)
+        except StoreError as exc:
+            engine.metrics.webhook_rejected.labels(endpoint, "503").inc()
+            _log.error("webhook.store_unavailable", endpoint=endpoint, error=str(exc))
+            return _error(503, "state store unavailable; nothing was decided, please retry")
+        finally:
+            engine.metrics.webhook_duration.labels(endpoint).observe(time.perf_counter() - started)
+        return web.json_response(
+            {"alerts": len(alerts), "decisions": [v.to_api() for v in decided.verdicts]}
+        )
+
+    return handle
+
+
+def _am_auth(request: web.Request, config: Config) -> bool:
+    return auth.alertmanager_ok(request.headers.get("Authorization"), config.auth.alertmanager)
+
+
+def _api_write(
+    handler: Callable[[web.Request], Awaitable[web.Response]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def guarded(request: web.Request) -> web.Response:
+        if not auth.api_ok(request.headers.get("Authorization"), request.app[CONFIG].auth.api):
+            return _error(401, "missing or wrong API bearer token")
+        try:
+            return await handler(request)
+        except StoreError as exc:
+            _log.error("api.store_unavailable", path=request.path, error=str(exc))
+            return _error(503, "state store unavailable")
+
+    return guarded
+
+
+async def decisions(request: web.Request) -> web.Response:
+    raw = request.query.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        return _error(400, "limit must be an integer from 1 to 10000")
+    records = await request.app[ENGINE].store.decisions(int(raw))
+    return web.json_response({"decisions": [r.to_api() for r in records]})
+
+
+async def approvals_list(request: web.Request) -> web.Response:
+    pending = await request.app[ENGINE].store.approvals(pending_only=True)
+    return web.json_response(
+        {
+            "approvals": [
+                {
+                    "id": a.id,
+                    "policy": a.policy,
+                    "action": a.action,
+                    "target": a.target,
+                    "state": a.state.value,
+                    "requested_at": a.requested_at.isoformat(),
+                    "expires_at": a.expires_at.isoformat(),
+                    "approved_by": list(a.approved_by),
+                    "required": a.required,
+                }
+                for a in pending
+            ]
+        }
+    )
+
+
+async def _approval(request: web.Request, *, approve: bool) -> web.Response:
+    try:
+        body: Any = await request.json() if request.can_read_body else {}
+    except ValueError:
+        return _error(400, 'body must be JSON such as {"by": "alice"}')
+    who = body.get("by") if isinstance(body, dict) else None
+    if not isinstance(who, str) or not who.strip():
+        return _error(400, 'body must name who decides: {"by": "alice"}')
+    try:
+        result = await request.app[ENGINE].decide_approval(
+            request.match_info["id"], who.strip(), approve=approve
+        )
+    except ApprovalRefused as exc:
+        return _error(409 if exc.conflict else 403, exc.reason)
+    if result is None:
+        return _error(404, "no such approval")
+    return web.json_response(
+        {"id": result.id, "state": result.state.value, "approved_by": list(result.approved_by)}
+    )
+
+
+async def approve(request: web.Request) -> web.Response:
+    return await _approval(request, approve=True)
+
+
+async def deny(request: web.Request) -> web.Response:
+    return await _approval(request, approve=False)
+
+
+async def pause(request: web.Request) -> web.Response:
+    await request.app[ENGINE].set_paused(True)
+    return web.json_response({"paused": True})
+
+
+async def resume(request: web.Request) -> web.Response:
+    await request.app[ENGINE].set_paused(False)
+    return web.json_response({"paused": False})
+
+
+async def reset(request: web.Request) -> web.Response:
+    if not await request.app[ENGINE].reset(request.match_info["name"]):
+        return _error(404, "no such policy")
+    return web.json_response({"policy": request.match_info["name"], "tripped": False})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[ENGINE].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    backends = {
+        name: ("ok" if reason is None else reason) for name, reason in engine.backends.items()
+    }
+    return web.json_response(
+        {
+            "status": "ok",
+            "paused": engine.gates.paused,
+            "tripped": sorted(engine.gates.tripped),
+            "running_actions": engine.runner.running,
+            "backends": backends,
+        }
+    )
+
+
+async def readyz(request: web.Request) -> web.Response:
+    if request.app[STATE]["draining"]:
+        return _error(503, "shutting down")
+    try:
+        await request.app[ENGINE].store.ping()
+    except StoreError as exc:
+        return _error(503, str(exc))
+    return web.json_response({"status": "ready", "policies": len(request.app[ENGINE].policies)})
+
+
+def build_app(engine: Engine, config: Config) -> web.Application:
+    app = web.Application(client_max_size=config.max_body_bytes)
+    app[ENGINE] = engine
+    app[CONFIG] = config
+    app[STATE] = {"draining": False}
+    app.router.add_post(
+        "/webhook/alertmanager", _webhook("alertmanager", _am_auth, parse_alertmanager)
+    )
+    app.router.add_get("/api/v1/decisions", decisions)
+    app.router.add_get("/api/v1/approvals", approvals_list)
+    app.router.add_post("/api/v1/approvals/{id}/approve", _api_write(approve))
+    app.router.add_post("/api/v1/approvals/{id}/deny", _api_write(deny))
+    app.router.add_post("/api/v1/pause", _api_write(pause))
+    app.router.add_post("/api/v1/resume", _api_write(resume))
+    app.router.add_post("/api/v1/policies/{name}/reset", _api_write(reset))
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
