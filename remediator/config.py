@@ -247,7 +247,7 @@ def parse_config(
     try:
         raw = yamlstrict.load(text)
     except Exception as exc:  # noqa: BLE001  # every YAML error becomes one ConfigError
-        raise ConfigError(f"{filename}: yaml: {' '.join(str(exc).split())}") from None
+        raise ConfigError(f"{filename}: yaml: {yamlstrict.describe(exc)}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

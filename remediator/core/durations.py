@@ -37,12 +37,12 @@ def parse_duration(text: str) -> timedelta:
 
 def format_duration(delta: timedelta) -> str:
     """The shortest Prometheus-style spelling of `delta` (for messages and the API)."""
-    ms = int(delta.total_seconds() * 1000)
+    ms = delta // timedelta(milliseconds=1)
     if ms == 0:
         return "0s"
     parts = []
     for unit in ("w", "d", "h", "m", "s", "ms"):
-        size = int(_UNITS[unit].total_seconds() * 1000)
+        size = _UNITS[unit] // timedelta(milliseconds=1)
         if ms >= size:
             parts.append(f"{ms // size}{unit}")
             ms %= size

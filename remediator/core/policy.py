@@ -227,7 +227,7 @@ def parse_policies(text: str, filename: str) -> tuple[list[Policy], list[str]]:
     try:
         documents = [d for d in yamlstrict.load_all(text) if d is not None]
     except Exception as exc:  # noqa: BLE001  # any YAML error is one reported problem
-        return [], [f"{filename}: policy ?: yaml: {' '.join(str(exc).split())}"]
+        return [], [f"{filename}: policy ?: yaml: {yamlstrict.describe(exc)}"]
     for index, document in enumerate(documents, start=1):
         label = f"#{index}"
         if isinstance(document, dict) and isinstance(document.get("name"), str):

@@ -35,5 +35,10 @@ def load_all(text: str) -> Iterator[Any]:
     return yaml.load_all(text, Loader=_StrictLoader)  # _StrictLoader is a SafeLoader
 
 
+def describe(exc: Exception) -> str:
+    """One line for a YAML error, without PyYAML's `in "<unicode string>"` noise."""
+    return " ".join(str(exc).replace(' in "<unicode string>",', " at").split())
+
+
 def load(text: str) -> Any:
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506  # _StrictLoader is a SafeLoader

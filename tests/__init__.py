@@ -1,0 +1,1 @@
+"""remediator's tests: unit (pure core), integration (adapters vs real components), e2e."""

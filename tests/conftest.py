@@ -1,0 +1,42 @@
+"""Shared fixtures: real components (dockerd, Alertmanager), the daemon, and leak checks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = [
+    "tests.fixtures.docker_engine",
+    "tests.fixtures.alertmanager",
+    "tests.fixtures.daemon",
+]
+
+# Real webhook bodies (see corpus/SOURCES.md), kept in the repo so a fresh clone has them.
+CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+def _children() -> set[int]:
+    me = str(os.getpid())
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me and fields[0] != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    """Fails a test that leaves a child process running (session fixtures start before this)."""
+    before = _children()
+    yield
+    leaked = _children() - before
+    assert not leaked, f"test leaked child processes: {sorted(leaked)}"

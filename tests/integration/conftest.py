@@ -1,0 +1,116 @@
+"""The daemon's web app in-process over a real SQLite store, for HTTP-level integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from remediator.actions.base import Executor
+from remediator.config import Config, parse_config
+from remediator.engine import Engine
+from remediator.metrics import Metrics
+from remediator.pipeline import Settings
+from remediator.policy_files import load_policies
+from remediator.store.sqlite import SqliteStore
+from remediator.web.server import build_app
+
+AM_TOKEN = "am-token-abcdef"
+API_TOKEN = "api-token-123456"
+AUTH = {"Authorization": f"Bearer {AM_TOKEN}"}
+API = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@dataclass
+class Harness:
+    client: TestClient
+    engine: Engine
+    config: Config
+
+    async def post(self, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        resp = await self.client.post("/webhook/alertmanager", data=data, headers=AUTH if headers is None else headers)
+        payload = await resp.json() if resp.content_type == "application/json" else await resp.text()
+        return resp.status, payload
+
+    async def decisions(self) -> list[dict[str, Any]]:
+        await self.engine.flush_repeats()
+        resp = await self.client.get("/api/v1/decisions?limit=1000")
+        assert resp.status == 200
+        body = await resp.json()
+        return list(reversed(body["decisions"]))  # oldest first reads better in tests
+
+    async def outcomes(self) -> list[str]:
+        return [d["outcome"] for d in await self.decisions()]
+
+    async def api(self, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        resp = await self.client.post(path, json=body, headers=API if headers is None else headers)
+        return resp.status, await resp.json()
+
+    async def wait_outcome(self, decision_id: int, outcomes: set[str], timeout: float = 30) -> dict[str, Any]:
+        """Wait (deadline, not sleep-and-hope) for a decision to reach one of `outcomes`."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            found = {d["id"]: d for d in await self.decisions()}
+            if decision_id in found and found[decision_id]["outcome"] in outcomes:
+                return found[decision_id]
+            if asyncio.get_running_loop().time() > deadline:
+                pytest.fail(f"decision {decision_id} never reached {outcomes}: {found.get(decision_id)}")
+            await asyncio.sleep(0.05)
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.engine.metrics.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+
+HarnessFactory = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
+    made: list[tuple[TestClient, Engine, SqliteStore]] = []
+
+    async def make(
+        policies: str,
+        config: str = "",
+        executors: dict[str, Executor] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Harness:
+        folder = tmp_path / f"h{len(made)}"
+        (folder / "policies").mkdir(parents=True)
+        (folder / "policies" / "p.yaml").write_text(policies)
+        base = f"auth: {{alertmanager: {{bearer_token: {AM_TOKEN}}}, api: {{bearer_token: {API_TOKEN}}}}}\n"
+        text = config if config.lstrip().startswith("auth:") or "\nauth:" in config else base + config
+        cfg = parse_config(text, "test.yaml", {}, folder)
+        store = SqliteStore(str(folder / "state.db"))
+        await store.open()
+        engine = Engine(
+            policies=load_policies(cfg.policy_paths()),
+            store=store,
+            executors=executors or {},
+            metrics=Metrics(),
+            clock=clock or (lambda: datetime.now(UTC)),
+            settings=Settings(cfg.limits.global_rate, cfg.limits.approval_ttl, cfg.slack.approvers),
+            dry_run=cfg.dry_run,
+            max_concurrent=cfg.limits.max_concurrent_actions,
+        )
+        await engine.start()
+        client = TestClient(TestServer(build_app(engine, cfg)))
+        await client.start_server()
+        made.append((client, engine, store))
+        return Harness(client, engine, cfg)
+
+    yield make
+    for client, engine, store in made:
+        await client.close()
+        await engine.stop(timedelta(seconds=10))
+        await store.close()
+    leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert not leftover, f"tasks left running: {leftover}"

@@ -1,0 +1,104 @@
+"""Daemon config: SPEC defaults, ${ENV} substitution, *_file secrets, unknown keys rejected."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from remediator.config import Config, load_config, parse_config
+from remediator.errors import ConfigError
+
+
+def test_defaults_match_spec() -> None:
+    config = Config()
+    assert config.listen == "127.0.0.1:9595"
+    assert config.state == "sqlite:///./remediator.db"
+    assert config.policies == ("./policies",)
+    assert config.dry_run is False
+    assert config.max_body_bytes == 1_048_576
+    assert config.auth.alertmanager is None
+    assert config.docker.url == "unix:///var/run/docker.sock"
+    assert config.kubernetes.protected_namespaces == ("kube-system",)
+    assert config.prometheus.url == "http://127.0.0.1:9090"
+    assert config.slack.api_url == "https://slack.com/api/"
+    assert config.limits.max_concurrent_actions == 4
+    assert str(config.limits.global_rate) == "30/1h"
+    assert config.limits.approval_ttl == timedelta(minutes=15)
+
+
+def test_spec_sample_config_loads(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("s3cret-pw\n")
+    text = """
+listen: "0.0.0.0:9595"
+state: "sqlite:///./state.db"
+policies: ["./policies"]
+dry_run: true
+max_body_bytes: 65536
+auth:
+  alertmanager: {basic: {username: am, password_file: pw}}
+  datadog: {header: "X-Remediator-Token", token: "${DD_TOKEN}"}
+  api: {bearer_token: "${API_TOKEN}"}
+slack:
+  bot_token: "${SLACK_BOT_TOKEN}"
+  signing_secret: "${SLACK_SIGNING_SECRET}"
+  channel: "C0123456"
+  approvers: ["U111", "U222"]
+  api_url: "http://127.0.0.1:1/api/"
+docker: {url: "unix:///var/run/docker.sock"}
+kubernetes: {kubeconfig: null, context: null, protected_namespaces: ["kube-system"]}
+prometheus: {url: "http://127.0.0.1:9090"}
+limits: {max_concurrent_actions: 2, global_rate: "10/1h", approval_ttl: "5m"}
+"""
+    env = {"DD_TOKEN": "dd-tok", "API_TOKEN": "api-tok", "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "sig"}
+    config = parse_config(text, "r.yaml", env, tmp_path)
+    assert config.auth.alertmanager is not None and config.auth.alertmanager.basic is not None
+    assert config.auth.alertmanager.basic.password.get_secret_value() == "s3cret-pw"  # trimmed
+    assert config.auth.api is not None and config.auth.api.bearer_token.get_secret_value() == "api-tok"
+    assert config.limits.approval_ttl == timedelta(minutes=5)
+    assert config.state_target().path == str(tmp_path / "state.db")
+    assert config.policy_paths() == [tmp_path / "policies"]
+    assert set(config.secrets()) == {"s3cret-pw", "dd-tok", "api-tok", "xoxb-1", "sig"}
+    assert "s3cret-pw" not in repr(config) and "api-tok" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        ("listn: x", {}, "c.yaml: listn: Extra inputs are not permitted"),
+        ("auth: {alertmanager: {bearer_token: '${NOPE}'}}", {}, "c.yaml: auth.alertmanager.bearer_token: environment variable NOPE is not set"),
+        ("auth: {alertmanager: {}}", {}, "c.yaml: auth.alertmanager: set exactly one of bearer_token or basic"),
+        ("auth: {alertmanager: {bearer_token: ''}}", {}, "bearer_token is empty"),
+        ("auth: {alertmanager: {bearer_token: a, bearer_token_file: b}}", {}, "set either bearer_token or bearer_token_file"),
+        ("auth: {alertmanager: {bearer_token_file: /nonexistent/x}}", {}, "cannot read /nonexistent/x"),
+        ("auth: {alertmanager: {bearer_tokn_file: x}}", {}, "auth.alertmanager.bearer_tokn_file: Extra inputs are not permitted"),
+        ("state: postgresql://u:p@h/db", {}, "c.yaml: state: the PostgreSQL state store is not available"),
+        ("state: mysql://x", {}, "unsupported state URL scheme 'mysql'"),
+        ("listen: localhost", {}, "c.yaml: listen: listen must be HOST:PORT"),
+        ("limits: {global_rate: lots}", {}, "c.yaml: limits.global_rate: invalid rate 'lots'"),
+        ("limits: {max_concurrent_actions: 0}", {}, "limits.max_concurrent_actions"),
+        ("dry_run: maybe", {}, "c.yaml: dry_run:"),
+        ("- a list", {}, "c.yaml: (config): expected a mapping"),
+        ("a: 1\na: 2", {}, "c.yaml: yaml: duplicate key 'a' at line 2, column 1"),
+    ],
+)
+def test_config_errors_name_the_key(text: str, env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "c.yaml", env, Path("/nonexistent"))
+    assert expected in str(caught.value)
+
+
+def test_env_default_syntax() -> None:
+    config = parse_config("listen: '127.0.0.1:${PORT:-9999}'", "c.yaml", {})
+    assert config.listen == "127.0.0.1:9999"
+
+
+def test_no_config_file_means_builtin_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_config(None) == Config()
+
+
+def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "absent.yaml")

@@ -1,0 +1,63 @@
+"""Durations and rates as policies and config spell them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from remediator.core.durations import Rate, format_duration, parse_duration, parse_rate
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("10s", timedelta(seconds=10)),
+        ("5m", timedelta(minutes=5)),
+        ("1h30m", timedelta(hours=1, minutes=30)),
+        ("250ms", timedelta(milliseconds=250)),
+        ("2d", timedelta(days=2)),
+        ("1w", timedelta(weeks=1)),
+        (" 15m ", timedelta(minutes=15)),
+        ("0s", timedelta(0)),
+    ],
+)
+def test_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "10", "5 minutes", "1.5h", "30m1h", "-5m", "m", "1x"])
+def test_invalid_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("3/1h", Rate(3, timedelta(hours=1))),
+        ("30/1h", Rate(30, timedelta(hours=1))),
+        ("0/5m", Rate(0, timedelta(minutes=5))),
+        (" 10 / 10m ", Rate(10, timedelta(minutes=10))),
+    ],
+)
+def test_rates(text: str, expected: Rate) -> None:
+    assert parse_rate(text) == expected
+
+
+@pytest.mark.parametrize("text", ["3", "3/", "/1h", "x/1h", "3/0s", "3/1 hour", "-1/1h"])
+def test_invalid_rates(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid"):
+        parse_rate(text)
+
+
+@given(st.integers(min_value=0, max_value=10**9))
+def test_format_round_trips(ms: int) -> None:
+    delta = timedelta(milliseconds=ms)
+    assert parse_duration(format_duration(delta)) == delta
+
+
+def test_rate_prints_as_written() -> None:
+    assert str(parse_rate("3/1h")) == "3/1h"
