@@ -79,7 +79,8 @@ class Engine:
             on_unverified=self.trip,
         )
         self._claims: BoundedCache[tuple[str, str], Claim] = BoundedCache(cache_size)
-        self._episodes: BoundedCache[tuple[str, str], bool] = BoundedCache(cache_size)
+        # (episode, status) -> (labels, matching policies) once the store has seen it
+        self._episodes: BoundedCache[tuple[str, str], _Seen] = BoundedCache(cache_size)
         self._repeats: dict[int, int] = {}
         self._pending_approvals = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -125,6 +126,8 @@ class Engine:
             await self.flush_repeats()
         except StoreError as exc:
             _log.error("repeats.flush_failed", error=str(exc))
+        for executor in self.executors.values():
+            await executor.close()
 
     async def _every(self, seconds: float, job: Callable[[], object]) -> None:
         while True:
@@ -143,14 +146,15 @@ class Engine:
     async def ingest(self, alerts: Sequence[Alert]) -> Decided:
         """Decide every alert; returns only after the decisions are committed."""
         for alert in alerts:
-            self.metrics.alerts_received.labels(alert.source, alert.status).inc()
+            self.metrics.received(alert.source, alert.status).inc()
         decided = self._known_repeats(alerts)
         if decided is None:
             now = self.clock()
             async with self.store.transaction() as tx:
                 decided = await decide(alerts, self.policies, tx, now, self.gates, self.settings)
             for alert in alerts:
-                self._episodes.put((alert.episode, alert.status), True)
+                seen = (alert.labels, tuple(matching(self.policies, alert)))
+                self._episodes.put((alert.episode, alert.status), seen)
         self._apply(decided)
         return decided
 
@@ -158,9 +162,12 @@ class Engine:
         """Every alert a repeat of a settled episode: answer without touching the store."""
         decided = Decided()
         for alert in alerts:
-            if self._episodes.get((alert.episode, alert.status)) is None:
+            seen = self._episodes.get((alert.episode, alert.status))
+            # Same labels: the matching set cannot differ (a sender reusing a fingerprint
+            # for other labels falls through to the full pipeline).
+            if seen is None or seen[0] != alert.labels:
                 return None
-            for policy in matching(self.policies, alert):
+            for policy in seen[1]:
                 claim = self._claims.get((policy.name, alert.episode))
                 verdict = (
                     None if claim is None else repeat_verdict(claim, policy.name, alert, self.gates)
@@ -178,7 +185,7 @@ class Engine:
             self._repeats[decision_id] = self._repeats.get(decision_id, 0) + count
         for verdict in decided.verdicts:
             if verdict.outcome != EXECUTING:
-                self.metrics.decisions.labels(verdict.policy, verdict.outcome).inc()
+                self.metrics.decided(verdict.policy, verdict.outcome).inc()
             if verdict.new:
                 _log.info(
                     "decision.recorded",
@@ -367,6 +374,7 @@ class Engine:
 
 
 _Submit = tuple[int, str, str, str, dict[str, str]]
+_Seen = tuple[Mapping[str, str], tuple[Policy, ...]]
 _APPROVAL_OUTCOME = {
     approvals.ApprovalState.DENIED: Outcome.DENIED,
     approvals.ApprovalState.EXPIRED: Outcome.EXPIRED,

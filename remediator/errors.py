@@ -12,7 +12,7 @@ class ConfigError(RemediatorError):
 
 
 class PolicyError(RemediatorError):
-    """One or more policies are invalid; `problems` holds `FILE: policy NAME: field: message` lines."""
+    """Policies are invalid; `problems` holds `FILE: policy NAME: field: message` lines."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))

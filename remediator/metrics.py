@@ -6,6 +6,8 @@ never from alert label values.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -83,3 +85,22 @@ class Metrics:
             ["backend"],
             registry=r,
         )
+
+        # labels() costs a lock and a tuple hash per call; the hot path keeps its children.
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def received(self, source: str, status: str) -> Counter:
+        return self._child(self.alerts_received, "received", source, status)  # type: ignore[no-any-return]
+
+    def decided(self, policy: str, outcome: str) -> Counter:
+        return self._child(self.decisions, "decided", policy, outcome)  # type: ignore[no-any-return]
+
+    def webhook_timer(self, endpoint: str) -> Histogram:
+        return self._child(self.webhook_duration, "webhook", endpoint)  # type: ignore[no-any-return]
+
+    def _child(self, metric: Any, kind: str, *labels: str) -> Any:
+        key = (kind, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child

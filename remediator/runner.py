@@ -109,14 +109,14 @@ class Runner:
             return Outcome.EXECUTED, result.detail, True
         return Outcome.FAILED, result.detail, result.verified
 
-    async def drain(self, timeout: timedelta) -> None:
-        """Let running actions finish within `timeout`; then cancel and record the rest."""
+    async def drain(self, within: timedelta) -> None:
+        """Let running actions finish `within` the bound; then cancel and record the rest."""
         if not self._tasks:
             return
         running = dict(self._tasks)
-        _log.info("runner.draining", actions=len(running), timeout_seconds=timeout.total_seconds())
+        _log.info("runner.draining", actions=len(running), timeout_seconds=within.total_seconds())
         _, still = await asyncio.wait(
-            [task for _, task in running.values()], timeout=timeout.total_seconds()
+            [task for _, task in running.values()], timeout=within.total_seconds()
         )
         if not still:
             return

@@ -15,15 +15,11 @@ from remediator.core.dedup import Seen, classify
 from remediator.core.job import Job, build_job
 from remediator.core.limits import cooldown_reason, rate_reason
 from remediator.core.policy import Policy
-from remediator.errors import RenderError
 from remediator.engine import PAUSED_FLAG, TRIPPED_PREFIX
-from remediator.pipeline import Gates, Settings, needs_approval, decide, matching
+from remediator.errors import RenderError
+from remediator.pipeline import Gates, Settings, decide, matching, needs_approval
 from remediator.store.base import Store, Transaction
 from remediator.store.sqlite import SqliteStore
-
-
-class _Rollback(Exception):  # noqa: N818  # control flow: undo the simulated writes
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +79,16 @@ async def _guards(
     return job, out
 
 
-async def simulate(
-    config: Config, policies: list[Policy], alerts: list[Alert], now: datetime
-) -> list[dict[str, Any]]:
+def state_path(config: Config) -> str:
+    """The store to read; with no state yet, an empty in-memory one rather than a new file."""
     target = config.state_target()
-    # No state yet: simulate against an empty in-memory store rather than create a file.
-    path = target.path if target.path == ":memory:" or Path(target.path).exists() else ":memory:"
+    return target.path if target.path == ":memory:" or Path(target.path).exists() else ":memory:"
+
+
+async def simulate(
+    config: Config, policies: list[Policy], alerts: list[Alert], now: datetime, path: str
+) -> list[dict[str, Any]]:
+    """Run against the store at `path` in a transaction that is rolled back."""
     store: Store = SqliteStore(path)
     await store.open()
     try:
@@ -101,37 +101,32 @@ async def simulate(
             config.limits.global_rate, config.limits.approval_ttl, config.slack.approvers
         )
         report: list[dict[str, Any]] = []
-        try:
-            async with store.transaction() as tx:
-                for alert in alerts:
-                    entry: dict[str, Any] = {
-                        "alertname": alert.name,
-                        "status": alert.status,
-                        "fingerprint": alert.fingerprint,
-                        "episode": alert.episode,
-                        "labels": dict(alert.labels),
-                        "policies": [],
-                    }
-                    for policy in matching(policies, alert):
-                        job, guards = await _guards(tx, alert, policy, now, gates, settings)
-                        entry["policies"].append(
-                            {
-                                "policy": policy.name,
-                                "action": policy.action.type,
-                                "target": job.target if job else "",
-                                "params": dict(job.params) if job else {},
-                                "guards": [
-                                    {"guard": g.guard, "ok": g.ok, "detail": g.detail}
-                                    for g in guards
-                                ],
-                            }
-                        )
-                    report.append(entry)
-                # The authoritative outcome, alert by alert, exactly as the daemon would decide.
-                decided = await decide(alerts, policies, tx, now, gates, settings)
-                raise _Rollback
-        except _Rollback:
-            pass
+        async with store.transaction(commit=False) as tx:
+            for alert in alerts:
+                entry: dict[str, Any] = {
+                    "alertname": alert.name,
+                    "status": alert.status,
+                    "fingerprint": alert.fingerprint,
+                    "episode": alert.episode,
+                    "labels": dict(alert.labels),
+                    "policies": [],
+                }
+                for policy in matching(policies, alert):
+                    job, guards = await _guards(tx, alert, policy, now, gates, settings)
+                    entry["policies"].append(
+                        {
+                            "policy": policy.name,
+                            "action": policy.action.type,
+                            "target": job.target if job else "",
+                            "params": dict(job.params) if job else {},
+                            "guards": [
+                                {"guard": g.guard, "ok": g.ok, "detail": g.detail} for g in guards
+                            ],
+                        }
+                    )
+                report.append(entry)
+            # The authoritative outcome, alert by alert, exactly as the daemon would decide.
+            decided = await decide(alerts, policies, tx, now, gates, settings)
         outcomes = iter(decided.verdicts)
         for entry in report:
             for item in entry["policies"]:

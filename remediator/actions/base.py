@@ -46,3 +46,7 @@ class Executor(Protocol):
     async def probe(self) -> str | None:
         """None when the backend is reachable, else a short reason for /healthz."""
         ...
+
+    async def close(self) -> None:
+        """Release connections; called once at shutdown after the drain."""
+        ...

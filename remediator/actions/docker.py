@@ -20,6 +20,7 @@ import requests.exceptions
 import urllib3.exceptions
 
 from remediator.actions.base import ActionRequest, ActionResult
+from remediator.actions.blocking import run_blocking
 from remediator.core.durations import format_duration, parse_duration
 from remediator.errors import ActionError
 
@@ -281,13 +282,13 @@ class DockerExecutor:
         if request.type != ACTION_TYPE:
             raise ActionError(f"DockerExecutor cannot run action type {request.type!r}")
         target = _parse_params(request.params)
-        client, found = await asyncio.to_thread(self._lookup, target)
+        client, found = await run_blocking(self._lookup, target)
         sent_at = await self._restart_all(client, found)
         return await self._verify(client, target, found, sent_at, request.verify_within)
 
     async def probe(self) -> str | None:
         try:
-            answered = await asyncio.to_thread(self._ping)
+            answered = await run_blocking(self._ping)
         except Exception as exc:  # noqa: BLE001 - /healthz reports every failure as text
             failure = _transport_failure(exc)
             if failure is _Failure.NOT_SENT:
@@ -301,7 +302,7 @@ class DockerExecutor:
 
     async def close(self) -> None:
         """Close the cached clients; later calls fail instead of reconnecting."""
-        await asyncio.to_thread(self._close)
+        await run_blocking(self._close)
 
     # --- worker-thread side -------------------------------------------------------------
 
@@ -422,7 +423,7 @@ class DockerExecutor:
     async def _restart_all(self, client: docker.DockerClient, found: Sequence[_Found]) -> datetime:
         sent_at = datetime.now(UTC)
         outcomes = await asyncio.gather(
-            *(asyncio.to_thread(self._restart_one, client, item) for item in found),
+            *(run_blocking(self._restart_one, client, item) for item in found),
             return_exceptions=True,
         )
         restarted: list[str] = []
@@ -446,7 +447,7 @@ class DockerExecutor:
             else:
                 raise outcome
         if not_sent:
-            await asyncio.to_thread(self._forget, client)
+            await run_blocking(self._forget, client)
             cause = _short_cause(not_sent[0][1])
             if len(not_sent) == len(found):
                 raise ActionError(
@@ -464,7 +465,7 @@ class DockerExecutor:
     ) -> _Seen:
         try:
             attrs = await asyncio.wait_for(
-                asyncio.to_thread(self._inspect, client, found), timeout=budget
+                run_blocking(self._inspect, client, found), timeout=budget
             )
         except TimeoutError:
             return _Seen(done=False, summary=f"{found.name} inspect did not answer in time")

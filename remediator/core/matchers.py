@@ -55,7 +55,8 @@ class Matcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        assert self._regex is not None
+        if self._regex is None:  # only parse_matcher builds regex matchers, always with one
+            raise ValueError(f"matcher {self} has no compiled regex")
         hit = self._regex.fullmatch(actual) is not None
         return hit if self.op == "=~" else not hit
 

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from remediator.core import yamlstrict
 from remediator.core.durations import Rate, format_duration, parse_duration, parse_rate
 from remediator.core.matchers import Matcher, parse_matcher
 from remediator.core.render import Template, compile_expression, compile_template
@@ -220,8 +221,6 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
 
 def parse_policies(text: str, filename: str) -> tuple[list[Policy], list[str]]:
     """Every policy in one YAML stream, or problem lines `FILE: policy NAME: field: message`."""
-    from remediator.core import yamlstrict  # local: keeps the yaml dependency out of matching
-
     policies: list[Policy] = []
     problems: list[str] = []
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 
 _FRACTION = re.compile(
     r"^(?P<head>[^.]+T\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)$"
@@ -11,6 +12,8 @@ _FRACTION = re.compile(
 GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
 
+# Repeats carry the same startsAt over and over; parsing it once per value is enough.
+@lru_cache(maxsize=8192)
 def parse_rfc3339_ns(text: str) -> tuple[datetime, int]:
     """(UTC datetime truncated to µs, exact Unix nanoseconds). ValueError if not RFC3339."""
     found = _FRACTION.match(text.strip())

@@ -7,6 +7,7 @@ interleaved with another writer; the schema version lives in PRAGMA user_version
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -66,6 +67,12 @@ def _ts(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _row_id(value: int | None) -> int:
+    if value is None:  # sqlite3 always sets it after an INSERT; None means the insert failed
+        raise StoreError("insert did not return a row id")
+    return value
+
+
 def _parse(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
@@ -107,8 +114,8 @@ class SqliteTransaction:
 
     async def put_claim(self, policy: str, episode: str, claim: Claim) -> None:
         await self.db.execute(
-            "INSERT OR REPLACE INTO claims (policy, episode, decision_id, outcome, provisional, "
-            "action, target, dedup_decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO claims (policy, episode, decision_id, outcome, "
+            "provisional, action, target, dedup_decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 policy,
                 episode,
@@ -141,8 +148,7 @@ class SqliteTransaction:
                 decision.repeats,
             ),
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        return _row_id(cursor.lastrowid)
 
     async def set_outcome(self, decision_id: int, outcome: str, reason: str) -> None:
         await self.db.execute(
@@ -162,7 +168,8 @@ class SqliteTransaction:
         now: datetime,
     ) -> int:
         cursor = await self.db.execute(
-            "INSERT INTO actions (decision_id, policy, type, target, params, dry_run, state, created_at) "
+            "INSERT INTO actions (decision_id, policy, type, target, params, dry_run, state, "
+            "created_at) "
             "VALUES (?,?,?,?,?,?,?,?)",
             (
                 decision_id,
@@ -175,8 +182,7 @@ class SqliteTransaction:
                 _ts(now),
             ),
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        return _row_id(cursor.lastrowid)
 
     async def last_action_at(self, policy: str, target: str) -> datetime | None:
         row = await self._one(
@@ -240,7 +246,8 @@ class SqliteTransaction:
         self, approval: Approval, episode: str, params: Mapping[str, str]
     ) -> None:
         await self.db.execute(
-            "INSERT INTO approvals (id, decision_id, policy, action, target, params, episode, state, "
+            "INSERT INTO approvals (id, decision_id, policy, action, target, params, episode, "
+            "state, "
             "requested_at, expires_at, required, approvers, approved_by, decided_by) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
@@ -301,7 +308,7 @@ class SqliteStore:
             await self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             if self._path != ":memory:":
                 await self._db.execute("PRAGMA journal_mode = WAL")
-            # FULL: a decision acknowledged to Alertmanager must survive power loss, not only a crash.
+            # FULL: an acknowledged decision must survive power loss, not a process crash only.
             await self._db.execute("PRAGMA synchronous = FULL")
             await self._migrate()
         except (sqlite3.Error, OSError) as exc:
@@ -341,7 +348,7 @@ class SqliteStore:
             raise StoreError(f"state store unavailable: {exc}") from None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
+    async def transaction(self, *, commit: bool = True) -> AsyncIterator[SqliteTransaction]:
         async with self._lock:
             db = self._conn()
             try:
@@ -350,12 +357,11 @@ class SqliteStore:
                 raise StoreError(f"state store unavailable: {exc}") from None
             try:
                 yield SqliteTransaction(db)
-                await db.execute("COMMIT")
+                await db.execute("COMMIT" if commit else "ROLLBACK")
             except BaseException:
-                try:
+                # If the connection is gone, nothing was committed either way.
+                with contextlib.suppress(sqlite3.Error, ValueError):
                     await db.execute("ROLLBACK")
-                except (sqlite3.Error, ValueError):
-                    pass  # the connection is gone; nothing was committed either way
                 raise
 
     async def _write(self, sql: str, args: Sequence[Any]) -> None:
@@ -399,7 +405,8 @@ class SqliteStore:
             for action_id, state in rows:
                 reason = f"the daemon stopped while this action was {state}; not re-run"
                 await db.execute(
-                    "UPDATE actions SET state = 'interrupted', finished_at = ?, reason = ? WHERE id = ?",
+                    "UPDATE actions SET state = 'interrupted', finished_at = ?, reason = ? "
+                    "WHERE id = ?",
                     (_ts(now), reason, action_id),
                 )
                 await db.execute(

@@ -36,23 +36,25 @@ def _webhook(
     authorized: Callable[[web.Request, Config], bool],
     parse: Callable[[bytes], list[Alert]],
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def admit(request: web.Request, config: Config) -> bytes:
+        """The body of a request we will decide on; IngestError says why not, in order."""
+        if request.app[STATE]["draining"]:
+            raise IngestError(503, "shutting down: not taking webhooks; retry another replica")
+        if not authorized(request, config):
+            raise IngestError(401, "missing or wrong credentials")
+        too_large = IngestError(413, f"body larger than max_body_bytes ({config.max_body_bytes})")
+        if (request.content_length or 0) > config.max_body_bytes:
+            raise too_large
+        try:
+            return await request.read()  # client_max_size bounds chunked bodies too
+        except web.HTTPRequestEntityTooLarge:
+            raise too_large from None
+
     async def handle(request: web.Request) -> web.Response:
         engine, config = request.app[ENGINE], request.app[CONFIG]
         started = time.perf_counter()
         try:
-            if request.app[STATE]["draining"]:
-                raise IngestError(503, "shutting down: not taking webhooks; retry another replica")
-            if not authorized(request, config):
-                raise IngestError(401, "missing or wrong credentials")
-            if (request.content_length or 0) > config.max_body_bytes:
-                raise IngestError(413, f"body larger than max_body_bytes ({config.max_body_bytes})")
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise IngestError(
-                    413, f"body larger than max_body_bytes ({config.max_body_bytes})"
-                ) from None
-            alerts = parse(body)
+            alerts = parse(await admit(request, config))
             decided = await engine.ingest(alerts)
         except IngestError as exc:
             engine.metrics.webhook_rejected.labels(endpoint, str(exc.status)).inc()
@@ -69,7 +71,7 @@ def _webhook(
             _log.error("webhook.store_unavailable", endpoint=endpoint, error=str(exc))
             return _error(503, "state store unavailable; nothing was decided, please retry")
         finally:
-            engine.metrics.webhook_duration.labels(endpoint).observe(time.perf_counter() - started)
+            engine.metrics.webhook_timer(endpoint).observe(time.perf_counter() - started)
         return web.json_response(
             {"alerts": len(alerts), "decisions": [v.to_api() for v in decided.verdicts]}
         )

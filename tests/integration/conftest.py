@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from remediator.actions.base import Executor
@@ -30,14 +31,20 @@ API = {"Authorization": f"Bearer {API_TOKEN}"}
 
 @dataclass
 class Harness:
-    client: TestClient
+    client: TestClient[web.Request, web.Application]
     engine: Engine
     config: Config
 
-    async def post(self, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async def post(
+        self, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        resp = await self.client.post("/webhook/alertmanager", data=data, headers=AUTH if headers is None else headers)
-        payload = await resp.json() if resp.content_type == "application/json" else await resp.text()
+        resp = await self.client.post(
+            "/webhook/alertmanager", data=data, headers=AUTH if headers is None else headers
+        )
+        payload = (
+            await resp.json() if resp.content_type == "application/json" else await resp.text()
+        )
         return resp.status, payload
 
     async def decisions(self) -> list[dict[str, Any]]:
@@ -50,19 +57,25 @@ class Harness:
     async def outcomes(self) -> list[str]:
         return [d["outcome"] for d in await self.decisions()]
 
-    async def api(self, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async def api(
+        self, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         resp = await self.client.post(path, json=body, headers=API if headers is None else headers)
         return resp.status, await resp.json()
 
-    async def wait_outcome(self, decision_id: int, outcomes: set[str], timeout: float = 30) -> dict[str, Any]:
+    async def wait_outcome(
+        self, decision_id: int, outcomes: set[str], within: float = 30
+    ) -> dict[str, Any]:
         """Wait (deadline, not sleep-and-hope) for a decision to reach one of `outcomes`."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while True:
             found = {d["id"]: d for d in await self.decisions()}
             if decision_id in found and found[decision_id]["outcome"] in outcomes:
                 return found[decision_id]
             if asyncio.get_running_loop().time() > deadline:
-                pytest.fail(f"decision {decision_id} never reached {outcomes}: {found.get(decision_id)}")
+                pytest.fail(
+                    f"decision {decision_id} never reached {outcomes}: {found.get(decision_id)}"
+                )
             await asyncio.sleep(0.05)
 
     def metric(self, name: str, **labels: str) -> float:
@@ -75,7 +88,7 @@ HarnessFactory = Callable[..., Awaitable[Harness]]
 
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
-    made: list[tuple[TestClient, Engine, SqliteStore]] = []
+    made: list[tuple[TestClient[web.Request, web.Application], Engine, SqliteStore]] = []
 
     async def make(
         policies: str,
@@ -87,7 +100,9 @@ async def harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
         (folder / "policies").mkdir(parents=True)
         (folder / "policies" / "p.yaml").write_text(policies)
         base = f"auth: {{alertmanager: {{bearer_token: {AM_TOKEN}}}, api: {{bearer_token: {API_TOKEN}}}}}\n"
-        text = config if config.lstrip().startswith("auth:") or "\nauth:" in config else base + config
+        text = (
+            config if config.lstrip().startswith("auth:") or "\nauth:" in config else base + config
+        )
         cfg = parse_config(text, "test.yaml", {}, folder)
         store = SqliteStore(str(folder / "state.db"))
         await store.open()

@@ -23,11 +23,14 @@ class Clock:
         self.now += timedelta(**kw)
 
 
-def alert(container: str, starts: str = "2026-11-22T10:00:00Z", status: str = "firing", **labels: str) -> dict[str, Any]:
+def alert(
+    container: str, starts: str = "2026-11-22T10:00:00Z", status: str = "firing", **labels: str
+) -> dict[str, Any]:
     return {
         "status": status,
         "labels": {"alertname": "ContainerDown", "container": container, **labels},
-        "annotations": {}, "startsAt": starts,
+        "annotations": {},
+        "startsAt": starts,
         "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-22T10:30:00Z",
     }
 
@@ -49,7 +52,9 @@ guards: {{{guards}}}
 """
 
 
-async def test_repeats_of_one_episode_are_one_decision_plus_one_counted_repeat(harness: HarnessFactory) -> None:
+async def test_repeats_of_one_episode_are_one_decision_plus_one_counted_repeat(
+    harness: HarnessFactory,
+) -> None:
     h = await harness(policy())
     for _ in range(6):  # first notification, repeats, and the HA peer's copies
         assert (await h.post(message(alert("web-1"))))[0] == 200
@@ -113,10 +118,16 @@ async def test_global_rate_holds_across_policies(harness: HarnessFactory) -> Non
     outcomes = await h.outcomes()
     assert outcomes.count("dry_run") == 3
     assert outcomes.count("rate_limited") == 5
-    assert all("global_rate 3/1h" in d["reason"] for d in await h.decisions() if d["outcome"] == "rate_limited")
+    assert all(
+        "global_rate 3/1h" in d["reason"]
+        for d in await h.decisions()
+        if d["outcome"] == "rate_limited"
+    )
 
 
-async def test_a_dry_run_policy_does_not_spend_the_live_global_budget(harness: HarnessFactory) -> None:
+async def test_a_dry_run_policy_does_not_spend_the_live_global_budget(
+    harness: HarnessFactory,
+) -> None:
     h = await harness(policy(), 'limits: {global_rate: "1/1h"}\n')
     await h.post(message(alert("web-1"), alert("web-2"), alert("web-3")))
     assert await h.outcomes() == ["dry_run"] * 3
@@ -133,7 +144,9 @@ async def test_paused_decides_nothing_and_resume_decides_afresh(harness: Harness
     await h.post(message(alert("web-1")))  # still firing after resume: now it is decided
     await h.post(message(alert("web-1")))
     assert [(d["outcome"], d["repeats"]) for d in await h.decisions()] == [
-        ("paused", 2), ("dry_run", 0), ("deduplicated", 1)
+        ("paused", 2),
+        ("dry_run", 0),
+        ("deduplicated", 1),
     ]
     assert h.metric("remediator_paused") == 0
 
@@ -167,7 +180,9 @@ async def test_global_dry_run_goes_through_every_guard(harness: HarnessFactory) 
     assert await h.outcomes() == ["dry_run", "rate_limited", "deduplicated"]
 
 
-async def test_missing_label_is_render_error_and_outside_allowlist_is_out_of_scope(harness: HarnessFactory) -> None:
+async def test_missing_label_is_render_error_and_outside_allowlist_is_out_of_scope(
+    harness: HarnessFactory,
+) -> None:
     h = await harness(policy())
     no_label = {"labels": {"alertname": "ContainerDown"}, "startsAt": "2026-11-22T10:00:00Z"}
     await h.post(message(no_label, alert("db-1"), alert("web-1; rm -rf /")))
@@ -195,7 +210,16 @@ async def test_approval_flow_through_the_api(harness: HarnessFactory) -> None:
     listed = await (await h.client.get("/api/v1/approvals")).json()
     [entry] = listed["approvals"]
     assert entry["id"] == approval_id and entry["state"] == "pending" and entry["target"] == "web-1"
-    assert set(entry) >= {"id", "policy", "action", "target", "state", "requested_at", "expires_at", "approved_by"}
+    assert set(entry) >= {
+        "id",
+        "policy",
+        "action",
+        "target",
+        "state",
+        "requested_at",
+        "expires_at",
+        "approved_by",
+    }
     assert h.metric("remediator_approvals_pending") == 1
     status, answer = await h.api(f"/api/v1/approvals/{approval_id}/approve", {"by": "mallory"})
     assert status == 403 and "not an approver" in answer["error"]
@@ -206,7 +230,10 @@ async def test_approval_flow_through_the_api(harness: HarnessFactory) -> None:
     [record] = await h.decisions()
     assert record["outcome"] == "dry_run" and record["approval_id"] == approval_id
     assert h.metric("remediator_approvals_pending") == 0
-    assert h.metric("remediator_approval_decisions_total", policy="restart-web", decision="approved") == 1
+    assert (
+        h.metric("remediator_approval_decisions_total", policy="restart-web", decision="approved")
+        == 1
+    )
     # a repeat of the approved episode does not ask again
     await h.post(message(alert("web-1")))
     assert (await h.decisions())[-1]["outcome"] == "deduplicated"
@@ -215,7 +242,9 @@ async def test_approval_flow_through_the_api(harness: HarnessFactory) -> None:
 async def test_denied_approval(harness: HarnessFactory) -> None:
     h = await harness(APPROVAL)
     [decision] = (await h.post(message(alert("web-1"))))[1]["decisions"]
-    assert (await h.api(f"/api/v1/approvals/{decision['approval_id']}/deny", {"by": "bob"}))[0] == 200
+    assert (await h.api(f"/api/v1/approvals/{decision['approval_id']}/deny", {"by": "bob"}))[
+        0
+    ] == 200
     assert await h.outcomes() == ["denied"]
     assert "denied by bob" in (await h.decisions())[0]["reason"]
 
@@ -225,11 +254,16 @@ async def test_expired_approvals_never_run(harness: HarnessFactory) -> None:
     h = await harness(APPROVAL, "limits: {approval_ttl: 5m}\n", clock=clock)
     [decision] = (await h.post(message(alert("web-1"))))[1]["decisions"]
     clock.advance(minutes=5)
-    status, answer = await h.api(f"/api/v1/approvals/{decision['approval_id']}/approve", {"by": "alice"})
+    status, answer = await h.api(
+        f"/api/v1/approvals/{decision['approval_id']}/approve", {"by": "alice"}
+    )
     assert status == 409 and "expired" in answer["error"]
     await h.engine.expire_approvals()
     assert await h.outcomes() == ["expired"]
-    assert h.metric("remediator_approval_decisions_total", policy="restart-web", decision="expired") == 1
+    assert (
+        h.metric("remediator_approval_decisions_total", policy="restart-web", decision="expired")
+        == 1
+    )
     assert (await (await h.client.get("/api/v1/approvals")).json())["approvals"] == []
 
 
@@ -246,13 +280,19 @@ async def test_an_approval_does_not_override_the_kill_switch(harness: HarnessFac
     h = await harness(APPROVAL)
     [decision] = (await h.post(message(alert("web-1"))))[1]["decisions"]
     await h.api("/api/v1/pause")
-    assert (await h.api(f"/api/v1/approvals/{decision['approval_id']}/approve", {"by": "alice"}))[0] == 200
+    assert (await h.api(f"/api/v1/approvals/{decision['approval_id']}/approve", {"by": "alice"}))[
+        0
+    ] == 200
     [record] = await h.decisions()
     assert record["outcome"] == "paused" and "approved by alice" in record["reason"]
 
 
 async def test_two_person_rule(harness: HarnessFactory) -> None:
-    h = await harness(APPROVAL.replace("approval: always", "approval: always, approvals_required: 2, dry_run: true"))
+    h = await harness(
+        APPROVAL.replace(
+            "approval: always", "approval: always, approvals_required: 2, dry_run: true"
+        )
+    )
     [decision] = (await h.post(message(alert("web-1"))))[1]["decisions"]
     path = f"/api/v1/approvals/{decision['approval_id']}/approve"
     assert (await h.api(path, {"by": "alice"}))[1]["state"] == "pending"

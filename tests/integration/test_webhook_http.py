@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CORPUS
-from tests.integration.conftest import API, AUTH, HarnessFactory
+from tests.integration.conftest import API, AUTH, Harness, HarnessFactory
 
 POLICY = """
 name: restart-web
@@ -23,15 +23,25 @@ guards: {dry_run: true}
 """
 
 
-def body(container: str = "web-1", starts: str = "2026-11-22T10:00:00.123456789Z", status: str = "firing") -> dict[str, object]:
+def body(
+    container: str = "web-1", starts: str = "2026-11-22T10:00:00.123456789Z", status: str = "firing"
+) -> dict[str, object]:
     return {
-        "version": "4", "status": status, "receiver": "remediator", "groupKey": "{}:{}",
-        "alerts": [{
-            "status": status, "labels": {"alertname": "ContainerDown", "container": container},
-            "annotations": {}, "startsAt": starts,
-            "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-22T10:05:00Z",
-            "generatorURL": "http://prometheus/graph", "fingerprint": f"fp-{container}",
-        }],
+        "version": "4",
+        "status": status,
+        "receiver": "remediator",
+        "groupKey": "{}:{}",
+        "alerts": [
+            {
+                "status": status,
+                "labels": {"alertname": "ContainerDown", "container": container},
+                "annotations": {},
+                "startsAt": starts,
+                "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-22T10:05:00Z",
+                "generatorURL": "http://prometheus/graph",
+                "fingerprint": f"fp-{container}",
+            }
+        ],
     }
 
 
@@ -44,8 +54,18 @@ async def test_a_valid_alert_is_decided_and_listed(harness: HarnessFactory) -> N
     assert decision["outcome"] == "dry_run" and decision["target"] == "web-1"
     [record] = await h.decisions()
     assert set(record) == {
-        "id", "time", "policy", "source", "alertname", "fingerprint", "action", "target",
-        "outcome", "reason", "approval_id", "repeats",
+        "id",
+        "time",
+        "policy",
+        "source",
+        "alertname",
+        "fingerprint",
+        "action",
+        "target",
+        "outcome",
+        "reason",
+        "approval_id",
+        "repeats",
     }
     assert record["policy"] == "restart-web" and record["source"] == "alertmanager"
     assert record["fingerprint"] == "fp-web-1" and record["action"] == "docker.restart"
@@ -54,8 +74,8 @@ async def test_a_valid_alert_is_decided_and_listed(harness: HarnessFactory) -> N
 
 
 @pytest.fixture
-async def strict(harness: HarnessFactory) -> AsyncIterator[object]:
-    yield await harness(POLICY, "max_body_bytes: 4096\n")
+async def strict(harness: HarnessFactory) -> Harness:
+    return await harness(POLICY, "max_body_bytes: 4096\n")
 
 
 @pytest.mark.parametrize(
@@ -67,7 +87,10 @@ async def strict(harness: HarnessFactory) -> AsyncIterator[object]:
         ({"Authorization": AUTH["Authorization"].replace("Bearer", "Basic")}, 401),
         ({"Authorization": AUTH["Authorization"] + "x"}, 401),
         ({"Authorization": AUTH["Authorization"].upper()}, 401),  # tokens are case-sensitive
-        ({"Authorization": AUTH["Authorization"].replace("Bearer", "BEARER")}, 200),  # schemes are not
+        (
+            {"Authorization": AUTH["Authorization"].replace("Bearer", "BEARER")},
+            200,
+        ),  # schemes are not
     ],
 )
 async def test_auth_is_checked_and_wrong_auth_decides_nothing(
@@ -79,12 +102,17 @@ async def test_auth_is_checked_and_wrong_auth_decides_nothing(
     if status == 401:
         assert answer == {"error": "missing or wrong credentials"}
         assert await h.decisions() == []
-        assert h.metric("remediator_webhook_rejected_total", endpoint="alertmanager", code="401") == 1
+        assert (
+            h.metric("remediator_webhook_rejected_total", endpoint="alertmanager", code="401") == 1
+        )
 
 
 async def test_basic_auth(harness: HarnessFactory, tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("hunter2-long\n")
-    h = await harness(POLICY, f"auth: {{alertmanager: {{basic: {{username: am, password_file: {tmp_path / 'pw'}}}}}}}\n")
+    h = await harness(
+        POLICY,
+        f"auth: {{alertmanager: {{basic: {{username: am, password_file: {tmp_path / 'pw'}}}}}}}\n",
+    )
     good = base64.b64encode(b"am:hunter2-long").decode()
     bad = base64.b64encode(b"am:hunter3-long").decode()
     wrong_user = base64.b64encode(b"root:hunter2-long").decode()
@@ -104,9 +132,17 @@ BAD_BODIES = [
     (b"", 400, "Invalid JSON"),
     (b"[1, 2]", 400, "Input should be an object"),
     (b'{"alerts": "many"}', 400, "alerts: Input should be a valid array"),
-    (b'{"alerts": [{"labels": {"alertname": 5}, "startsAt": "2020-01-01T00:00:00Z"}]}', 400, "alerts.0.labels.alertname"),
+    (
+        b'{"alerts": [{"labels": {"alertname": 5}, "startsAt": "2020-01-01T00:00:00Z"}]}',
+        400,
+        "alerts.0.labels.alertname",
+    ),
     (b'{"alerts": [{"labels": {}, "startsAt": "soon"}]}', 400, "not an RFC3339 timestamp"),
-    (b'{"alerts": [{"labels": {"a": "\xff\xfe"}, "startsAt": "2020-01-01T00:00:00Z"}]}', 400, "Invalid JSON"),
+    (
+        b'{"alerts": [{"labels": {"a": "\xff\xfe"}, "startsAt": "2020-01-01T00:00:00Z"}]}',
+        400,
+        "Invalid JSON",
+    ),
     (b'{"alerts": ' + b"[" * 2000 + b"]" * 2000 + b"}", 400, "Invalid JSON"),
     (b'{"alerts": [' + b'{"labels": {"a": "' + b"x" * 5000 + b'"}}' + b"]}", 413, "max_body_bytes"),
 ]
@@ -114,14 +150,13 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize(("raw", "status", "reason"), BAD_BODIES, ids=range(len(BAD_BODIES)))
 async def test_bad_input_gets_a_clear_4xx_and_changes_nothing(
-    strict: object, raw: bytes, status: int, reason: str
+    strict: Harness, raw: bytes, status: int, reason: str
 ) -> None:
-    h = strict  # type: ignore[assignment]
-    got, answer = await h.post(raw)  # type: ignore[attr-defined]
+    got, answer = await strict.post(raw)
     assert got == status
     assert reason in answer["error"]
-    assert await h.decisions() == []  # type: ignore[attr-defined]
-    assert (await h.client.get("/readyz")).status == 200  # type: ignore[attr-defined]
+    assert await strict.decisions() == []
+    assert (await strict.client.get("/readyz")).status == 200
 
 
 async def test_one_malformed_alert_rejects_the_whole_body(harness: HarnessFactory) -> None:
@@ -144,8 +179,11 @@ async def test_chunked_body_over_the_limit_is_413(harness: HarnessFactory) -> No
     assert await h.decisions() == []
 
 
-@pytest.mark.parametrize("path", sorted((CORPUS / "alertmanager").glob("*.json")), ids=lambda p: p.name)
-async def test_every_corpus_body_is_accepted(harness: HarnessFactory, path: Path) -> None:
+CORPUS_BODIES = {p.name: p.read_bytes() for p in sorted((CORPUS / "alertmanager").glob("*.json"))}
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS_BODIES))
+async def test_every_corpus_body_is_accepted(harness: HarnessFactory, name: str) -> None:
     catch_all = """
 name: record-everything
 match: {status: firing}
@@ -157,14 +195,19 @@ action: {type: docker.restart, params: {container: "x"}, allow_targets: ["x"]}
 guards: {dry_run: true}
 """
     h = await harness(catch_all)
-    raw = path.read_bytes()
+    raw = CORPUS_BODIES[name]
     status, answer = await h.post(raw)
     assert status == 200, answer
     alerts = json.loads(raw)["alerts"]
     assert answer["alerts"] == len(alerts)
     # every alert got exactly one decision (firing: out_of_scope or render_error; resolved: dry_run)
     assert len(answer["decisions"]) == len(alerts)
-    assert {d["outcome"] for d in answer["decisions"]} <= {"out_of_scope", "render_error", "dry_run", "deduplicated"}
+    assert {d["outcome"] for d in answer["decisions"]} <= {
+        "out_of_scope",
+        "render_error",
+        "dry_run",
+        "deduplicated",
+    }
 
 
 async def test_decisions_limit_is_validated(harness: HarnessFactory) -> None:
@@ -191,8 +234,13 @@ async def test_store_unavailable_is_503_and_retried_later(harness: HarnessFactor
 
 async def test_api_writes_need_the_api_token(harness: HarnessFactory) -> None:
     h = await harness(POLICY)
-    for path in ("/api/v1/pause", "/api/v1/resume", "/api/v1/policies/restart-web/reset",
-                 "/api/v1/approvals/abc/approve", "/api/v1/approvals/abc/deny"):
+    for path in (
+        "/api/v1/pause",
+        "/api/v1/resume",
+        "/api/v1/policies/restart-web/reset",
+        "/api/v1/approvals/abc/approve",
+        "/api/v1/approvals/abc/deny",
+    ):
         status, _ = await h.api(path, {"by": "x"}, headers={})
         assert status == 401, path
         status, _ = await h.api(path, {"by": "x"}, headers={"Authorization": "Bearer nope"})
@@ -208,10 +256,15 @@ async def test_metrics_and_health_endpoints(harness: HarnessFactory) -> None:
     await h.post(body())
     text = await (await h.client.get("/metrics")).text()
     for name in (
-        "remediator_alerts_received_total", "remediator_decisions_total",
-        "remediator_webhook_request_duration_seconds", "remediator_policies_loaded",
-        "remediator_paused", "remediator_approvals_pending", "remediator_actions_total",
-        "remediator_action_duration_seconds", "remediator_approval_latency_seconds",
+        "remediator_alerts_received_total",
+        "remediator_decisions_total",
+        "remediator_webhook_request_duration_seconds",
+        "remediator_policies_loaded",
+        "remediator_paused",
+        "remediator_approvals_pending",
+        "remediator_actions_total",
+        "remediator_action_duration_seconds",
+        "remediator_approval_latency_seconds",
     ):
         assert name in text, name
     assert "remediator_policies_loaded 1.0" in text

@@ -51,11 +51,18 @@ kubernetes: {kubeconfig: null, context: null, protected_namespaces: ["kube-syste
 prometheus: {url: "http://127.0.0.1:9090"}
 limits: {max_concurrent_actions: 2, global_rate: "10/1h", approval_ttl: "5m"}
 """
-    env = {"DD_TOKEN": "dd-tok", "API_TOKEN": "api-tok", "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "sig"}
+    env = {
+        "DD_TOKEN": "dd-tok",
+        "API_TOKEN": "api-tok",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "sig",
+    }
     config = parse_config(text, "r.yaml", env, tmp_path)
     assert config.auth.alertmanager is not None and config.auth.alertmanager.basic is not None
     assert config.auth.alertmanager.basic.password.get_secret_value() == "s3cret-pw"  # trimmed
-    assert config.auth.api is not None and config.auth.api.bearer_token.get_secret_value() == "api-tok"
+    assert (
+        config.auth.api is not None and config.auth.api.bearer_token.get_secret_value() == "api-tok"
+    )
     assert config.limits.approval_ttl == timedelta(minutes=5)
     assert config.state_target().path == str(tmp_path / "state.db")
     assert config.policy_paths() == [tmp_path / "policies"]
@@ -67,13 +74,37 @@ limits: {max_concurrent_actions: 2, global_rate: "10/1h", approval_ttl: "5m"}
     ("text", "env", "expected"),
     [
         ("listn: x", {}, "c.yaml: listn: Extra inputs are not permitted"),
-        ("auth: {alertmanager: {bearer_token: '${NOPE}'}}", {}, "c.yaml: auth.alertmanager.bearer_token: environment variable NOPE is not set"),
-        ("auth: {alertmanager: {}}", {}, "c.yaml: auth.alertmanager: set exactly one of bearer_token or basic"),
+        (
+            "auth: {alertmanager: {bearer_token: '${NOPE}'}}",
+            {},
+            "c.yaml: auth.alertmanager.bearer_token: environment variable NOPE is not set",
+        ),
+        (
+            "auth: {alertmanager: {}}",
+            {},
+            "c.yaml: auth.alertmanager: set exactly one of bearer_token or basic",
+        ),
         ("auth: {alertmanager: {bearer_token: ''}}", {}, "bearer_token is empty"),
-        ("auth: {alertmanager: {bearer_token: a, bearer_token_file: b}}", {}, "set either bearer_token or bearer_token_file"),
-        ("auth: {alertmanager: {bearer_token_file: /nonexistent/x}}", {}, "cannot read /nonexistent/x"),
-        ("auth: {alertmanager: {bearer_tokn_file: x}}", {}, "auth.alertmanager.bearer_tokn_file: Extra inputs are not permitted"),
-        ("state: postgresql://u:p@h/db", {}, "c.yaml: state: the PostgreSQL state store is not available"),
+        (
+            "auth: {alertmanager: {bearer_token: a, bearer_token_file: b}}",
+            {},
+            "set either bearer_token or bearer_token_file",
+        ),
+        (
+            "auth: {alertmanager: {bearer_token_file: /nonexistent/x}}",
+            {},
+            "cannot read /nonexistent/x",
+        ),
+        (
+            "auth: {alertmanager: {bearer_tokn_file: x}}",
+            {},
+            "auth.alertmanager.bearer_tokn_file: Extra inputs are not permitted",
+        ),
+        (
+            "state: postgresql://u:p@h/db",
+            {},
+            "c.yaml: state: the PostgreSQL state store is not available",
+        ),
         ("state: mysql://x", {}, "unsupported state URL scheme 'mysql'"),
         ("listen: localhost", {}, "c.yaml: listen: listen must be HOST:PORT"),
         ("limits: {global_rate: lots}", {}, "c.yaml: limits.global_rate: invalid rate 'lots'"),
@@ -94,7 +125,9 @@ def test_env_default_syntax() -> None:
     assert config.listen == "127.0.0.1:9999"
 
 
-def test_no_config_file_means_builtin_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_config_file_means_builtin_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert load_config(None) == Config()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -76,9 +77,16 @@ def test_dedup_classification(claim: Claim | None, gate_holds: bool, expected: S
 
 def _approval(required: int = 1, approvers: tuple[str, ...] = ("U1", "U2")) -> ap.Approval:
     return ap.Approval(
-        id="a1", decision_id=7, policy="p", action="docker.restart", target="web-1",
-        state=ap.ApprovalState.PENDING, requested_at=NOW, expires_at=NOW + timedelta(minutes=15),
-        required=required, approvers=approvers,
+        id="a1",
+        decision_id=7,
+        policy="p",
+        action="docker.restart",
+        target="web-1",
+        state=ap.ApprovalState.PENDING,
+        requested_at=NOW,
+        expires_at=NOW + timedelta(minutes=15),
+        required=required,
+        approvers=approvers,
     )
 
 
@@ -110,8 +118,6 @@ def test_two_person_rule_needs_two_distinct_approvers() -> None:
 def test_first_decision_wins_and_strangers_are_refused(
     state: ap.ApprovalState, at: datetime, who: str, problem: str, conflict: bool
 ) -> None:
-    from dataclasses import replace
-
     current = replace(_approval(), state=state)
     for decide in (ap.approve, ap.deny):
         with pytest.raises(ap.ApprovalRefused, match=problem) as caught:

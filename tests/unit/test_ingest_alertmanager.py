@@ -18,11 +18,32 @@ from tests.conftest import CORPUS
 
 # file prefix -> (alerts, firing) as SOURCES.md describes each body.
 EXPECTED = {
-    "01": (1, 1), "02": (4, 4), "03": (4, 2), "04": (1, 0), "05": (2, 0), "06": (1, 1),
-    "07": (2, 2), "08": (19, 19), "09": (2, 2), "10": (3, 3), "11": (3, 3), "12": (1, 0),
-    "13": (2, 2), "14": (1, 1), "15": (1, 1), "16": (1, 0), "17": (1, 0), "18": (1, 1),
-    "19": (1, 0), "20": (1, 1), "21": (1, 1), "22": (1, 1), "23": (2, 2), "24": (2, 2),
-    "25": (1, 1), "26": (1, 1),
+    "01": (1, 1),
+    "02": (4, 4),
+    "03": (4, 2),
+    "04": (1, 0),
+    "05": (2, 0),
+    "06": (1, 1),
+    "07": (2, 2),
+    "08": (19, 19),
+    "09": (2, 2),
+    "10": (3, 3),
+    "11": (3, 3),
+    "12": (1, 0),
+    "13": (2, 2),
+    "14": (1, 1),
+    "15": (1, 1),
+    "16": (1, 0),
+    "17": (1, 0),
+    "18": (1, 1),
+    "19": (1, 0),
+    "20": (1, 1),
+    "21": (1, 1),
+    "22": (1, 1),
+    "23": (2, 2),
+    "24": (2, 2),
+    "25": (1, 1),
+    "26": (1, 1),
 }
 BODIES = sorted((CORPUS / "alertmanager").glob("*.json"))
 
@@ -40,7 +61,9 @@ def test_corpus_bodies_parse_with_the_right_alert_count(path: Path) -> None:
     raw = json.loads(path.read_bytes())["alerts"]
     for alert, original in zip(alerts, raw, strict=True):
         assert alert.labels == original["labels"]
-        assert alert.fingerprint == (original.get("fingerprint") or label_fingerprint(original["labels"]))
+        assert alert.fingerprint == (
+            original.get("fingerprint") or label_fingerprint(original["labels"])
+        )
         assert alert.episode.startswith(f"am:{alert.fingerprint}:")
 
 
@@ -66,27 +89,42 @@ def test_old_bodies_without_fingerprint_get_a_stable_one() -> None:
 
 
 def test_missing_per_alert_status_is_taken_from_ends_at() -> None:
-    body = {"alerts": [
-        {"labels": {"a": "1"}, "startsAt": "2019-01-09T15:20:40.341301011Z", "endsAt": "0001-01-01T00:00:00Z"},
-        {"labels": {"a": "2"}, "startsAt": "2019-01-09T15:20:40Z", "endsAt": "2019-01-09T15:25:40Z"},
-    ]}
-    assert [a.status for a in parse_alertmanager(json.dumps(body).encode())] == ["firing", "resolved"]
+    body = {
+        "alerts": [
+            {
+                "labels": {"a": "1"},
+                "startsAt": "2019-01-09T15:20:40.341301011Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+            },
+            {
+                "labels": {"a": "2"},
+                "startsAt": "2019-01-09T15:20:40Z",
+                "endsAt": "2019-01-09T15:25:40Z",
+            },
+        ]
+    }
+    assert [a.status for a in parse_alertmanager(json.dumps(body).encode())] == [
+        "firing",
+        "resolved",
+    ]
 
 
 def test_the_same_instant_in_two_time_zones_is_one_episode() -> None:
     utc = {"alerts": [{"labels": {"a": "1"}, "startsAt": "2023-03-25T06:39:51.68943305Z"}]}
     cst = {"alerts": [{"labels": {"a": "1"}, "startsAt": "2023-03-25T14:39:51.68943305+08:00"}]}
-    assert parse_alertmanager(json.dumps(utc).encode())[0].episode == parse_alertmanager(
-        json.dumps(cst).encode()
-    )[0].episode
+    assert (
+        parse_alertmanager(json.dumps(utc).encode())[0].episode
+        == parse_alertmanager(json.dumps(cst).encode())[0].episode
+    )
 
 
 def test_nanoseconds_separate_episodes_that_microseconds_would_merge() -> None:
     a = {"alerts": [{"labels": {"a": "1"}, "startsAt": "2020-01-01T00:00:00.000000001Z"}]}
     b = {"alerts": [{"labels": {"a": "1"}, "startsAt": "2020-01-01T00:00:00.000000002Z"}]}
-    assert parse_alertmanager(json.dumps(a).encode())[0].episode != parse_alertmanager(
-        json.dumps(b).encode()
-    )[0].episode
+    assert (
+        parse_alertmanager(json.dumps(a).encode())[0].episode
+        != parse_alertmanager(json.dumps(b).encode())[0].episode
+    )
 
 
 @pytest.mark.parametrize(
@@ -99,11 +137,23 @@ def test_nanoseconds_separate_episodes_that_microseconds_would_merge() -> None:
         (b'{"alerts": {}}', "alerts: Input should be a valid array"),
         (b'{"alerts": [1]}', "alerts.0: Input should be an object"),
         (b'{"alerts": [{"startsAt": "2020-01-01T00:00:00Z"}]}', "alerts.0.labels: Field required"),
-        (b'{"alerts": [{"labels": {"a": 1}, "startsAt": "2020-01-01T00:00:00Z"}]}', "alerts.0.labels.a: Input should be a valid string"),
+        (
+            b'{"alerts": [{"labels": {"a": 1}, "startsAt": "2020-01-01T00:00:00Z"}]}',
+            "alerts.0.labels.a: Input should be a valid string",
+        ),
         (b'{"alerts": [{"labels": {}}]}', "alerts.0.startsAt: Field required"),
-        (b'{"alerts": [{"labels": {}, "startsAt": "yesterday"}]}', "alerts.0: not an RFC3339 timestamp"),
-        (b'{"alerts": [{"labels": {}, "startsAt": "2020-01-01T00:00:00Z", "status": "burning"}]}', "alerts.0.status"),
-        (b'{"alerts": [{"labels": {}, "startsAt": "2020-01-01T00:00:00Z"}, {"labels": []}]}', "alerts.1.labels"),
+        (
+            b'{"alerts": [{"labels": {}, "startsAt": "yesterday"}]}',
+            "alerts.0: not an RFC3339 timestamp",
+        ),
+        (
+            b'{"alerts": [{"labels": {}, "startsAt": "2020-01-01T00:00:00Z", "status": "burning"}]}',
+            "alerts.0.status",
+        ),
+        (
+            b'{"alerts": [{"labels": {}, "startsAt": "2020-01-01T00:00:00Z"}, {"labels": []}]}',
+            "alerts.1.labels",
+        ),
         (b'{"alerts": ["\xff\xfe"]}', "Invalid JSON"),
         (b"[" * 100_000 + b"]" * 100_000, "Invalid JSON"),
         (b'{"alerts": ' + b"[" * 5000 + b"]" * 5000 + b"}", "Invalid JSON"),
@@ -121,11 +171,15 @@ def test_arbitrary_bytes_never_crash_the_parser(body: bytes) -> None:
     try:
         parse_alertmanager(body)
     except IngestError as exc:
-        assert exc.status == 400
+        status = exc.status
+    else:
+        status = 200
+    assert status in (200, 400)
 
 
 @pytest.mark.parametrize(
-    "text", ["2020-01-01T00:00:00Z", "2020-01-01T00:00:00.1Z", "2020-01-01T08:00:00.123456789+08:00"]
+    "text",
+    ["2020-01-01T00:00:00Z", "2020-01-01T00:00:00.1Z", "2020-01-01T08:00:00.123456789+08:00"],
 )
 def test_timestamps(text: str) -> None:
     moment, ns = parse_rfc3339_ns(text)

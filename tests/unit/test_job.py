@@ -23,8 +23,13 @@ def _policy(params: str, allow: str = '["web-*"]') -> object:
 
 def _alert(**labels: str) -> Alert:
     return Alert(
-        source="alertmanager", status="firing", labels={"alertname": "X", **labels},
-        annotations={"pod": "web-9"}, starts_at=NOW, fingerprint="f", episode="am:f:1",
+        source="alertmanager",
+        status="firing",
+        labels={"alertname": "X", **labels},
+        annotations={"pod": "web-9"},
+        starts_at=NOW,
+        fingerprint="f",
+        episode="am:f:1",
     )
 
 
@@ -34,8 +39,18 @@ def _alert(**labels: str) -> Alert:
         ('{container: "{{ labels.container }}"}', {"container": "web-1"}, '["web-*"]', "web-1"),
         ('{container: "{{ annotations.pod }}"}', {}, '["web-*"]', "web-9"),
         ('{container: "  {{ labels.container }}  "}', {"container": "web-1"}, '["web-*"]', "web-1"),
-        ('{compose_project: Shop, compose_service: "{{ labels.svc }}"}', {"svc": "web"}, '["shop/*"]', "shop/web"),
-        ('{container: "{{ labels.container }}"}', {"container": "web-1"}, '["db-*", "web-1"]', "web-1"),
+        (
+            '{compose_project: Shop, compose_service: "{{ labels.svc }}"}',
+            {"svc": "web"},
+            '["shop/*"]',
+            "shop/web",
+        ),
+        (
+            '{container: "{{ labels.container }}"}',
+            {"container": "web-1"},
+            '["db-*", "web-1"]',
+            "web-1",
+        ),
     ],
 )
 def test_targets(params: str, labels: dict[str, str], allow: str, target: str) -> None:
@@ -47,13 +62,48 @@ def test_targets(params: str, labels: dict[str, str], allow: str, target: str) -
 @pytest.mark.parametrize(
     ("params", "labels", "outcome", "reason"),
     [
-        ('{container: "{{ labels.container }}"}', {}, Outcome.RENDER_ERROR, "has no attribute 'container'"),
-        ('{container: "{{ labels.container }}"}', {"container": ""}, Outcome.RENDER_ERROR, "rendered empty"),
-        ('{container: "{{ labels.container }}"}', {"container": "db-1"}, Outcome.OUT_OF_SCOPE, "'db-1' is not in allow_targets [web-*, shop/*]"),
-        ('{container: "{{ labels.container }}"}', {"container": "web-1/../db"}, Outcome.RENDER_ERROR, "not a valid Docker container name"),
-        ('{container: "{{ labels.container }}"}', {"container": "web-1 db-1"}, Outcome.RENDER_ERROR, "not a valid Docker container name"),
-        ('{container: x, timeout: "{{ labels.t }}"}', {"t": "soon"}, Outcome.RENDER_ERROR, "invalid duration"),
-        ('{compose_project: shop, compose_service: "{{ labels.s }}"}', {"s": "../web"}, Outcome.RENDER_ERROR, "not a valid Compose name"),
+        (
+            '{container: "{{ labels.container }}"}',
+            {},
+            Outcome.RENDER_ERROR,
+            "has no attribute 'container'",
+        ),
+        (
+            '{container: "{{ labels.container }}"}',
+            {"container": ""},
+            Outcome.RENDER_ERROR,
+            "rendered empty",
+        ),
+        (
+            '{container: "{{ labels.container }}"}',
+            {"container": "db-1"},
+            Outcome.OUT_OF_SCOPE,
+            "'db-1' is not in allow_targets [web-*, shop/*]",
+        ),
+        (
+            '{container: "{{ labels.container }}"}',
+            {"container": "web-1/../db"},
+            Outcome.RENDER_ERROR,
+            "not a valid Docker container name",
+        ),
+        (
+            '{container: "{{ labels.container }}"}',
+            {"container": "web-1 db-1"},
+            Outcome.RENDER_ERROR,
+            "not a valid Docker container name",
+        ),
+        (
+            '{container: x, timeout: "{{ labels.t }}"}',
+            {"t": "soon"},
+            Outcome.RENDER_ERROR,
+            "invalid duration",
+        ),
+        (
+            '{compose_project: shop, compose_service: "{{ labels.s }}"}',
+            {"s": "../web"},
+            Outcome.RENDER_ERROR,
+            "not a valid Compose name",
+        ),
     ],
 )
 def test_stops(params: str, labels: dict[str, str], outcome: Outcome, reason: str) -> None:

@@ -66,27 +66,90 @@ BASE_ACTION = 'action: {type: docker.restart, params: {container: "x"}, allow_ta
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
-        (f"name: Bad_Name\n{BASE_ACTION}", "bad.yaml: policy Bad_Name: name: name must match [a-z0-9-]+"),
-        (f"name: p\nmatch: {{sorce: x}}\n{BASE_ACTION}", "bad.yaml: policy p: match.sorce: Extra inputs are not permitted"),
-        (f"name: p\nmatch: {{source: prometheus}}\n{BASE_ACTION}", "bad.yaml: policy p: match.source: Input should be 'alertmanager', 'datadog' or 'any'"),
-        (f"name: p\nmatch: {{matchers: ['a=~\"(\"']}}\n{BASE_ACTION}", "bad.yaml: policy p: match.matchers: invalid regex in matcher"),
-        ('name: p\naction: {type: docker.restart, params: {container: "{{ lables.c }}"}, allow_targets: ["*"]}', "bad.yaml: policy p: action.params: param 'container': template names lables"),
-        ('name: p\naction: {type: docker.restart, params: {container: "{{ labels.c "}, allow_targets: ["*"]}', "bad.yaml: policy p: action.params: param 'container': template does not parse"),
-        ('name: p\naction: {type: docker.restart, params: {container: x}}', "bad.yaml: policy p: action: allow_targets is required"),
-        ('name: p\naction: {type: docker.restart, params: {}, allow_targets: ["*"]}', "bad.yaml: policy p: action: docker.restart needs either container"),
-        ('name: p\naction: {type: docker.restart, params: {container: x, compose_service: y}, allow_targets: ["*"]}', "docker.restart needs either container"),
-        ('name: p\naction: {type: docker.restart, params: {compose_service: y}, allow_targets: ["*"]}', "needs both compose_project and compose_service"),
-        ('name: p\naction: {type: docker.restart, params: {container: x, timeout: soon}, allow_targets: ["*"]}', "invalid duration 'soon'"),
-        ('name: p\naction: {type: docker.restart, params: {container: x, signal: KILL}, allow_targets: ["*"]}', "unknown param(s) signal for docker.restart"),
-        ('name: p\naction: {type: docker.rm, params: {}, allow_targets: ["*"]}', "bad.yaml: policy p: action.type: unknown action type 'docker.rm'"),
-        ('name: p\naction: {type: kubernetes.scale, params: {}, allow_targets: ["*"]}', "action type 'kubernetes.scale' is not available in this version yet"),
-        (f"name: p\n{BASE_ACTION}\nguards: {{cooldown: 5 minutes}}", "bad.yaml: policy p: guards.cooldown: invalid duration '5 minutes'"),
-        (f"name: p\n{BASE_ACTION}\nguards: {{rate_limit: often}}", "bad.yaml: policy p: guards.rate_limit: invalid rate 'often'"),
-        (f"name: p\n{BASE_ACTION}\nguards: {{approval: sometimes}}", "bad.yaml: policy p: guards.approval"),
-        (f"name: p\n{BASE_ACTION}\nguards: {{approval: {{when: 'lables.x'}}}}", "template names lables"),
-        (f"name: p\n{BASE_ACTION}\nguards: {{approvals_required: 0}}", "guards.approvals_required: Input should be greater than or equal to 1"),
-        (f"name: p\n{BASE_ACTION}\ncondition: {{prometheus: {{query: up}}}}", "bad.yaml: policy p: condition: conditions are not available in this version yet"),
-        (f"name: p\n{BASE_ACTION}\nverify: {{within: 0s}}", "bad.yaml: policy p: verify.within: within must be longer than zero"),
+        (
+            f"name: Bad_Name\n{BASE_ACTION}",
+            "bad.yaml: policy Bad_Name: name: name must match [a-z0-9-]+",
+        ),
+        (
+            f"name: p\nmatch: {{sorce: x}}\n{BASE_ACTION}",
+            "bad.yaml: policy p: match.sorce: Extra inputs are not permitted",
+        ),
+        (
+            f"name: p\nmatch: {{source: prometheus}}\n{BASE_ACTION}",
+            "bad.yaml: policy p: match.source: Input should be 'alertmanager', 'datadog' or 'any'",
+        ),
+        (
+            f"name: p\nmatch: {{matchers: ['a=~\"(\"']}}\n{BASE_ACTION}",
+            "bad.yaml: policy p: match.matchers: invalid regex in matcher",
+        ),
+        (
+            'name: p\naction: {type: docker.restart, params: {container: "{{ lables.c }}"}, allow_targets: ["*"]}',
+            "bad.yaml: policy p: action.params: param 'container': template names lables",
+        ),
+        (
+            'name: p\naction: {type: docker.restart, params: {container: "{{ labels.c "}, allow_targets: ["*"]}',
+            "bad.yaml: policy p: action.params: param 'container': template does not parse",
+        ),
+        (
+            "name: p\naction: {type: docker.restart, params: {container: x}}",
+            "bad.yaml: policy p: action: allow_targets is required",
+        ),
+        (
+            'name: p\naction: {type: docker.restart, params: {}, allow_targets: ["*"]}',
+            "bad.yaml: policy p: action: docker.restart needs either container",
+        ),
+        (
+            'name: p\naction: {type: docker.restart, params: {container: x, compose_service: y}, allow_targets: ["*"]}',
+            "docker.restart needs either container",
+        ),
+        (
+            'name: p\naction: {type: docker.restart, params: {compose_service: y}, allow_targets: ["*"]}',
+            "needs both compose_project and compose_service",
+        ),
+        (
+            'name: p\naction: {type: docker.restart, params: {container: x, timeout: soon}, allow_targets: ["*"]}',
+            "invalid duration 'soon'",
+        ),
+        (
+            'name: p\naction: {type: docker.restart, params: {container: x, signal: KILL}, allow_targets: ["*"]}',
+            "unknown param(s) signal for docker.restart",
+        ),
+        (
+            'name: p\naction: {type: docker.rm, params: {}, allow_targets: ["*"]}',
+            "bad.yaml: policy p: action.type: unknown action type 'docker.rm'",
+        ),
+        (
+            'name: p\naction: {type: kubernetes.scale, params: {}, allow_targets: ["*"]}',
+            "action type 'kubernetes.scale' is not available in this version yet",
+        ),
+        (
+            f"name: p\n{BASE_ACTION}\nguards: {{cooldown: 5 minutes}}",
+            "bad.yaml: policy p: guards.cooldown: invalid duration '5 minutes'",
+        ),
+        (
+            f"name: p\n{BASE_ACTION}\nguards: {{rate_limit: often}}",
+            "bad.yaml: policy p: guards.rate_limit: invalid rate 'often'",
+        ),
+        (
+            f"name: p\n{BASE_ACTION}\nguards: {{approval: sometimes}}",
+            "bad.yaml: policy p: guards.approval",
+        ),
+        (
+            f"name: p\n{BASE_ACTION}\nguards: {{approval: {{when: 'lables.x'}}}}",
+            "template names lables",
+        ),
+        (
+            f"name: p\n{BASE_ACTION}\nguards: {{approvals_required: 0}}",
+            "guards.approvals_required: Input should be greater than or equal to 1",
+        ),
+        (
+            f"name: p\n{BASE_ACTION}\ncondition: {{prometheus: {{query: up}}}}",
+            "bad.yaml: policy p: condition: conditions are not available in this version yet",
+        ),
+        (
+            f"name: p\n{BASE_ACTION}\nverify: {{within: 0s}}",
+            "bad.yaml: policy p: verify.within: within must be longer than zero",
+        ),
         (BASE_ACTION, "bad.yaml: policy #1: name: Field required"),
         ("- just\n- a list", "bad.yaml: policy #1: (policy): expected a mapping"),
         ("name: p\nname: q", "bad.yaml: policy ?: yaml: duplicate key 'name' at line 2"),

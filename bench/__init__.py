@@ -1,0 +1,1 @@
+"""Load benchmarks for the remediator daemon."""

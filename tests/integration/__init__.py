@@ -1,0 +1,1 @@
+"""Integration tests against real components started by tests.fixtures."""
