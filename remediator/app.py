@@ -55,7 +55,13 @@ def _warn_open_endpoints(config: Config) -> None:
 
 async def run(config: Config, stop: asyncio.Event | None = None) -> None:
     """Serve until `stop` is set (or a signal sets it)."""
-    policies = load_policies(config.policy_paths())
+    policies = load_policies(config.policy_paths(), must_exist=config.policies_configured)
+    if not policies:
+        _log.warning(
+            "policies.none",
+            paths=[str(p) for p in config.policy_paths()],
+            detail="no policies loaded: alerts are received and counted, none is acted on",
+        )
     log.register_secrets(config.secrets())
     _warn_open_endpoints(config)
     stop = stop or asyncio.Event()
@@ -76,12 +82,16 @@ async def run(config: Config, stop: asyncio.Event | None = None) -> None:
     )
     try:
         await engine.start()
-        app = build_app(engine, config)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
+    except BaseException:
+        await store.close()
+        raise
+    app = build_app(engine, config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
+    loop = asyncio.get_running_loop()
+    try:
         await runner.setup()
         host, port = parse_listen(config.listen)
         await web.TCPSite(runner, host, port).start()
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         _log.info(
@@ -93,11 +103,11 @@ async def run(config: Config, stop: asyncio.Event | None = None) -> None:
         )
         await stop.wait()
         _log.info("daemon.stopping", running_actions=engine.runner.running)
+    finally:
         app[STATE]["draining"] = True
         await runner.cleanup()  # stop listening; let in-flight webhooks commit
-        await engine.stop(config.drain_timeout)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-    finally:
+        await engine.stop(config.drain_timeout)
         await store.close()
     _log.info("daemon.stopped")

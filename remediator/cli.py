@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load(config_path: Path | None) -> tuple[Config, list[Any]]:
     config = load_config(config_path)
-    return config, load_policies(config.policy_paths())
+    return config, load_policies(config.policy_paths(), must_exist=config.policies_configured)
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -173,6 +173,11 @@ class Config(Section):
     def policy_paths(self) -> list[Path]:
         return [Path(self.base_dir) / p for p in self.policies]
 
+    @property
+    def policies_configured(self) -> bool:
+        """False when `policies` is the built-in default, which may be absent."""
+        return "policies" in self.model_fields_set
+
     def state_target(self) -> StateTarget:
         return parse_state_url(self.state, Path(self.base_dir))
 

@@ -115,7 +115,7 @@ def repeat_verdict(claim: Claim, policy: str, alert: Alert, gates: Gates) -> Ver
             claim.action,
             claim.target,
             Outcome.DEDUPLICATED,
-            f"repeat of decision {claim.decision_id} ({claim.outcome})",
+            f"repeat of the episode decided by decision {claim.decision_id}",
             new=False,
         )
     if seen is Seen.HELD and gates.holding(policy) == claim.outcome:
@@ -171,7 +171,7 @@ async def _decide_one(
             decided.verdicts.append(known)
             return
         if not claim.provisional:  # first repeat: one `deduplicated` record for the episode
-            reason = f"repeat of decision {claim.decision_id} ({claim.outcome})"
+            reason = f"repeat of the episode decided by decision {claim.decision_id}"
             dedup_id = await tx.add_decision(
                 NewDecision(
                     now,

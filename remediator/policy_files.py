@@ -9,21 +9,25 @@ from remediator.core.policy import Policy, check_unique, parse_policies
 from remediator.errors import PolicyError
 
 
-def policy_files(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
+def policy_files(paths: Iterable[Path], *, must_exist: bool) -> tuple[list[Path], list[str]]:
     files, problems = [], []
     for path in paths:
         if path.is_dir():
             files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
         elif path.is_file():
             files.append(path)
-        else:
+        elif must_exist:
             problems.append(f"{path}: policy ?: (file): no such file or folder")
     return files, problems
 
 
-def load_policies(paths: Iterable[Path]) -> list[Policy]:
-    """All policies, or PolicyError listing every problem in every file."""
-    files, problems = policy_files(paths)
+def load_policies(paths: Iterable[Path], *, must_exist: bool = True) -> list[Policy]:
+    """All policies, or PolicyError listing every problem in every file.
+
+    `must_exist=False` is for the built-in default `./policies`: absent means no policies,
+    while a path an operator configured and mistyped is an error.
+    """
+    files, problems = policy_files(paths, must_exist=must_exist)
     located: list[tuple[str, Policy]] = []
     for file in files:
         try:

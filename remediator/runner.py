@@ -80,8 +80,11 @@ class Runner:
             except RemediatorError as exc:
                 # Left `running`: the next start records it interrupted, so it is never lost.
                 bound.error("action.record_failed", error=str(exc))
-            event = "action.executed" if outcome == Outcome.EXECUTED else "action.failed"
-            bound.info(event, outcome=outcome, reason=reason, duration_seconds=round(duration, 3))
+            done = {"outcome": outcome, "reason": reason, "duration_seconds": round(duration, 3)}
+            if outcome == Outcome.EXECUTED:
+                bound.info("action.executed", **done)
+            else:
+                bound.warning("action.failed", **done)
             if not verified:
                 await self._on_unverified(request.policy, reason)
 

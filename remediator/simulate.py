@@ -12,7 +12,7 @@ from typing import Any
 from remediator.config import Config
 from remediator.core.alert import Alert
 from remediator.core.dedup import Seen, classify
-from remediator.core.job import Job, build_job
+from remediator.core.job import Job, Stopped, build_job
 from remediator.core.limits import cooldown_reason, rate_reason
 from remediator.core.policy import Policy
 from remediator.engine import PAUSED_FLAG, TRIPPED_PREFIX
@@ -31,13 +31,13 @@ class GuardVerdict:
 
 async def _guards(
     tx: Transaction, alert: Alert, policy: Policy, now: datetime, gates: Gates, settings: Settings
-) -> tuple[Job | None, list[GuardVerdict]]:
+) -> tuple[Job | Stopped, list[GuardVerdict]]:
     """Each guard evaluated on its own, even after one would already have stopped the job."""
     out: list[GuardVerdict] = []
     job = build_job(policy, alert, now)
     if not isinstance(job, Job):
         out.append(GuardVerdict(job.outcome.value, False, job.reason))
-        return None, out
+        return job, out
     out.append(GuardVerdict("render", True, f"target {job.target}"))
     out.append(GuardVerdict("scope", True, f"{job.target} is in allow_targets"))
     claim = await tx.claim(policy.name, alert.episode)
@@ -117,8 +117,8 @@ async def simulate(
                         {
                             "policy": policy.name,
                             "action": policy.action.type,
-                            "target": job.target if job else "",
-                            "params": dict(job.params) if job else {},
+                            "target": job.target,
+                            "params": dict(job.params) if isinstance(job, Job) else {},
                             "guards": [
                                 {"guard": g.guard, "ok": g.ok, "detail": g.detail} for g in guards
                             ],

@@ -70,7 +70,7 @@ async def test_repeats_are_answered_with_the_episode_outcome(harness: HarnessFac
     assert status == 200
     [decision] = answer["decisions"]
     assert decision["outcome"] == "deduplicated"
-    assert "repeat of decision" in decision["reason"]
+    assert "repeat of the episode decided by decision" in decision["reason"]
 
 
 async def test_a_new_episode_after_resolve_is_held_by_the_cooldown(harness: HarnessFactory) -> None:

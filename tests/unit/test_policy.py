@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from remediator.config import parse_config
 from remediator.core.policy import ApprovalWhen, parse_policies
 from remediator.errors import PolicyError
 from remediator.policy_files import load_policies
@@ -194,3 +195,15 @@ def test_shipped_example_policies_are_valid() -> None:
         assert policy.description, f"{policy.name} should say which runbook step it is"
         assert policy.guards.cooldown > timedelta(0)
         assert policy.guards.rate_limit is not None
+
+
+def test_the_default_policy_folder_may_be_absent(tmp_path: Path) -> None:
+    assert load_policies([tmp_path / "policies"], must_exist=False) == []
+
+
+def test_a_configured_policy_path_must_exist(tmp_path: Path) -> None:
+    assert parse_config("{}", "c.yaml", {}).policies_configured is False
+    configured = parse_config("policies: ['./mine']", "c.yaml", {}, tmp_path)
+    assert configured.policies_configured is True
+    with pytest.raises(PolicyError, match=r"mine: policy \?: \(file\): no such file or folder"):
+        load_policies(configured.policy_paths(), must_exist=configured.policies_configured)

@@ -1,0 +1,215 @@
+"""The `remediator` command as an operator runs it: check, simulate, approvals, --version."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from remediator import __version__
+from tests.conftest import CORPUS
+from tests.fixtures.daemon import API_TOKEN, DaemonFactory
+from tests.fixtures.procs import require_binary
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli(
+    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "remediator", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_version() -> None:
+    done = cli("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"remediator {__version__}"
+
+
+def test_check_passes_the_shipped_examples_and_deploy_config() -> None:
+    done = cli("check")
+    assert done.returncode == 0, done.stderr
+    assert "2 policies" in done.stdout
+    done = cli(
+        "check",
+        "--config",
+        "deploy/remediator.yaml",
+        env={"AM_TOKEN": "t0ken", "API_TOKEN": "t0ken2"},
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_check_reports_every_problem_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "bad.yaml").write_text(
+        "name: restart-web\naction: {type: docker.restart, params: {container: '{{ lables.c }}'}, allow_targets: ['*']}\n"
+        "---\nname: Bad\naction: {type: docker.restart, params: {container: x}}\n"
+    )
+    done = cli("check", cwd=tmp_path)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith(
+        "policies/bad.yaml: policy restart-web: action.params: param 'container': template names lables"
+    )
+    assert any(line.startswith("policies/bad.yaml: policy Bad: name: ") for line in lines)
+    (tmp_path / "remediator.yaml").write_text("listn: 1\n")
+    done = cli("check", cwd=tmp_path)
+    assert (
+        done.returncode == 1
+        and "remediator.yaml: listn: Extra inputs are not permitted" in done.stderr
+    )
+
+
+def test_simulate_has_no_side_effects(tmp_path: Path) -> None:
+    payload = tmp_path / "alert.json"
+    payload.write_text(
+        json.dumps(
+            {
+                "alerts": [
+                    {
+                        "labels": {
+                            "alertname": "ContainerUnhealthy",
+                            "name": "web-1",
+                            "severity": "warning",
+                        },
+                        "startsAt": "2026-11-22T10:00:00Z",
+                    },
+                    {
+                        "labels": {
+                            "alertname": "ContainerUnhealthy",
+                            "name": "db-1",
+                            "severity": "warning",
+                        },
+                        "startsAt": "2026-11-22T10:00:00Z",
+                    },
+                    {"labels": {"alertname": "Unrelated"}, "startsAt": "2026-11-22T10:00:00Z"},
+                ]
+            }
+        )
+    )
+    (tmp_path / "remediator.yaml").write_text(f"policies: ['{REPO / 'policies'}']\n")
+    done = cli("simulate", str(payload), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "policy restart-unhealthy-container: docker.restart target=web-1" in done.stdout
+    assert "=> would execute: all guards passed" in done.stdout
+    assert "STOP out_of_scope" in done.stdout and "no policy matches" in done.stdout
+    report = json.loads(cli("simulate", str(payload), "--json", cwd=tmp_path).stdout)
+    assert [len(a["policies"]) for a in report] == [1, 1, 0]
+    first = report[0]["policies"][0]
+    assert first["outcome"] == "executed" and first["target"] == "web-1"
+    assert {g["guard"] for g in first["guards"]} >= {
+        "scope",
+        "dedup",
+        "cooldown",
+        "rate_limit",
+        "global_rate",
+        "approval",
+    }
+    assert report[1]["policies"][0]["outcome"] == "out_of_scope"
+    assert not (tmp_path / "remediator.db").exists()  # no state file created
+
+
+def test_simulate_reads_real_state_without_changing_it(
+    daemon_factory: DaemonFactory, tmp_path: Path
+) -> None:
+    daemon = daemon_factory(
+        (REPO / "policies" / "restart-unhealthy-container.yaml").read_text(), dry_run=True
+    )
+    daemon.start()
+    body = {
+        "alerts": [
+            {
+                "labels": {
+                    "alertname": "ContainerUnhealthy",
+                    "name": "web-1",
+                    "severity": "warning",
+                },
+                "startsAt": "2026-11-22T10:00:00Z",
+            }
+        ]
+    }
+    assert daemon.webhook(body)[0] == 200
+    payload = tmp_path / "again.json"
+    payload.write_text(json.dumps(body))
+    done = cli("simulate", str(payload), "--config", "remediator.yaml", cwd=daemon.folder)
+    assert done.returncode == 0, done.stderr
+    assert "would be deduplicated" in done.stdout
+    assert [d["outcome"] for d in daemon.decisions()] == ["dry_run"]  # simulate wrote nothing
+
+
+def test_simulate_rejects_a_bad_payload(tmp_path: Path) -> None:
+    payload = tmp_path / "bad.json"
+    payload.write_text("{nope")
+    done = cli("simulate", str(payload), cwd=tmp_path)
+    assert done.returncode == 1 and "malformed Alertmanager webhook body" in done.stderr
+    done = cli(
+        "simulate",
+        str(CORPUS / "alertmanager" / "02-am0321-new-alerts-added-4-alerts.json"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0 and done.stdout.count("no policy matches") == 4
+
+
+def test_approvals_commands_against_a_running_daemon(daemon_factory: DaemonFactory) -> None:
+    policy = (
+        (REPO / "policies" / "restart-unhealthy-container.yaml")
+        .read_text()
+        .replace("approval: never", "approval: always\n  dry_run: true")
+    )
+    daemon = daemon_factory(policy)
+    daemon.start()
+    body = {
+        "alerts": [
+            {
+                "labels": {
+                    "alertname": "ContainerUnhealthy",
+                    "name": "web-1",
+                    "severity": "warning",
+                },
+                "startsAt": "2026-11-22T10:00:00Z",
+            }
+        ]
+    }
+    approval_id = daemon.webhook(body)[1]["decisions"][0]["approval_id"]
+    listed = json.loads(cli("approvals", "list", "--url", daemon.url).stdout)
+    assert [a["id"] for a in listed["approvals"]] == [approval_id]
+    denied = cli("approvals", "approve", approval_id, "--url", daemon.url, "--token", "wrong")
+    assert denied.returncode == 1 and "HTTP 401" in denied.stderr
+    done = cli(
+        "approvals",
+        "approve",
+        approval_id,
+        "--url",
+        daemon.url,
+        "--token",
+        API_TOKEN,
+        "--by",
+        "alice",
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["state"] == "approved"
+    again = cli("approvals", "deny", approval_id, "--url", daemon.url, "--token", API_TOKEN)
+    assert again.returncode == 1 and "HTTP 409" in again.stderr
+    assert [d["outcome"] for d in daemon.decisions()] == ["dry_run"]
+
+
+def test_shipped_alertmanager_config_is_valid_for_alertmanager() -> None:
+    amtool = require_binary("amtool", "Debian package prometheus-alertmanager")
+    done = subprocess.run(
+        [amtool, "check-config", str(REPO / "deploy" / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
