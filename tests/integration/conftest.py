@@ -34,6 +34,7 @@ class Harness:
     client: TestClient[web.Request, web.Application]
     engine: Engine
     config: Config
+    db_path: Path
 
     async def post(
         self, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None
@@ -120,7 +121,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
         client = TestClient(TestServer(build_app(engine, cfg)))
         await client.start_server()
         made.append((client, engine, store))
-        return Harness(client, engine, cfg)
+        return Harness(client, engine, cfg, folder / "state.db")
 
     yield make
     for client, engine, store in made:

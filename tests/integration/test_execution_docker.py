@@ -3,6 +3,8 @@ failed verification tripping the breaker, Docker errors as `failed` with a reaso
 
 from __future__ import annotations
 
+import itertools
+import sqlite3
 from typing import Any
 
 from remediator.actions.docker import DockerExecutor
@@ -110,3 +112,39 @@ guards: {dry_run: true}
         ("deduplicated", 2),
         ("deduplicated", 2),
     ]
+
+
+async def test_max_concurrent_actions_queues_the_rest(
+    harness: HarnessFactory, docker_cleanup: DockerEngine
+) -> None:
+    for name in ("web-q1", "web-q2", "web-q3"):
+        docker_cleanup.run(name)  # sleep ignores SIGTERM: each restart takes its full 1s
+    h = await harness(
+        _policy(),
+        "limits: {max_concurrent_actions: 1}\n",
+        executors={"docker.restart": DockerExecutor(docker_cleanup.url)},
+    )
+    answer = (
+        await h.post(
+            {
+                "alerts": [
+                    {
+                        "labels": {"alertname": "ContainerDown", "container": c},
+                        "startsAt": "2026-11-22T10:00:00Z",
+                    }
+                    for c in ("web-q1", "web-q2", "web-q3")
+                ]
+            }
+        )
+    )[1]
+    for decision in answer["decisions"]:
+        assert (await h.wait_outcome(decision["id"], {"executed", "failed"}))[
+            "outcome"
+        ] == "executed"
+    with sqlite3.connect(h.db_path) as db:  # the action rows as the store wrote them
+        spans = db.execute(
+            "SELECT started_at, finished_at FROM actions ORDER BY started_at"
+        ).fetchall()
+    assert len(spans) == 3
+    for (_, first_end), (second_start, _) in itertools.pairwise(spans):
+        assert second_start >= first_end  # never two at once
