@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -61,45 +62,39 @@ class Section(BaseModel):
         return resolved
 
 
+def _non_empty(value: SecretStr) -> SecretStr:
+    # An empty credential (an unset ${VAR:-}, an empty file) would accept an empty header.
+    if not value.get_secret_value():
+        raise ValueError("must not be empty")
+    return value
+
+
+NonEmptySecret = Annotated[SecretStr, AfterValidator(_non_empty)]
+
+
 class BasicCredentials(Section):
     username: str
-    password: SecretStr
+    password: NonEmptySecret
 
 
 class AlertmanagerAuth(Section):
-    bearer_token: SecretStr | None = None
+    bearer_token: NonEmptySecret | None = None
     basic: BasicCredentials | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> AlertmanagerAuth:
         if (self.bearer_token is None) == (self.basic is None):
             raise ValueError("set exactly one of bearer_token or basic")
-        if self.bearer_token is not None and not self.bearer_token.get_secret_value():
-            raise ValueError("bearer_token is empty")
         return self
 
 
 class DatadogAuth(Section):
     header: str = "X-Remediator-Token"
-    token: SecretStr
-
-    @field_validator("token")
-    @classmethod
-    def _non_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("token is empty")
-        return value
+    token: NonEmptySecret
 
 
 class ApiAuth(Section):
-    bearer_token: SecretStr
-
-    @field_validator("bearer_token")
-    @classmethod
-    def _non_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("bearer_token is empty")
-        return value
+    bearer_token: NonEmptySecret
 
 
 class AuthConfig(Section):

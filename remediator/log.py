@@ -50,7 +50,8 @@ def configure(level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # Not cached: a logger re-reads the configuration, so tests can re-point stderr.
+        cache_logger_on_first_use=False,
     )
 
 

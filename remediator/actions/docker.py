@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, cast
 
@@ -22,6 +21,7 @@ import urllib3.exceptions
 from remediator.actions.base import ActionRequest, ActionResult
 from remediator.actions.blocking import run_blocking
 from remediator.core.durations import format_duration, parse_duration
+from remediator.core.timestamps import GO_ZERO_TIME, parse_rfc3339_ns
 from remediator.errors import ActionError
 
 ACTION_TYPE = "docker.restart"
@@ -34,9 +34,6 @@ _LABEL_PROJECT = "com.docker.compose.project"
 _LABEL_SERVICE = "com.docker.compose.service"
 _LABEL_ONEOFF = "com.docker.compose.oneoff"
 
-_ENGINE_TIME = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
-)
 # Exceptions raised while opening the connection: the request bytes were never sent.
 _NOT_SENT: tuple[type[BaseException], ...] = (
     ConnectionRefusedError,
@@ -63,24 +60,11 @@ def parse_engine_time(text: str) -> datetime | None:
 
     None for Go's zero time (`0001-01-01T00:00:00Z`, "never started") and for anything unparsable.
     """
-    match = _ENGINE_TIME.match(text.strip())
-    if match is None:
-        return None
-    year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
-    if year <= 1:
-        return None
-    # Truncating (not rounding) keeps the value at or before the true instant.
-    micros = int((match[7] or "0")[:6].ljust(6, "0"))
-    zone = match[8]
-    if zone in ("Z", "z"):
-        tz = UTC
-    else:
-        sign = -1 if zone[0] == "-" else 1
-        tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
     try:
-        return datetime(year, month, day, hour, minute, second, micros, tzinfo=tz)
+        moment, _ = parse_rfc3339_ns(text)
     except ValueError:
         return None
+    return None if moment == GO_ZERO_TIME else moment
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from remediator.core.alert import Alert
+from remediator.core.timestamps import GO_ZERO_TIME, parse_rfc3339_ns
 from remediator.errors import IngestError
 from remediator.ingest.fingerprint import label_fingerprint
-from remediator.ingest.timestamps import GO_ZERO_TIME, parse_rfc3339_ns
 
 
 class _Lenient(BaseModel):

@@ -205,36 +205,22 @@ class SqliteTransaction:
         return int(row[0]) if row else 0
 
     async def note_episode(self, alert: Alert, now: datetime) -> None:
-        if alert.status == "firing":
-            await self.db.execute(
-                "INSERT INTO episodes (episode, source, fingerprint, alertname, labels, starts_at, "
-                "first_seen) VALUES (?,?,?,?,?,?,?) ON CONFLICT (episode) DO NOTHING",
-                (
-                    alert.episode,
-                    alert.source,
-                    alert.fingerprint,
-                    alert.name,
-                    json.dumps(dict(alert.labels), sort_keys=True),
-                    _ts(alert.starts_at),
-                    _ts(now),
-                ),
-            )
-        else:
-            await self.db.execute(
-                "INSERT INTO episodes (episode, source, fingerprint, alertname, labels, starts_at, "
-                "first_seen, resolved_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (episode) DO UPDATE "
-                "SET resolved_at = coalesce(episodes.resolved_at, excluded.resolved_at)",
-                (
-                    alert.episode,
-                    alert.source,
-                    alert.fingerprint,
-                    alert.name,
-                    json.dumps(dict(alert.labels), sort_keys=True),
-                    _ts(alert.starts_at),
-                    _ts(now),
-                    _ts(now),
-                ),
-            )
+        """First sight of an episode is kept; a resolve stamps its end (only the first one)."""
+        await self.db.execute(
+            "INSERT INTO episodes (episode, source, fingerprint, alertname, labels, starts_at, "
+            "first_seen, resolved_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (episode) DO UPDATE "
+            "SET resolved_at = coalesce(episodes.resolved_at, excluded.resolved_at)",
+            (
+                alert.episode,
+                alert.source,
+                alert.fingerprint,
+                alert.name,
+                json.dumps(dict(alert.labels), sort_keys=True),
+                _ts(alert.starts_at),
+                _ts(now),
+                _ts(now) if alert.status == "resolved" else None,
+            ),
+        )
 
     async def pending_approvals(self, episode: str) -> list[Approval]:
         async with self.db.execute(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import signal
+from datetime import UTC, datetime, timedelta
 
 from tests.e2e.test_crash_safety import POLICY, _body
 from tests.fixtures.daemon import DaemonFactory
@@ -20,7 +21,11 @@ def test_sigterm_drains_the_running_action_and_exits_zero(
     daemon.start()
     assert daemon.webhook(_body("web-drain", datetime.now(UTC)))[0] == 200
     wait_for(lambda: daemon.events("action.started"), timeout=20, what="the action to start")
-    assert daemon.stop() == 0
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGTERM)
+    late = _body("web-drain", datetime.now(UTC) + timedelta(seconds=1))  # a new episode
+    wait_for(lambda: daemon.webhook(late)[0] in (0, 503), timeout=10, what="intake to stop")
+    assert daemon.proc.wait(30) == 0  # the running 2s restart finished first
     assert daemon.events("daemon.stopped")
     assert docker.started_at_ns("web-drain") > before
     daemon.start()

@@ -84,7 +84,17 @@ limits: {max_concurrent_actions: 2, global_rate: "10/1h", approval_ttl: "5m"}
             {},
             "c.yaml: auth.alertmanager: set exactly one of bearer_token or basic",
         ),
-        ("auth: {alertmanager: {bearer_token: ''}}", {}, "bearer_token is empty"),
+        (
+            "auth: {alertmanager: {bearer_token: ''}}",
+            {},
+            "auth.alertmanager.bearer_token: must not be empty",
+        ),
+        (
+            "auth: {api: {bearer_token: '${EMPTY}'}}",
+            {"EMPTY": ""},
+            "auth.api.bearer_token: must not be empty",
+        ),
+        ("auth: {datadog: {token: ''}}", {}, "auth.datadog.token: must not be empty"),
         (
             "auth: {alertmanager: {bearer_token: a, bearer_token_file: b}}",
             {},

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from remediator.core.timestamps import parse_rfc3339_ns
 from remediator.errors import IngestError
 from remediator.ingest.alertmanager import parse_alertmanager
 from remediator.ingest.fingerprint import label_fingerprint
-from remediator.ingest.timestamps import parse_rfc3339_ns
 from tests.conftest import CORPUS
 
 # file prefix -> (alerts, firing) as SOURCES.md describes each body.
