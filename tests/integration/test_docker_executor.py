@@ -135,11 +135,14 @@ class EngineProxy:
                     pump.cancel()
                 await asyncio.gather(*pumps, return_exceptions=True)
         finally:
-            for side in (writer, up_writer):
-                if side is not None:
-                    side.close()
-                    with contextlib.suppress(OSError):
-                        await side.wait_closed()
+            # Close both before awaiting either: a cancellation (stop()) during the first
+            # wait_closed must not leave the other side open for the GC to warn about.
+            sides = [side for side in (writer, up_writer) if side is not None]
+            for side in sides:
+                side.close()
+            for side in sides:
+                with contextlib.suppress(OSError):
+                    await side.wait_closed()
 
 
 async def test_restart_by_name_moves_started_at_and_verifies(
