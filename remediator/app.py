@@ -39,18 +39,19 @@ def build_executors(config: Config) -> dict[str, Executor]:
 
 
 def _warn_open_endpoints(config: Config) -> None:
-    if config.auth.alertmanager is None:
-        _log.warning(
-            "auth.open",
-            endpoint="/webhook/alertmanager",
-            detail="auth.alertmanager is not set: anyone who can reach it can send alerts",
-        )
-    if config.auth.api is None:
-        _log.warning(
-            "auth.open",
-            endpoint="/api/v1",
-            detail="auth.api is not set: anyone who can reach it can pause, resume and approve",
-        )
+    auth = config.auth
+    for block, endpoint, who_can in (
+        (auth.alertmanager, "/webhook/alertmanager", "send alerts"),
+        (auth.datadog, "/webhook/datadog", "send alerts"),
+        (auth.api, "/api/v1", "pause, resume and approve"),
+    ):
+        if block is None:
+            name = endpoint.rsplit("/", 1)[-1].replace("v1", "api")
+            _log.warning(
+                "auth.open",
+                endpoint=endpoint,
+                detail=f"auth.{name} is not set: anyone who can reach it can {who_can}",
+            )
 
 
 async def run(config: Config, stop: asyncio.Event | None = None) -> None:

@@ -16,6 +16,7 @@ from remediator import __version__, log
 from remediator.config import Config, load_config
 from remediator.errors import ConfigError, IngestError, PolicyError, StoreError
 from remediator.ingest.alertmanager import parse_alertmanager
+from remediator.ingest.datadog import parse_datadog
 from remediator.policy_files import load_policies
 
 
@@ -95,11 +96,11 @@ def _simulate(args: argparse.Namespace) -> int:
     try:
         config, policies = _load(args.config)
         body = args.payload.read_bytes()
-        if args.source != "alertmanager":
-            print("error: --source datadog is not available in this version yet", file=sys.stderr)
-            return 2
-        alerts = parse_alertmanager(body)
-        report = asyncio.run(simulate(config, policies, alerts, utcnow(), state_path(config)))
+        now = utcnow()
+        alerts = (
+            parse_alertmanager(body) if args.source == "alertmanager" else parse_datadog(body, now)
+        )
+        report = asyncio.run(simulate(config, policies, alerts, now, state_path(config)))
     except (ConfigError, StoreError) as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -153,8 +153,9 @@ class Engine:
             async with self.store.transaction() as tx:
                 decided = await decide(alerts, self.policies, tx, now, self.gates, self.settings)
             for alert in alerts:
-                seen = (alert.labels, tuple(matching(self.policies, alert)))
-                self._episodes.put((alert.episode, alert.status), seen)
+                if alert.cycle is None:  # a cycle group is not an episode: never a cache key
+                    seen = (alert.labels, tuple(matching(self.policies, alert)))
+                    self._episodes.put((alert.episode, alert.status), seen)
         self._apply(decided)
         return decided
 
@@ -162,7 +163,7 @@ class Engine:
         """Every alert a repeat of a settled episode: answer without touching the store."""
         decided = Decided()
         for alert in alerts:
-            seen = self._episodes.get((alert.episode, alert.status))
+            seen = None if alert.cycle else self._episodes.get((alert.episode, alert.status))
             # Same labels: the matching set cannot differ (a sender reusing a fingerprint
             # for other labels falls through to the full pipeline).
             if seen is None or seen[0] != alert.labels:

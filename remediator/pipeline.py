@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from remediator.core import approval as approvals
@@ -141,7 +141,10 @@ async def decide(
     settings: Settings,
 ) -> Decided:
     decided = Decided()
-    for alert in alerts:
+    for raw in alerts:
+        alert = raw
+        if raw.cycle is not None:  # the sender gave no incident id: the store numbers cycles
+            alert = replace(raw, episode=await tx.episode_cycle(raw.episode, raw.cycle), cycle=None)
         await tx.note_episode(alert, now)
         if alert.status == "resolved":
             await _cancel_approvals(tx, alert, decided)

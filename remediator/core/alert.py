@@ -9,6 +9,9 @@ from typing import Literal
 
 Source = Literal["alertmanager", "datadog"]
 Status = Literal["firing", "resolved"]
+# How a notification moves its incident when the sender gives no incident id: it opens one
+# (or continues the open one), repeats it, or ends it. The store numbers the cycles.
+Cycle = Literal["start", "repeat", "end"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,10 @@ class Alert:
     fingerprint: str
     episode: str
     generator_url: str = ""
+    # None: `episode` is final. Otherwise `episode` names a group whose current cycle the
+    # store resolves (Datadog without $ALERT_CYCLE_KEY), so a new trigger after a recovery
+    # is a new episode while Re-Triggered/Renotify stay repeats of the open one.
+    cycle: Cycle | None = None
 
     @property
     def name(self) -> str:

@@ -23,7 +23,7 @@ from remediator.core.dedup import Claim
 from remediator.errors import StoreError
 from remediator.store.base import DecisionRecord, NewDecision
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE episodes (
   episode TEXT PRIMARY KEY, source TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -59,6 +59,11 @@ CREATE TABLE approvals (
 CREATE INDEX approvals_episode ON approvals (episode, state);
 CREATE TABLE flags (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Schema changes after version 1, applied in order to an existing store.
+_MIGRATIONS = {
+    2: "CREATE TABLE cycles (grp TEXT PRIMARY KEY, generation INTEGER NOT NULL, "
+    "open INTEGER NOT NULL);",
+}
 _UNFINISHED = ("pending", "running")
 
 
@@ -222,6 +227,27 @@ class SqliteTransaction:
             ),
         )
 
+    async def episode_cycle(self, group: str, cycle: str) -> str:
+        """The episode of `group`'s current cycle: a start after an end opens the next one;
+        repeats and ends belong to the latest (a repeat never opens an incident)."""
+        row = await self._one("SELECT generation, open FROM cycles WHERE grp = ?", (group,))
+        if row is None:
+            generation = 1
+            await self.db.execute(
+                "INSERT INTO cycles (grp, generation, open) VALUES (?, 1, ?)",
+                (group, int(cycle != "end")),
+            )
+        else:
+            generation, is_open = int(row[0]), bool(row[1])
+            if cycle == "start" and not is_open:
+                generation += 1
+                await self.db.execute(
+                    "UPDATE cycles SET generation = ?, open = 1 WHERE grp = ?", (generation, group)
+                )
+            elif cycle == "end" and is_open:
+                await self.db.execute("UPDATE cycles SET open = 0 WHERE grp = ?", (group,))
+        return f"{group}:{generation}"
+
     async def pending_approvals(self, episode: str) -> list[Approval]:
         async with self.db.execute(
             "SELECT * FROM approvals WHERE episode = ? AND state = 'pending'", (episode,)
@@ -312,8 +338,14 @@ class SqliteStore:
                 f"remediator understands ({SCHEMA_VERSION}); refusing to touch it"
             )
         if version == 0:
+            script = _SCHEMA + "".join(_MIGRATIONS.values())
             await db.executescript(
-                f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                f"BEGIN; {script} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
+            return
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            await db.executescript(
+                f"BEGIN; {_MIGRATIONS[target]} PRAGMA user_version = {target}; COMMIT;"
             )
 
     def _conn(self) -> aiosqlite.Connection:

@@ -19,6 +19,7 @@ from remediator.core.approval import ApprovalRefused
 from remediator.engine import Engine
 from remediator.errors import IngestError, StoreError
 from remediator.ingest.alertmanager import parse_alertmanager
+from remediator.ingest.datadog import parse_datadog
 from remediator.web import auth
 
 _log = log.get("remediator.web")
@@ -81,6 +82,11 @@ def _webhook(
 
 def _am_auth(request: web.Request, config: Config) -> bool:
     return auth.alertmanager_ok(request.headers.get("Authorization"), config.auth.alertmanager)
+
+
+def _dd_auth(request: web.Request, config: Config) -> bool:
+    dd = config.auth.datadog
+    return auth.datadog_ok(request.headers.get(dd.header) if dd else None, dd)
 
 
 def _api_write(
@@ -211,6 +217,10 @@ def build_app(engine: Engine, config: Config) -> web.Application:
     app[STATE] = {"draining": False}
     app.router.add_post(
         "/webhook/alertmanager", _webhook("alertmanager", _am_auth, parse_alertmanager)
+    )
+    app.router.add_post(
+        "/webhook/datadog",
+        _webhook("datadog", _dd_auth, lambda body: parse_datadog(body, engine.clock())),
     )
     app.router.add_get("/api/v1/decisions", decisions)
     app.router.add_get("/api/v1/approvals", approvals_list)

@@ -11,6 +11,7 @@ from pathlib import Path
 from remediator import __version__
 from tests.conftest import CORPUS
 from tests.fixtures.daemon import API_TOKEN, DaemonFactory
+from tests.fixtures.datadog import SAMPLE, render
 from tests.fixtures.procs import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ def test_version() -> None:
 def test_check_passes_the_shipped_examples_and_deploy_config() -> None:
     done = cli("check")
     assert done.returncode == 0, done.stderr
-    assert "2 policies" in done.stdout
+    assert "3 policies" in done.stdout
     done = cli(
         "check",
         "--config",
@@ -144,6 +145,30 @@ def test_simulate_reads_real_state_without_changing_it(
     assert done.returncode == 0, done.stderr
     assert "would be deduplicated" in done.stdout
     assert [d["outcome"] for d in daemon.decisions()] == ["dry_run"]  # simulate wrote nothing
+
+
+def test_simulate_a_datadog_notification_from_the_shipped_template(tmp_path: Path) -> None:
+    payload = tmp_path / "datadog.json"
+    payload.write_bytes(
+        render(
+            {
+                **SAMPLE,
+                "EVENT_TITLE": "[Triggered on {container_name:web-1}] Container unhealthy",
+                "ALERT_TITLE": "Container unhealthy",
+                "TAGS": "container_name:web-1,env:prod",
+            }
+        )
+    )
+    (tmp_path / "remediator.yaml").write_text(f"policies: ['{REPO / 'policies'}']\n")
+    done = cli("simulate", "--source", "datadog", str(payload), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "alert 1/1: Container unhealthy firing" in done.stdout
+    assert "policy restart-unhealthy-container-datadog: docker.restart target=web-1" in done.stdout
+    assert "=> would execute: all guards passed" in done.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"text": "no transition"}')
+    done = cli("simulate", "--source", "datadog", str(bad), cwd=tmp_path)
+    assert done.returncode == 1 and "lacks transition" in done.stderr
 
 
 def test_simulate_rejects_a_bad_payload(tmp_path: Path) -> None:
