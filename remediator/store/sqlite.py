@@ -326,6 +326,11 @@ class SqliteStore:
         except (sqlite3.Error, OSError) as exc:
             await self.close()
             raise StoreError(f"cannot open SQLite state store {self._path}: {exc}") from None
+        except BaseException:
+            # A refused schema (StoreError) or a cancellation must not leave aiosqlite's
+            # non-daemon thread running: it would keep the process from exiting.
+            await self.close()
+            raise
 
     async def _migrate(self) -> None:
         db = self._conn()

@@ -1,0 +1,66 @@
+"""The SQLite store's schema versioning: migrate forward, never touch a newer schema."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from remediator.errors import StoreError
+from remediator.store import sqlite as store_module
+from remediator.store.sqlite import SCHEMA_VERSION, SqliteStore
+
+
+def _version(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+async def test_a_new_store_gets_the_current_schema(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "s.db"))
+    await store.open()
+    await store.close()
+    assert _version(tmp_path / "s.db") == SCHEMA_VERSION
+
+
+async def test_a_version_1_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(store_module._SCHEMA + "PRAGMA user_version = 1;")
+        db.execute("INSERT INTO flags (name, value) VALUES ('paused', '1')")
+    store = SqliteStore(str(path))
+    await store.open()
+    assert await store.get_flag("paused") == "1"
+    async with store.transaction() as tx:
+        assert await tx.episode_cycle("dd:m:1:", "start") == "dd:m:1::1"  # the v2 table works
+    await store.close()
+    assert _version(path) == SCHEMA_VERSION
+
+
+async def test_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    store = SqliteStore(str(path))
+    with pytest.raises(StoreError, match="newer than this remediator understands"):
+        await store.open()
+    assert _version(path) == SCHEMA_VERSION + 1
+
+
+async def test_cycles_are_numbered(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "c.db"))
+    await store.open()
+    seen = []
+    async with store.transaction() as tx:
+        for cycle in ("repeat", "start", "end", "end", "repeat", "start", "start", "end"):
+            seen.append(await tx.episode_cycle("g", cycle))
+    await store.close()
+    # a repeat first opens 1; an end closes it; a late repeat stays in 1; a start opens 2
+    assert seen == ["g:1", "g:1", "g:1", "g:1", "g:1", "g:2", "g:2", "g:2"]
+
+
+async def test_an_unopenable_store_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(StoreError, match="cannot open SQLite state store"):
+        await SqliteStore(str(tmp_path / "dir.db")).open()
