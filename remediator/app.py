@@ -13,7 +13,10 @@ from aiohttp import web
 from remediator import log
 from remediator.actions.base import Executor
 from remediator.actions.docker import DockerExecutor
+from remediator.actions.kubernetes import ACTION_TYPES as KUBE_ACTIONS
+from remediator.actions.kubernetes import KubernetesExecutor
 from remediator.config import Config, parse_listen
+from remediator.core.policy import Policy
 from remediator.engine import Engine
 from remediator.metrics import Metrics
 from remediator.pipeline import Settings
@@ -34,8 +37,17 @@ def build_store(config: Config) -> Store:
     return SqliteStore(target.path)
 
 
-def build_executors(config: Config) -> dict[str, Executor]:
-    return {"docker.restart": DockerExecutor(config.docker.url)}
+def build_executors(config: Config, policies: list[Policy]) -> dict[str, Executor]:
+    executors: dict[str, Executor] = {"docker.restart": DockerExecutor(config.docker.url)}
+    # Built only when used: a Docker-only setup should not report an unreachable cluster.
+    if any(p.action.type in KUBE_ACTIONS for p in policies):
+        kube = KubernetesExecutor(
+            config.kubernetes.kubeconfig,
+            config.kubernetes.context,
+            frozenset(config.kubernetes.protected_namespaces),
+        )
+        executors.update(dict.fromkeys(KUBE_ACTIONS, kube))
+    return executors
 
 
 def _warn_open_endpoints(config: Config) -> None:
@@ -72,12 +84,10 @@ async def run(config: Config, stop: asyncio.Event | None = None) -> None:
     engine = Engine(
         policies=policies,
         store=store,
-        executors=build_executors(config),
+        executors=build_executors(config, policies),
         metrics=metrics,
         clock=utcnow,
-        settings=Settings(
-            config.limits.global_rate, config.limits.approval_ttl, config.slack.approvers
-        ),
+        settings=Settings.from_config(config),
         dry_run=config.dry_run,
         max_concurrent=config.limits.max_concurrent_actions,
     )

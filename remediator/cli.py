@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from remediator import __version__, log
-from remediator.config import Config, load_config
+from remediator.config import Config, kubeconfig_source, load_config
 from remediator.errors import ConfigError, IngestError, PolicyError, StoreError
 from remediator.ingest.alertmanager import parse_alertmanager
 from remediator.ingest.datadog import parse_datadog
@@ -77,6 +77,13 @@ def _check(args: argparse.Namespace) -> int:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return 1
+    kube = sorted(p.name for p in policies if p.action.type.startswith("kubernetes."))
+    if kube and kubeconfig_source(config.kubernetes.kubeconfig) is None:
+        print(
+            f"warning: policies {', '.join(kube)} use Kubernetes actions but no cluster config "
+            "was found (kubernetes.kubeconfig, in-cluster service account, ~/.kube/config)",
+            file=sys.stderr,
+        )
     for policy in policies:
         if policy.guards.cooldown.total_seconds() == 0:
             print(

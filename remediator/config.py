@@ -267,6 +267,16 @@ def parse_config(
         raise ConfigError("\n".join(lines)) from None
 
 
+def kubeconfig_source(kubeconfig: str | None) -> str | None:
+    """Where the client would load its config from, or None when there is none."""
+    if kubeconfig:
+        return kubeconfig if Path(kubeconfig).expanduser().exists() else None
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return "in-cluster service account"
+    default = Path(os.environ.get("KUBECONFIG", "~/.kube/config")).expanduser()
+    return str(default) if default.exists() else None
+
+
 def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
     """`path` None: ./remediator.yaml if present, else built-in defaults."""
     environ = os.environ if env is None else env

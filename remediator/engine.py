@@ -126,7 +126,7 @@ class Engine:
             await self.flush_repeats()
         except StoreError as exc:
             _log.error("repeats.flush_failed", error=str(exc))
-        for executor in self.executors.values():
+        for executor in self._backends().values():
             await executor.close()
 
     async def _every(self, seconds: float, job: Callable[[], object]) -> None:
@@ -364,9 +364,15 @@ class Engine:
                 expired.append(done)
         self._settled(expired, "approval.expired")
 
-    async def probe_backends(self) -> None:
+    def _backends(self) -> dict[str, Executor]:
+        """One entry per executor object (one may serve several action types)."""
+        unique: dict[int, tuple[str, Executor]] = {}
         for action, executor in self.executors.items():
-            backend = action.split(".")[0]
+            unique.setdefault(id(executor), (action.split(".")[0], executor))
+        return dict(unique.values())
+
+    async def probe_backends(self) -> None:
+        for backend, executor in self._backends().items():
             reason = await executor.probe()
             if reason != self.backends.get(backend, ""):
                 _log.info("backend.probed", backend=backend, up=reason is None, reason=reason)

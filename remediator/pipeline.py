@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from remediator.config import Config
 from remediator.core import approval as approvals
 from remediator.core.alert import Alert
 from remediator.core.dedup import Claim, Seen, classify
@@ -47,6 +48,16 @@ class Settings:
     global_rate: Rate
     approval_ttl: timedelta
     approvers: tuple[str, ...] = ()
+    protected_namespaces: frozenset[str] = frozenset({"kube-system"})
+
+    @classmethod
+    def from_config(cls, config: Config) -> Settings:
+        return cls(
+            config.limits.global_rate,
+            config.limits.approval_ttl,
+            config.slack.approvers,
+            frozenset(config.kubernetes.protected_namespaces),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +174,7 @@ async def _decide_one(
     settings: Settings,
 ) -> None:
     key = (policy.name, alert.episode)
-    job = build_job(policy, alert, now)  # render + scope
+    job = build_job(policy, alert, now, settings.protected_namespaces)  # render + scope
     target = job.target
 
     claim = decided.claims.get(key) or await tx.claim(*key)  # dedup

@@ -34,7 +34,7 @@ async def _guards(
 ) -> tuple[Job | Stopped, list[GuardVerdict]]:
     """Each guard evaluated on its own, even after one would already have stopped the job."""
     out: list[GuardVerdict] = []
-    job = build_job(policy, alert, now)
+    job = build_job(policy, alert, now, settings.protected_namespaces)
     if not isinstance(job, Job):
         out.append(GuardVerdict(job.outcome.value, False, job.reason))
         return job, out
@@ -97,9 +97,7 @@ async def simulate(
             n.removeprefix(TRIPPED_PREFIX) for n, _ in await store.flags(TRIPPED_PREFIX)
         )
         gates = Gates(paused=paused, tripped=tripped, dry_run=config.dry_run)
-        settings = Settings(
-            config.limits.global_rate, config.limits.approval_ttl, config.slack.approvers
-        )
+        settings = Settings.from_config(config)
         report: list[dict[str, Any]] = []
         async with store.transaction(commit=False) as tx:
             for alert in alerts:

@@ -14,6 +14,7 @@ from fnmatch import fnmatchcase
 
 from remediator.core.alert import Alert
 from remediator.core.durations import parse_duration
+from remediator.core.kube_params import validate_kube_params
 from remediator.core.outcomes import Outcome
 from remediator.core.policy import Policy
 from remediator.core.render import render_context
@@ -77,16 +78,38 @@ def _docker_target(params: Mapping[str, str]) -> str:
     return f"{project.lower()}/{service}"
 
 
-_TARGETS = {"docker.restart": _docker_target}
+def _kube_target(params: Mapping[str, str]) -> str:
+    try:
+        checked = validate_kube_params(params)
+    except ValueError as exc:
+        raise RenderError(f"rendered {exc}") from None
+    assert checked is not None  # noqa: S101  # namespace and deployment are required params
+    return checked.target
 
 
-def build_job(policy: Policy, alert: Alert, now: datetime) -> Job | Stopped:
-    """Render + scope check: a Job ready for the guards, or the outcome that stopped it."""
+def build_job(
+    policy: Policy, alert: Alert, now: datetime, protected: frozenset[str] = frozenset()
+) -> Job | Stopped:
+    """Render + scope check: a Job ready for the guards, or the outcome that stopped it.
+
+    `protected` namespaces (kubernetes.protected_namespaces) are out of scope whatever a
+    policy's allow_targets say.
+    """
     try:
         params = render_params(policy, alert)
-        target = _TARGETS[policy.action.type](params)
+        if policy.action.type == "docker.restart":
+            target = _docker_target(params)
+        else:
+            target = _kube_target(params)
     except RenderError as exc:
         return Stopped(Outcome.RENDER_ERROR, str(exc))
+    namespace = target.split("/", 1)[0]
+    if policy.action.type.startswith("kubernetes.") and namespace in protected:
+        return Stopped(
+            Outcome.OUT_OF_SCOPE,
+            f"namespace {namespace} is protected (kubernetes.protected_namespaces)",
+            target,
+        )
     if not any(fnmatchcase(target, glob) for glob in policy.action.allow_targets):
         allowed = ", ".join(policy.action.allow_targets)
         return Stopped(

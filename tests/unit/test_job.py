@@ -111,3 +111,58 @@ def test_stops(params: str, labels: dict[str, str], outcome: Outcome, reason: st
     assert isinstance(job, Stopped)
     assert job.outcome is outcome
     assert reason in job.reason
+
+
+def _kube_policy(
+    params: str, allow: str = '["prod/*"]', action: str = "kubernetes.scale"
+) -> object:
+    doc = f"name: p\naction: {{type: {action}, params: {params}, allow_targets: {allow}}}"
+    policies, problems = parse_policies(doc, "t.yaml")
+    assert not problems, problems
+    return policies[0]
+
+
+@pytest.mark.parametrize(
+    ("params", "labels", "outcome", "detail"),
+    [
+        (
+            '{namespace: "{{ labels.namespace }}", deployment: "{{ labels.deployment }}", replicas: "+2"}',
+            {"namespace": "prod", "deployment": "checkout"},
+            None,
+            "prod/checkout",
+        ),
+        (
+            '{namespace: "{{ labels.namespace }}", deployment: web, replicas: "+2"}',
+            {"namespace": "kube-system"},
+            Outcome.OUT_OF_SCOPE,
+            "namespace kube-system is protected",
+        ),
+        (
+            '{namespace: "{{ labels.namespace }}", deployment: web, replicas: "+2"}',
+            {"namespace": "staging"},
+            Outcome.OUT_OF_SCOPE,
+            "'staging/web' is not in allow_targets",
+        ),
+        (
+            '{namespace: prod, deployment: "{{ labels.deployment }}", replicas: "+2"}',
+            {"deployment": "web/../../secrets"},
+            Outcome.RENDER_ERROR,
+            "is not a valid Kubernetes object name",
+        ),
+        (
+            '{namespace: prod, deployment: web, replicas: "{{ labels.n }}"}',
+            {"n": "many"},
+            Outcome.RENDER_ERROR,
+            "replicas must be a number",
+        ),
+    ],
+)
+def test_kubernetes_targets(
+    params: str, labels: dict[str, str], outcome: Outcome | None, detail: str
+) -> None:
+    policy = _kube_policy(params, '["prod/*", "kube-system/*", "staging-*"]')
+    job = build_job(policy, _alert(**labels), NOW, frozenset({"kube-system"}))  # type: ignore[arg-type]
+    if outcome is None:
+        assert isinstance(job, Job) and job.target == detail
+    else:
+        assert isinstance(job, Stopped) and job.outcome is outcome and detail in job.reason

@@ -120,8 +120,36 @@ BASE_ACTION = 'action: {type: docker.restart, params: {container: "x"}, allow_ta
             "bad.yaml: policy p: action.type: unknown action type 'docker.rm'",
         ),
         (
+            'name: p\naction: {type: notify, params: {}, allow_targets: ["*"]}',
+            "action type 'notify' is not available in this version yet",
+        ),
+        (
             'name: p\naction: {type: kubernetes.scale, params: {}, allow_targets: ["*"]}',
-            "action type 'kubernetes.scale' is not available in this version yet",
+            "missing param(s) deployment, namespace, replicas for kubernetes.scale",
+        ),
+        (
+            "name: p\naction: {type: kubernetes.scale, params: {namespace: prod, deployment: web, replicas: lots}, allow_targets: ['*']}",
+            "replicas must be a number such as 5, +2 or -1",
+        ),
+        (
+            "name: p\naction: {type: kubernetes.scale, params: {namespace: prod, deployment: web, replicas: '+2', min: 5, max: 2}, allow_targets: ['*']}",
+            "min (5) is greater than max (2)",
+        ),
+        (
+            "name: p\naction: {type: kubernetes.scale, params: {namespace: prod, deployment: web, replicas: 3, override_hpa: maybe}, allow_targets: ['*']}",
+            "override_hpa must be true or false",
+        ),
+        (
+            "name: p\naction: {type: kubernetes.restart, params: {namespace: Kube_System, deployment: web}, allow_targets: ['*']}",
+            "namespace 'Kube_System' is not a valid Kubernetes namespace name",
+        ),
+        (
+            "name: p\naction: {type: kubernetes.rollback, params: {namespace: prod, deployment: web, to_revision: 0}, allow_targets: ['*']}",
+            "param to_revision must be a whole number >= 1",
+        ),
+        (
+            "name: p\naction: {type: kubernetes.restart, params: {namespace: prod, deployment: web, replicas: 2}, allow_targets: ['*']}",
+            "unknown param(s) replicas for kubernetes.restart",
         ),
         (
             f"name: p\n{BASE_ACTION}\nguards: {{cooldown: 5 minutes}}",
