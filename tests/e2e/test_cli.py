@@ -39,7 +39,7 @@ def test_version() -> None:
 def test_check_passes_the_shipped_examples_and_deploy_config() -> None:
     done = cli("check")
     assert done.returncode == 0, done.stderr
-    assert "3 policies" in done.stdout
+    assert "6 policies" in done.stdout
     done = cli(
         "check",
         "--config",
@@ -238,3 +238,18 @@ def test_shipped_alertmanager_config_is_valid_for_alertmanager() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
+
+
+def test_check_warns_when_kubernetes_policies_have_no_cluster_config(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "KUBECONFIG": str(home / "none"), "KUBERNETES_SERVICE_HOST": ""}
+    done = cli("check", env=env)
+    assert done.returncode == 0
+    assert "use Kubernetes actions but no cluster config was found" in done.stderr
+    (tmp_path / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    (tmp_path / "remediator.yaml").write_text(
+        f"policies: ['{REPO / 'policies'}']\nkubernetes: {{kubeconfig: '{tmp_path / 'kubeconfig'}'}}\n"
+    )
+    done = cli("check", cwd=tmp_path, env=env)
+    assert done.returncode == 0 and "no cluster config" not in done.stderr

@@ -218,7 +218,7 @@ def test_missing_policy_path_is_a_problem(tmp_path: Path) -> None:
 
 def test_shipped_example_policies_are_valid() -> None:
     policies = load_policies([REPO / "policies"])
-    assert len(policies) >= 3
+    assert len(policies) >= 6
     for policy in policies:
         assert policy.description, f"{policy.name} should say which runbook step it is"
         assert policy.guards.cooldown > timedelta(0)
