@@ -113,7 +113,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
             executors=executors or {},
             metrics=Metrics(),
             clock=clock or (lambda: datetime.now(UTC)),
-            settings=Settings(cfg.limits.global_rate, cfg.limits.approval_ttl, cfg.slack.approvers),
+            settings=Settings.from_config(cfg),
             dry_run=cfg.dry_run,
             max_concurrent=cfg.limits.max_concurrent_actions,
         )
