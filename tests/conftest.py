@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.docker_engine",
     "tests.fixtures.alertmanager",
     "tests.fixtures.daemon",
+    "tests.fixtures.k8s_api",
 ]
 
 # Real webhook bodies (see corpus/SOURCES.md), kept in the repo so a fresh clone has them.

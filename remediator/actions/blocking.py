@@ -26,7 +26,7 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
-async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
+async def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
@@ -34,7 +34,7 @@ async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
         result: Any = None
         error: BaseException | None = None
         try:
-            result = fn(*args)
+            result = fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001  # handed to the awaiting coroutine
             error = exc
         with contextlib.suppress(RuntimeError):  # the loop closed while we worked: nobody waits

@@ -97,13 +97,17 @@ class RollbackPlan:
 def plan_rollback(
     deployment: Mapping[str, Any], replicasets: Sequence[Mapping[str, Any]], to_revision: int = 0
 ) -> RollbackPlan:
-    """kubectl's DeploymentRollbacker.Rollback, minus the API calls."""
+    """kubectl's DeploymentRollbacker.Rollback, minus the API calls.
+
+    kubectl (1.32, checked against the real binary) looks for the revision first: a paused
+    Deployment without history says "no rollout history", one with history "paused".
+    """
+    target = choose_revision(deployment, replicasets, to_revision)
     if deployment.get("spec", {}).get("paused"):
         raise KubeRefusal(
             "you cannot rollback a paused deployment; resume it first with "
             "'kubectl rollout resume' and try again"
         )
-    target = choose_revision(deployment, replicasets, to_revision)
     revision = revision_of(target) or 0
     template = _without_hash(target.get("spec", {}).get("template", {}))
     if template == _without_hash(deployment.get("spec", {}).get("template", {})):

@@ -140,6 +140,8 @@ def test_rollback_patch_is_kubectls() -> None:
 def test_rollback_refuses_paused_and_skips_a_matching_template() -> None:
     with pytest.raises(KubeRefusal, match="you cannot rollback a paused deployment"):
         plan_rollback(deployment("v3", paused=True), HISTORY)
+    with pytest.raises(KubeRefusal, match="no rollout history found"):  # kubectl's order
+        plan_rollback(deployment("v3", paused=True), [rs("3", "v3")])
     plan = plan_rollback(deployment("v2"), [rs("3", "v3"), rs("2", "v2")])
     assert plan.noop and plan.patch == []
 
