@@ -15,12 +15,15 @@ from remediator.actions.base import Executor
 from remediator.actions.docker import DockerExecutor
 from remediator.actions.kubernetes import ACTION_TYPES as KUBE_ACTIONS
 from remediator.actions.kubernetes import KubernetesExecutor
+from remediator.actions.notify import NotifyExecutor
 from remediator.config import Config, parse_listen
 from remediator.core.policy import Policy
 from remediator.engine import Engine
+from remediator.errors import ConfigError
 from remediator.metrics import Metrics
 from remediator.pipeline import Settings
 from remediator.policy_files import load_policies
+from remediator.slack import SlackApprover
 from remediator.store.base import Store
 from remediator.store.sqlite import SqliteStore
 from remediator.web.server import STATE, build_app
@@ -37,8 +40,15 @@ def build_store(config: Config) -> Store:
     return SqliteStore(target.path)
 
 
-def build_executors(config: Config, policies: list[Policy]) -> dict[str, Executor]:
+def build_executors(
+    config: Config, policies: list[Policy], slack: SlackApprover | None
+) -> dict[str, Executor]:
     executors: dict[str, Executor] = {"docker.restart": DockerExecutor(config.docker.url)}
+    notify = sorted(p.name for p in policies if p.action.type == "notify")
+    if notify and slack is None:
+        raise ConfigError(f"policies {', '.join(notify)} use notify, but slack is not configured")
+    if slack is not None:
+        executors["notify"] = NotifyExecutor(slack)
     # Built only when used: a Docker-only setup should not report an unreachable cluster.
     if any(p.action.type in KUBE_ACTIONS for p in policies):
         kube = KubernetesExecutor(
@@ -48,6 +58,21 @@ def build_executors(config: Config, policies: list[Policy]) -> dict[str, Executo
         )
         executors.update(dict.fromkeys(KUBE_ACTIONS, kube))
     return executors
+
+
+def build_slack(config: Config) -> SlackApprover | None:
+    slack = config.slack
+    if slack.bot_token is None and slack.signing_secret is None and slack.channel is None:
+        return None
+    if slack.bot_token is None or slack.signing_secret is None or not slack.channel:
+        raise ConfigError("slack: set bot_token, signing_secret and channel together (or none)")
+    if not slack.approvers:
+        _log.warning(
+            "slack.no_approvers",
+            detail="slack.approvers is empty: only policies "
+            "with their own approvers can be approved in Slack",
+        )
+    return SlackApprover(slack)
 
 
 def _warn_open_endpoints(config: Config) -> None:
@@ -78,18 +103,22 @@ async def run(config: Config, stop: asyncio.Event | None = None) -> None:
     log.register_secrets(config.secrets())
     _warn_open_endpoints(config)
     stop = stop or asyncio.Event()
+    slack = build_slack(config)  # before the store opens: a config error must leave nothing open
+    executors = build_executors(config, policies, slack)
     store = build_store(config)
     await store.open()
     metrics = Metrics()
     engine = Engine(
         policies=policies,
         store=store,
-        executors=build_executors(config, policies),
+        executors=executors,
         metrics=metrics,
         clock=utcnow,
         settings=Settings.from_config(config),
         dry_run=config.dry_run,
         max_concurrent=config.limits.max_concurrent_actions,
+        slack=slack,
+        post_results=config.slack.post_results,
     )
     try:
         await engine.start()

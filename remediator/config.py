@@ -109,6 +109,8 @@ class SlackConfig(Section):
     channel: str | None = None
     approvers: tuple[str, ...] = ()
     api_url: str = "https://slack.com/api/"
+    # Not in SPEC's sample: also post every executed or failed action to the channel.
+    post_results: bool = False
 
 
 class DockerConfig(Section):

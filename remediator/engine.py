@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from remediator import log
-from remediator.actions.base import Executor
+from remediator.actions.base import ActionRequest, Executor
 from remediator.core import approval as approvals
 from remediator.core.alert import Alert
 from remediator.core.dedup import Claim
@@ -22,6 +22,7 @@ from remediator.errors import StoreError
 from remediator.metrics import Metrics
 from remediator.pipeline import Decided, Gates, Settings, decide, limits, matching, repeat_verdict
 from remediator.runner import Runner, request_for
+from remediator.slack import SlackApprover, SlackError, request_message, status_line
 from remediator.store.base import Store, Transaction
 
 _log = log.get("remediator.engine")
@@ -61,6 +62,8 @@ class Engine:
         dry_run: bool,
         max_concurrent: int,
         cache_size: int = 200_000,
+        slack: SlackApprover | None = None,
+        post_results: bool = False,
     ) -> None:
         self.policies = list(policies)
         self._by_name = {p.name: p for p in policies}
@@ -77,7 +80,11 @@ class Engine:
             clock,
             max_concurrent=max_concurrent,
             on_unverified=self.trip,
+            on_finished=self._finished,
         )
+        self.slack = slack
+        self._post_results = post_results
+        self._spawned: set[asyncio.Task[None]] = set()
         self._claims: BoundedCache[tuple[str, str], Claim] = BoundedCache(cache_size)
         # (episode, status) -> (labels, matching policies) once the store has seen it
         self._episodes: BoundedCache[tuple[str, str], _Seen] = BoundedCache(cache_size)
@@ -108,14 +115,28 @@ class Engine:
             self.metrics.policy_tripped.labels(policy.name).set(int(policy.name in tripped))
         self._pending_approvals = len(await self.store.approvals(pending_only=True))
         self.metrics.approvals_pending.set(self._pending_approvals)
+        for pending in await self.store.unannounced_approvals():  # a crash before the post
+            self.spawn(self._announce(pending))
         self._tasks = [
             asyncio.create_task(self._every(1.0, self.flush_repeats), name="flush-repeats"),
             asyncio.create_task(self._every(1.0, self.expire_approvals), name="expire-approvals"),
             asyncio.create_task(self._every(15.0, self.probe_backends), name="probe-backends"),
         ]
 
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Slack calls and other side work: tracked, never awaited by a request."""
+        task = asyncio.create_task(work)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+
     async def stop(self, drain: timedelta) -> None:
         await self.runner.drain(drain)
+        if self._spawned:  # let result replies and message updates go out, briefly
+            _, late = await asyncio.wait(set(self._spawned), timeout=5)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -209,6 +230,7 @@ class Engine:
         for request in decided.requested:
             self._pending_approvals += 1
             self.metrics.approvals_pending.inc()
+            self.spawn(self._announce(request))
             _log.info(
                 "approval.requested",
                 approval_id=request.id,
@@ -233,6 +255,7 @@ class Engine:
             self.metrics.approval_decisions.labels(item.policy, item.state.value).inc()
             self.metrics.decisions.labels(item.policy, _APPROVAL_OUTCOME[item.state]).inc()
             _log.info(event, approval_id=item.id, policy=item.policy, state=item.state.value)
+            self.spawn(self._refresh(item.id))
 
     async def flush_repeats(self) -> None:
         counts, self._repeats = self._repeats, {}
@@ -292,13 +315,16 @@ class Engine:
                 await tx.set_outcome(updated.decision_id, outcome, f"denied by {who}")
             elif updated.state is approvals.ApprovalState.APPROVED:
                 outcome, submit = await self._approved(tx, updated, now)
-        if updated.state is not approvals.ApprovalState.PENDING:
+        if updated.state is approvals.ApprovalState.PENDING:  # one of N approvers so far
+            self.spawn(self._refresh(updated.id))
+        else:
             self._pending_approvals -= 1
             self.metrics.approvals_pending.dec()
             self.metrics.approval_latency.observe((now - current.requested_at).total_seconds())
             self.metrics.approval_decisions.labels(updated.policy, updated.state.value).inc()
             if outcome is not None and outcome != EXECUTING:
                 self.metrics.decisions.labels(updated.policy, outcome).inc()
+            self.spawn(self._refresh(updated.id, _describe(outcome, updated)))
             _log.info(
                 f"approval.{updated.state.value}",
                 approval_id=updated.id,
@@ -378,6 +404,105 @@ class Engine:
                 _log.info("backend.probed", backend=backend, up=reason is None, reason=reason)
             self.backends[backend] = reason
             self.metrics.backend_up.labels(backend).set(int(reason is None))
+
+    # --- Slack ------------------------------------------------------------------------------
+
+    async def slack_click(
+        self, approval_id: str, user: str, *, approve: bool, channel: str
+    ) -> None:
+        """One button click, verified by the web layer; runs after Slack got its 200."""
+        if self.slack is None:
+            return
+        current = await self.store.approval(approval_id)
+        if current is None:
+            await self._tell(
+                channel, user, "This approval does not exist (any more); nothing changed."
+            )
+            return
+        # In Slack an empty approver list means nobody: a button must never approve by itself.
+        if user not in current.approvers:
+            reason = f"<@{user}> is not an approver of policy {current.policy}"
+            await self.store.add_approval_event(approval_id, user, "refused", reason, self.clock())
+            self.metrics.approval_decisions.labels(current.policy, "refused").inc()
+            _log.warning(
+                "approval.refused", approval_id=approval_id, user=user, policy=current.policy
+            )
+            await self._tell(
+                channel,
+                user,
+                f"You are not an approver of policy `{current.policy}`; nothing changed.",
+            )
+            return
+        try:
+            await self.decide_approval(approval_id, user, approve=approve)
+        except approvals.ApprovalRefused as exc:
+            await self.store.add_approval_event(
+                approval_id, user, "click_refused", exc.reason, self.clock()
+            )
+            await self._tell(channel, user, f"Nothing changed: {exc.reason}.")
+
+    async def _tell(self, channel: str, user: str, text: str) -> None:
+        assert self.slack is not None  # noqa: S101  # callers check
+        try:
+            await self.slack.ephemeral(channel, user, text)
+        except SlackError as exc:
+            _log.error("slack.ephemeral_failed", user=user, error=str(exc))
+
+    async def _announce(self, approval: approvals.Approval) -> None:
+        if self.slack is None:
+            return
+        try:
+            context = await self.store.approval_context(approval.id)
+            text, blocks = request_message(approval, context)
+            channel, ts = await self.slack.post(text, blocks)
+            await self.store.set_approval_message(approval.id, channel, ts)
+        except (SlackError, StoreError) as exc:
+            _log.error("approval.announce_failed", approval_id=approval.id, error=str(exc))
+            return
+        _log.info("approval.announced", approval_id=approval.id, channel=channel, ts=ts)
+
+    async def _refresh(self, approval_id: str, outcome: str | None = None) -> None:
+        """Show the approval's current state on its message: who, when, what happened."""
+        if self.slack is None:
+            return
+        try:
+            message = await self.store.approval_message(approval_id)
+            current = await self.store.approval(approval_id)
+            if message is None or current is None:
+                return
+            context = await self.store.approval_context(approval_id)
+            text, blocks = request_message(current, context, status_line(current, outcome))
+            await self.slack.update(*message, text, blocks)
+        except (SlackError, StoreError) as exc:
+            _log.error("approval.update_failed", approval_id=approval_id, error=str(exc))
+
+    async def _finished(
+        self, request: ActionRequest, outcome: str, reason: str, seconds: float
+    ) -> None:
+        """An action's result: in its approval's thread, or the channel if post_results."""
+        if self.slack is None:
+            return
+        mark = ":white_check_mark:" if outcome == Outcome.EXECUTED else ":x:"
+        text = (
+            f"{mark} `{request.type}` on `{request.target}` {outcome} in {seconds:.1f}s: {reason}"
+        )
+        try:
+            approval = await self.store.approval_for_action(request.action_id)
+            message = await self.store.approval_message(approval.id) if approval else None
+            if message is not None:
+                await self.slack.post(text, thread_ts=message[1])
+            elif self._post_results:
+                await self.slack.post(f"{text} (policy `{request.policy}`)")
+        except (SlackError, StoreError) as exc:
+            _log.error("slack.result_failed", action_id=request.action_id, error=str(exc))
+
+
+def _describe(outcome: str | None, approval: approvals.Approval) -> str | None:
+    if outcome is None or approval.state is not approvals.ApprovalState.APPROVED:
+        return None
+    if outcome == EXECUTING:
+        return f"running `{approval.action}` on `{approval.target}`"
+    return f"not run: {outcome}"
 
 
 _Submit = tuple[int, str, str, str, dict[str, str]]

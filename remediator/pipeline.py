@@ -286,7 +286,7 @@ async def _request_approval(
     job: Job,
     settings: Settings,
 ) -> None:
-    approval_id = secrets.token_hex(6)
+    approval_id = secrets.token_urlsafe(16)  # 128 bits: a button value nobody can guess
     guards = job.policy.guards
     expires = job.now + settings.approval_ttl
     reason = f"waiting for {guards.approvals_required} approval(s) until {expires.isoformat()}"
@@ -314,7 +314,20 @@ async def _request_approval(
         required=guards.approvals_required,
         approvers=guards.approvers if guards.approvers is not None else settings.approvers,
     )
-    await tx.add_approval(request, job.alert.episode, job.params)
+    alert = job.alert
+    context = {
+        "alertname": alert.name,
+        "status": alert.status,
+        "source": alert.source,
+        "labels": dict(alert.labels),
+        "summary": alert.annotations.get("summary") or alert.annotations.get("description", ""),
+        "link": alert.generator_url,
+        "description": job.policy.description,
+        "params": dict(job.params),
+        # Every guard before the approval gate passed, or there would be no request.
+        "guards": ["scope", "dedup", "paused", "breaker", "cooldown", "rate_limit", "global_rate"],
+    }
+    await tx.add_approval(request, alert.episode, job.params, context)
     decided.requested.append(request)
 
 

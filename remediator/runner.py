@@ -37,6 +37,7 @@ class Runner:
         *,
         max_concurrent: int,
         on_unverified: Callable[[str, str], Awaitable[None]],
+        on_finished: Callable[[ActionRequest, str, str, float], Awaitable[None]] | None = None,
         retry_attempts: int = 3,
         retry_wait: float = 0.5,
     ) -> None:
@@ -46,6 +47,7 @@ class Runner:
         self._clock = clock
         self._slots = asyncio.Semaphore(max_concurrent)
         self._on_unverified = on_unverified
+        self._on_finished = on_finished
         self._attempts = retry_attempts
         self._wait = retry_wait
         self._tasks: dict[int, tuple[ActionRequest, asyncio.Task[None]]] = {}
@@ -87,6 +89,8 @@ class Runner:
                 bound.warning("action.failed", **done)
             if not verified:
                 await self._on_unverified(request.policy, reason)
+            if self._on_finished is not None:
+                await self._on_finished(request, outcome, reason, duration)
 
     async def _attempt(self, request: ActionRequest) -> tuple[Outcome, str, bool]:
         executor = self._executors.get(request.type)

@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.alertmanager",
     "tests.fixtures.daemon",
     "tests.fixtures.k8s_api",
+    "tests.fixtures.slack_api",
 ]
 
 # Real webhook bodies (see corpus/SOURCES.md), kept in the repo so a fresh clone has them.

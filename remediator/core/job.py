@@ -99,6 +99,8 @@ def build_job(
         params = render_params(policy, alert)
         if policy.action.type == "docker.restart":
             target = _docker_target(params)
+        elif policy.action.type == "notify":
+            target = "slack"  # the configured channel; a message changes nothing else
         else:
             target = _kube_target(params)
     except RenderError as exc:
@@ -110,7 +112,8 @@ def build_job(
             f"namespace {namespace} is protected (kubernetes.protected_namespaces)",
             target,
         )
-    if not any(fnmatchcase(target, glob) for glob in policy.action.allow_targets):
+    globs = policy.action.allow_targets or ("slack",)
+    if not any(fnmatchcase(target, glob) for glob in globs):
         allowed = ", ".join(policy.action.allow_targets)
         return Stopped(
             Outcome.OUT_OF_SCOPE, f"target {target!r} is not in allow_targets [{allowed}]", target

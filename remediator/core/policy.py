@@ -91,8 +91,13 @@ _ACTION_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"namespace", "deployment", "to_revision"}),
         frozenset({"namespace", "deployment"}),
     ),
+    "notify": (frozenset({"text"}), frozenset({"text"})),
 }
-PLANNED_ACTIONS = frozenset({"http.request", "notify"})
+PLANNED_ACTIONS = frozenset({"http.request"})
+# Types that change something a target names; they must say which targets they may touch.
+SCOPED_ACTIONS = frozenset(
+    {"docker.restart", "kubernetes.scale", "kubernetes.restart", "kubernetes.rollback"}
+)
 
 
 class ActionSpec(Strict):
@@ -140,9 +145,9 @@ class ActionSpec(Strict):
             raise ValueError(f"missing param(s) {', '.join(missing)} for {self.type}")
         if self.type == "docker.restart":
             _check_docker_params(self.params)
-        else:
+        elif self.type.startswith("kubernetes."):
             _check_static(self.params)
-        if not self.allow_targets:
+        if self.type in SCOPED_ACTIONS and not self.allow_targets:
             raise ValueError(
                 "allow_targets is required: list the targets this policy may touch "
                 '(globs such as "web-*"; ["*"] allows everything)'

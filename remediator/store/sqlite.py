@@ -23,7 +23,7 @@ from remediator.core.dedup import Claim
 from remediator.errors import StoreError
 from remediator.store.base import DecisionRecord, NewDecision
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE episodes (
   episode TEXT PRIMARY KEY, source TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -63,6 +63,12 @@ CREATE TABLE flags (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 _MIGRATIONS = {
     2: "CREATE TABLE cycles (grp TEXT PRIMARY KEY, generation INTEGER NOT NULL, "
     "open INTEGER NOT NULL);",
+    # What an approval message shows, where it was posted, and who was refused.
+    3: "ALTER TABLE approvals ADD COLUMN context TEXT NOT NULL DEFAULT '{}'; "
+    "ALTER TABLE approvals ADD COLUMN slack_channel TEXT; "
+    "ALTER TABLE approvals ADD COLUMN slack_ts TEXT; "
+    "CREATE TABLE approval_events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, "
+    "approval_id TEXT NOT NULL, who TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL);",
 }
 _UNFINISHED = ("pending", "running")
 
@@ -255,13 +261,17 @@ class SqliteTransaction:
             return [_approval(row) for row in await cursor.fetchall()]
 
     async def add_approval(
-        self, approval: Approval, episode: str, params: Mapping[str, str]
+        self,
+        approval: Approval,
+        episode: str,
+        params: Mapping[str, str],
+        context: Mapping[str, object] | None = None,
     ) -> None:
         await self.db.execute(
             "INSERT INTO approvals (id, decision_id, policy, action, target, params, episode, "
-            "state, "
+            "context, state, "
             "requested_at, expires_at, required, approvers, approved_by, decided_by) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 approval.id,
                 approval.decision_id,
@@ -270,6 +280,7 @@ class SqliteTransaction:
                 approval.target,
                 json.dumps(dict(params)),
                 episode,
+                json.dumps(dict(context or {})),
                 approval.state.value,
                 _ts(approval.requested_at),
                 _ts(approval.expires_at),
@@ -306,6 +317,14 @@ class SqliteTransaction:
             return [_approval(row) for row in await cursor.fetchall()]
 
 
+async def _join_worker(connection: aiosqlite.Connection) -> None:
+    # On a failed connect aiosqlite queues a stop for its worker thread without waiting;
+    # the thread would then report to an event loop that may have closed meanwhile.
+    worker = getattr(connection, "_thread", None)
+    if worker is not None and worker.is_alive():
+        await asyncio.to_thread(worker.join, 5)
+
+
 class SqliteStore:
     def __init__(self, path: str, *, busy_timeout_ms: int = 5000) -> None:
         self._path = path
@@ -314,8 +333,13 @@ class SqliteStore:
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
+        connecting = aiosqlite.connect(self._path, isolation_level=None)
         try:
-            self._db = await aiosqlite.connect(self._path, isolation_level=None)
+            self._db = await connecting
+        except (sqlite3.Error, OSError) as exc:
+            await _join_worker(connecting)
+            raise StoreError(f"cannot open SQLite state store {self._path}: {exc}") from None
+        try:
             self._db.row_factory = sqlite3.Row
             await self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             if self._path != ":memory:":
@@ -472,6 +496,82 @@ class SqliteStore:
             sql += " WHERE state = 'pending'"
         async with self._lock, self._conn().execute(sql + " ORDER BY requested_at") as cursor:
             return [_approval(row) for row in await cursor.fetchall()]
+
+    async def approval(self, approval_id: str) -> Approval | None:
+        async with (
+            self._lock,
+            self._conn().execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return _approval(row) if row else None
+
+    async def approval_context(self, approval_id: str) -> dict[str, Any]:
+        async with (
+            self._lock,
+            self._conn().execute(
+                "SELECT context FROM approvals WHERE id = ?", (approval_id,)
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return dict(json.loads(row[0])) if row else {}
+
+    async def approval_message(self, approval_id: str) -> tuple[str, str] | None:
+        async with (
+            self._lock,
+            self._conn().execute(
+                "SELECT slack_channel, slack_ts FROM approvals WHERE id = ?", (approval_id,)
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return (row[0], row[1]) if row and row[0] and row[1] else None
+
+    async def set_approval_message(self, approval_id: str, channel: str, ts: str) -> None:
+        await self._write(
+            "UPDATE approvals SET slack_channel = ?, slack_ts = ? WHERE id = ?",
+            (channel, ts, approval_id),
+        )
+
+    async def unannounced_approvals(self) -> list[Approval]:
+        async with (
+            self._lock,
+            self._conn().execute(
+                "SELECT * FROM approvals WHERE state = 'pending' AND slack_ts IS NULL"
+            ) as cursor,
+        ):
+            return [_approval(row) for row in await cursor.fetchall()]
+
+    async def approval_for_action(self, action_id: int) -> Approval | None:
+        async with (
+            self._lock,
+            self._conn().execute(
+                "SELECT approvals.* FROM approvals JOIN actions "
+                "ON actions.decision_id = approvals.decision_id WHERE actions.id = ?",
+                (action_id,),
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return _approval(row) if row else None
+
+    async def add_approval_event(
+        self, approval_id: str, who: str, event: str, detail: str, now: datetime
+    ) -> None:
+        await self._write(
+            "INSERT INTO approval_events (time, approval_id, who, event, detail) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (_ts(now), approval_id, who, event, detail),
+        )
+
+    async def approval_events(self, approval_id: str) -> list[dict[str, str]]:
+        async with (
+            self._lock,
+            self._conn().execute(
+                "SELECT time, who, event, detail FROM approval_events WHERE approval_id = ? "
+                "ORDER BY id",
+                (approval_id,),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [{"time": r[0], "who": r[1], "event": r[2], "detail": r[3]} for r in rows]
 
     async def get_flag(self, name: str) -> str | None:
         async with (

@@ -5,9 +5,11 @@ Handlers translate HTTP to engine calls and errors to status codes; no decisions
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,11 +17,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from remediator import log
 from remediator.config import Config
 from remediator.core.alert import Alert
-from remediator.core.approval import ApprovalRefused
+from remediator.core.approval import Approval, ApprovalRefused
 from remediator.engine import Engine
 from remediator.errors import IngestError, StoreError
 from remediator.ingest.alertmanager import parse_alertmanager
 from remediator.ingest.datadog import parse_datadog
+from remediator.slack import APPROVE, DENY
 from remediator.web import auth
 
 _log = log.get("remediator.web")
@@ -114,24 +117,21 @@ async def decisions(request: web.Request) -> web.Response:
 
 async def approvals_list(request: web.Request) -> web.Response:
     pending = await request.app[ENGINE].store.approvals(pending_only=True)
-    return web.json_response(
-        {
-            "approvals": [
-                {
-                    "id": a.id,
-                    "policy": a.policy,
-                    "action": a.action,
-                    "target": a.target,
-                    "state": a.state.value,
-                    "requested_at": a.requested_at.isoformat(),
-                    "expires_at": a.expires_at.isoformat(),
-                    "approved_by": list(a.approved_by),
-                    "required": a.required,
-                }
-                for a in pending
-            ]
-        }
-    )
+    return web.json_response({"approvals": [_approval_json(a) for a in pending]})
+
+
+def _approval_json(a: Approval) -> dict[str, object]:
+    return {
+        "id": a.id,
+        "policy": a.policy,
+        "action": a.action,
+        "target": a.target,
+        "state": a.state.value,
+        "requested_at": a.requested_at.isoformat(),
+        "expires_at": a.expires_at.isoformat(),
+        "approved_by": list(a.approved_by),
+        "required": a.required,
+    }
 
 
 async def _approval(request: web.Request, *, approve: bool) -> web.Response:
@@ -161,6 +161,44 @@ async def approve(request: web.Request) -> web.Response:
 
 async def deny(request: web.Request) -> web.Response:
     return await _approval(request, approve=False)
+
+
+async def slack_interactions(request: web.Request) -> web.Response:
+    """Slack's button clicks: verified on the raw body, answered at once, handled after."""
+    engine = request.app[ENGINE]
+    if engine.slack is None:
+        return _error(404, "Slack is not configured (slack.bot_token, signing_secret, channel)")
+    body = await request.read()
+    if not engine.slack.verify(body, request.headers):
+        engine.metrics.webhook_rejected.labels("slack", "401").inc()
+        _log.warning("slack.bad_signature", remote=request.remote)
+        return _error(401, "invalid Slack signature or timestamp")
+    try:
+        payload = json.loads(parse_qs(body.decode())["payload"][0])
+        user = str(payload["user"]["id"])
+        [action] = payload["actions"]
+        action_id, approval_id = str(action["action_id"]), str(action["value"])
+        channel = str(
+            (payload.get("channel") or {}).get("id") or payload["container"]["channel_id"]
+        )
+    except (KeyError, IndexError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        return _error(400, f"not a block_actions payload: {type(exc).__name__}")
+    if payload.get("type") != "block_actions" or action_id not in (APPROVE, DENY):
+        return web.Response(status=200)  # other interactions are not ours; acknowledge them
+    _log.info("slack.click", user=user, action=action_id, approval_id=approval_id)
+    engine.spawn(
+        engine.slack_click(approval_id, user, approve=action_id == APPROVE, channel=channel)
+    )
+    return web.Response(status=200)
+
+
+async def approval_detail(request: web.Request) -> web.Response:
+    store = request.app[ENGINE].store
+    found = await store.approval(request.match_info["id"])
+    if found is None:
+        return _error(404, "no such approval")
+    events = await store.approval_events(found.id)
+    return web.json_response({**_approval_json(found), "events": events})
 
 
 async def pause(request: web.Request) -> web.Response:
@@ -224,6 +262,8 @@ def build_app(engine: Engine, config: Config) -> web.Application:
     )
     app.router.add_get("/api/v1/decisions", decisions)
     app.router.add_get("/api/v1/approvals", approvals_list)
+    app.router.add_get("/api/v1/approvals/{id}", approval_detail)
+    app.router.add_post("/slack/interactions", slack_interactions)
     app.router.add_post("/api/v1/approvals/{id}/approve", _api_write(approve))
     app.router.add_post("/api/v1/approvals/{id}/deny", _api_write(deny))
     app.router.add_post("/api/v1/pause", _api_write(pause))

@@ -15,6 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from remediator.actions.base import Executor
+from remediator.actions.notify import NotifyExecutor
+from remediator.app import build_slack
 from remediator.config import Config, parse_config
 from remediator.engine import Engine
 from remediator.metrics import Metrics
@@ -105,12 +107,17 @@ async def harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
             config if config.lstrip().startswith("auth:") or "\nauth:" in config else base + config
         )
         cfg = parse_config(text, "test.yaml", {}, folder)
+        slack = build_slack(cfg)
+        if slack is not None:
+            executors = {"notify": NotifyExecutor(slack), **(executors or {})}
         store = SqliteStore(str(folder / "state.db"))
         await store.open()
         engine = Engine(
             policies=load_policies(cfg.policy_paths()),
             store=store,
             executors=executors or {},
+            slack=slack,
+            post_results=cfg.slack.post_results,
             metrics=Metrics(),
             clock=clock or (lambda: datetime.now(UTC)),
             settings=Settings.from_config(cfg),

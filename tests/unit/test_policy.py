@@ -120,8 +120,12 @@ BASE_ACTION = 'action: {type: docker.restart, params: {container: "x"}, allow_ta
             "bad.yaml: policy p: action.type: unknown action type 'docker.rm'",
         ),
         (
-            'name: p\naction: {type: notify, params: {}, allow_targets: ["*"]}',
-            "action type 'notify' is not available in this version yet",
+            'name: p\naction: {type: http.request, params: {}, allow_targets: ["*"]}',
+            "action type 'http.request' is not available in this version yet",
+        ),
+        (
+            "name: p\naction: {type: notify, params: {}}",
+            "missing param(s) text for notify",
         ),
         (
             'name: p\naction: {type: kubernetes.scale, params: {}, allow_targets: ["*"]}',

@@ -1,0 +1,25 @@
+"""The `notify` action: posts its rendered text to the Slack channel, and nothing else."""
+
+from __future__ import annotations
+
+from remediator.actions.base import ActionRequest, ActionResult
+from remediator.errors import ActionError
+from remediator.slack import SlackApprover, SlackError
+
+
+class NotifyExecutor:
+    def __init__(self, slack: SlackApprover) -> None:
+        self._slack = slack
+
+    async def execute(self, request: ActionRequest) -> ActionResult:
+        try:
+            channel, ts = await self._slack.post(request.params["text"])
+        except SlackError as exc:
+            raise ActionError(str(exc)) from None
+        return ActionResult(ok=True, detail=f"posted to {channel} (ts {ts})")
+
+    async def probe(self) -> str | None:
+        return None
+
+    async def close(self) -> None:
+        return None
