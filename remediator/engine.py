@@ -471,7 +471,8 @@ class Engine:
             if message is None or current is None:
                 return
             context = await self.store.approval_context(approval_id)
-            text, blocks = request_message(current, context, status_line(current, outcome))
+            line = status_line(current, outcome, self.clock())
+            text, blocks = request_message(current, context, line)
             await self.slack.update(*message, text, blocks)
         except (SlackError, StoreError) as exc:
             _log.error("approval.update_failed", approval_id=approval_id, error=str(exc))

@@ -134,13 +134,16 @@ def request_message(
     return text, [block.to_dict() for block in blocks]
 
 
-def status_line(approval: Approval, outcome: str | None = None) -> str:
-    """Who decided what, for the top of an updated message."""
+def status_line(approval: Approval, outcome: str | None = None, at: datetime | None = None) -> str:
+    """Who decided what, and when, for the top of an updated message."""
     who = ", ".join(f"<@{user}>" for user in approval.approved_by)
+    when = f" at {_when(at)}" if at else ""
     if approval.state is ApprovalState.APPROVED:
-        return f":white_check_mark: *Approved* by {who}" + (f" — {outcome}" if outcome else "")
+        return f":white_check_mark: *Approved* by {who}{when}" + (
+            f" — {outcome}" if outcome else ""
+        )
     if approval.state is ApprovalState.DENIED:
-        return f":no_entry: *Denied* by <@{approval.decided_by}>"
+        return f":no_entry: *Denied* by <@{approval.decided_by}>{when}"
     if approval.state is ApprovalState.EXPIRED:
         when = _when(approval.expires_at)
         return f":hourglass: *Expired* at {when}: nobody decided in time; nothing ran"

@@ -316,3 +316,21 @@ action: {type: notify, params: {text: "{{ labels.container }} is down: restartin
     record = await h.wait_outcome(decision["id"], {"executed", "failed"})
     assert record["outcome"] == "executed"
     assert slack_api.messages(CHANNEL)[-1]["text"] == "web-7 is down: restarting is up to you"
+
+
+async def test_post_results_reports_every_action(
+    harness: HarnessFactory, slack_api: SlackAPI
+) -> None:
+    h = await harness(
+        policy("cooldown: 1m"),
+        config(slack_api).replace("  api_url:", "  post_results: true\n  api_url:"),
+    )
+    [decision] = (await h.post(alert("web-missing")))[1]["decisions"]
+    record = await h.wait_outcome(decision["id"], {"executed", "failed"})
+    assert record["outcome"] == "failed"  # no Docker executor configured here
+    [posted] = await eventually(lambda: slack_api.messages(CHANNEL), "the result post")
+    assert (
+        ":x:" in posted["text"]
+        and "web-missing" in posted["text"]
+        and "restart-web" in posted["text"]
+    )
