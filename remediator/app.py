@@ -13,9 +13,11 @@ from aiohttp import web
 from remediator import log
 from remediator.actions.base import Executor
 from remediator.actions.docker import DockerExecutor
+from remediator.actions.http import HttpExecutor
 from remediator.actions.kubernetes import ACTION_TYPES as KUBE_ACTIONS
 from remediator.actions.kubernetes import KubernetesExecutor
 from remediator.actions.notify import NotifyExecutor
+from remediator.checks.prometheus import PrometheusChecker
 from remediator.config import Config, parse_listen
 from remediator.core.policy import Policy
 from remediator.engine import Engine
@@ -49,6 +51,8 @@ def build_executors(
         raise ConfigError(f"policies {', '.join(notify)} use notify, but slack is not configured")
     if slack is not None:
         executors["notify"] = NotifyExecutor(slack)
+    if any(p.action.type == "http.request" for p in policies):
+        executors["http.request"] = HttpExecutor(config.http.secrets)
     # Built only when used: a Docker-only setup should not report an unreachable cluster.
     if any(p.action.type in KUBE_ACTIONS for p in policies):
         kube = KubernetesExecutor(
@@ -58,6 +62,13 @@ def build_executors(
         )
         executors.update(dict.fromkeys(KUBE_ACTIONS, kube))
     return executors
+
+
+def build_checker(config: Config, policies: list[Policy]) -> PrometheusChecker | None:
+    """Only when a policy asks Prometheus something: otherwise nothing to connect to."""
+    if any(p.condition is not None or p.verify.prometheus is not None for p in policies):
+        return PrometheusChecker(config.prometheus.url)
+    return None
 
 
 def build_slack(config: Config) -> SlackApprover | None:
@@ -119,6 +130,7 @@ async def run(config: Config, stop: asyncio.Event | None = None) -> None:
         max_concurrent=config.limits.max_concurrent_actions,
         slack=slack,
         post_results=config.slack.post_results,
+        checker=build_checker(config, policies),
     )
     try:
         await engine.start()

@@ -113,6 +113,11 @@ class SlackConfig(Section):
     post_results: bool = False
 
 
+class HttpConfig(Section):
+    # Values for ${secret:NAME} in http.request params; filled in only when sending.
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+
+
 class DockerConfig(Section):
     url: str = "unix:///var/run/docker.sock"
 
@@ -145,6 +150,7 @@ class Config(Section):
     auth: AuthConfig = AuthConfig()
     slack: SlackConfig = SlackConfig()
     docker: DockerConfig = DockerConfig()
+    http: HttpConfig = HttpConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
     prometheus: PrometheusConfig = PrometheusConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -187,6 +193,10 @@ class Config(Section):
                 value = getattr(model, name)
                 if isinstance(value, SecretStr) and value.get_secret_value():
                     found.append(value.get_secret_value())
+                elif isinstance(value, dict):
+                    found.extend(
+                        v.get_secret_value() for v in value.values() if isinstance(v, SecretStr)
+                    )
                 elif isinstance(value, BaseModel):
                     walk(value)
 

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from remediator import log
 from remediator.actions.base import ActionRequest, Executor
+from remediator.checks.prometheus import PrometheusChecker
 from remediator.core import approval as approvals
 from remediator.core.alert import Alert
 from remediator.core.dedup import Claim
@@ -20,7 +21,16 @@ from remediator.core.outcomes import EXECUTING, Outcome
 from remediator.core.policy import Policy
 from remediator.errors import StoreError
 from remediator.metrics import Metrics
-from remediator.pipeline import Decided, Gates, Settings, decide, limits, matching, repeat_verdict
+from remediator.pipeline import (
+    Decided,
+    Gates,
+    Settings,
+    decide,
+    evaluate_conditions,
+    limits,
+    matching,
+    repeat_verdict,
+)
 from remediator.runner import Runner, request_for
 from remediator.slack import SlackApprover, SlackError, request_message, status_line
 from remediator.store.base import Store, Transaction
@@ -64,6 +74,7 @@ class Engine:
         cache_size: int = 200_000,
         slack: SlackApprover | None = None,
         post_results: bool = False,
+        checker: PrometheusChecker | None = None,
     ) -> None:
         self.policies = list(policies)
         self._by_name = {p.name: p for p in policies}
@@ -81,8 +92,10 @@ class Engine:
             max_concurrent=max_concurrent,
             on_unverified=self.trip,
             on_finished=self._finished,
+            checker=checker,
         )
         self.slack = slack
+        self.checker = checker
         self._post_results = post_results
         self._spawned: set[asyncio.Task[None]] = set()
         self._claims: BoundedCache[tuple[str, str], Claim] = BoundedCache(cache_size)
@@ -149,6 +162,8 @@ class Engine:
             _log.error("repeats.flush_failed", error=str(exc))
         for executor in self._backends().values():
             await executor.close()
+        if self.checker is not None:
+            await self.checker.close()
 
     async def _every(self, seconds: float, job: Callable[[], object]) -> None:
         while True:
@@ -171,14 +186,25 @@ class Engine:
         decided = self._known_repeats(alerts)
         if decided is None:
             now = self.clock()
+            conditions = None
+            if self.checker is not None:
+                conditions = await evaluate_conditions(
+                    self.checker, alerts, self.policies, now, self._settled_episode
+                )
             async with self.store.transaction() as tx:
-                decided = await decide(alerts, self.policies, tx, now, self.gates, self.settings)
+                decided = await decide(
+                    alerts, self.policies, tx, now, self.gates, self.settings, conditions
+                )
             for alert in alerts:
                 if alert.cycle is None:  # a cycle group is not an episode: never a cache key
                     seen = (alert.labels, tuple(matching(self.policies, alert)))
                     self._episodes.put((alert.episode, alert.status), seen)
         self._apply(decided)
         return decided
+
+    def _settled_episode(self, policy: str, episode: str) -> bool:
+        claim = self._claims.get((policy, episode))
+        return claim is not None and not claim.provisional
 
     def _known_repeats(self, alerts: Sequence[Alert]) -> Decided | None:
         """Every alert a repeat of a settled episode: answer without touching the store."""
@@ -282,6 +308,12 @@ class Engine:
         self.gates = Gates(self.gates.paused, self.gates.tripped | {policy}, self.gates.dry_run)
         self.metrics.policy_tripped.labels(policy).set(1)
         _log.warning("policy.tripped", policy=policy, reason=reason)
+        if self.slack is not None:
+            text = (
+                f":rotating_light: Policy `{policy}` tripped: {reason}. It takes no action until "
+                f"someone checks and resets it: `POST /api/v1/policies/{policy}/reset`"
+            )
+            self.spawn(self._say(text))
 
     async def reset(self, policy: str) -> bool:
         if policy not in self._by_name:
@@ -440,6 +472,13 @@ class Engine:
                 approval_id, user, "click_refused", exc.reason, self.clock()
             )
             await self._tell(channel, user, f"Nothing changed: {exc.reason}.")
+
+    async def _say(self, text: str) -> None:
+        assert self.slack is not None  # noqa: S101  # callers check
+        try:
+            await self.slack.post(text)
+        except SlackError as exc:
+            _log.error("slack.post_failed", error=str(exc))
 
     async def _tell(self, channel: str, user: str, text: str) -> None:
         assert self.slack is not None  # noqa: S101  # callers check

@@ -7,11 +7,13 @@ runner.py; every stage ends a job with one SPEC outcome, which is also the metri
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from remediator.checks.prometheus import PrometheusChecker, check_condition, default_step
 from remediator.config import Config
 from remediator.core import approval as approvals
 from remediator.core.alert import Alert
@@ -150,9 +152,13 @@ async def decide(
     now: datetime,
     gates: Gates,
     settings: Settings,
+    conditions: Mapping[tuple[str, int], Stopped | Met] | None = None,
 ) -> Decided:
+    """`conditions`: each (policy, alert index) condition, evaluated before the transaction
+    so a slow Prometheus never holds the store."""
     decided = Decided()
-    for raw in alerts:
+    checked = conditions or {}
+    for index, raw in enumerate(alerts):
         alert = raw
         if raw.cycle is not None:  # the sender gave no incident id: the store numbers cycles
             alert = replace(raw, episode=await tx.episode_cycle(raw.episode, raw.cycle), cycle=None)
@@ -160,8 +166,23 @@ async def decide(
         if alert.status == "resolved":
             await _cancel_approvals(tx, alert, decided)
         for policy in matching(policies, alert):
-            await _decide_one(tx, decided, alert, policy, now, gates, settings)
+            condition = checked.get((policy.name, index), _UNCHECKED)
+            await _decide_one(tx, decided, alert, policy, now, gates, settings, condition)
     return decided
+
+
+@dataclass(frozen=True, slots=True)
+class Met:
+    """A condition that holds, with what was seen (for simulate and the audit reason)."""
+
+    reason: str
+
+
+class _Unchecked:
+    """No evaluation reached the pipeline: for a policy with a condition that means not met."""
+
+
+_UNCHECKED = _Unchecked()
 
 
 async def _decide_one(
@@ -172,47 +193,31 @@ async def _decide_one(
     now: datetime,
     gates: Gates,
     settings: Settings,
+    checked: Stopped | Met | _Unchecked = _UNCHECKED,
 ) -> None:
     key = (policy.name, alert.episode)
+    condition: Stopped | None = None  # what stops the job; None: no condition, or it is met
+    if policy.condition is not None:
+        if isinstance(checked, _Unchecked):
+            condition = Stopped(Outcome.CONDITION_NOT_MET, "condition was not evaluated")
+        elif isinstance(checked, Stopped):
+            condition = checked
     job = build_job(policy, alert, now, settings.protected_namespaces)  # render + scope
     target = job.target
 
     claim = decided.claims.get(key) or await tx.claim(*key)  # dedup
-    if claim is not None:
-        known = repeat_verdict(claim, policy.name, alert, gates)
-        if known is not None:
-            decided.count_repeat(known.decision_id)
-            decided.verdicts.append(known)
-            return
-        if not claim.provisional:  # first repeat: one `deduplicated` record for the episode
-            reason = f"repeat of the episode decided by decision {claim.decision_id}"
-            dedup_id = await tx.add_decision(
-                NewDecision(
-                    now,
-                    policy.name,
-                    alert,
-                    claim.action,
-                    claim.target,
-                    Outcome.DEDUPLICATED,
-                    reason,
-                    repeats=1,
-                )
-            )
-            claim = Claim(
-                claim.decision_id, claim.outcome, False, claim.action, claim.target, dedup_id
-            )
-            await tx.put_claim(*key, claim)
-            decided.claims[key] = claim
-            decided.verdicts.append(
-                Verdict(
-                    dedup_id, policy.name, alert, claim.action, target, Outcome.DEDUPLICATED, reason
-                )
-            )
-            return
-        # provisional (paused/tripped) and the gate has lifted: decide afresh below
+    if claim is not None and await _repeat(
+        tx, decided, key, claim, alert, policy, now, gates, condition
+    ):
+        return
 
     if isinstance(job, Stopped):
         await _record(tx, decided, key, alert, policy, now, job.outcome, job.reason, job.target)
+        return
+    if condition is not None:  # re-checked against Prometheus before acting
+        await _record(
+            tx, decided, key, alert, policy, now, condition.outcome, condition.reason, target
+        )
         return
     held = gates.holding(policy.name)  # kill switch and circuit breaker
     if held is not None:
@@ -387,3 +392,117 @@ async def _record(
         )
     )
     return decision_id
+
+
+async def evaluate_conditions(
+    checker: PrometheusChecker,
+    alerts: Sequence[Alert],
+    policies: Sequence[Policy],
+    now: datetime,
+    settled: Callable[[str, str], bool],
+) -> dict[tuple[str, int], Stopped | Met]:
+    """The condition stage's I/O, for every (alert, policy) that may still act.
+
+    `settled(policy, episode)` skips episodes already decided for good: a repeat never
+    costs a query. Every failure is `condition_not_met` (or `render_error`) with its reason.
+    """
+    pending: dict[tuple[str, int], Awaitable[Stopped | Met]] = {}
+    for index, alert in enumerate(alerts):
+        for policy in matching(policies, alert):
+            if policy.condition is not None and not settled(policy.name, alert.episode):
+                pending[(policy.name, index)] = _condition(checker, policy, alert, now)
+    results = await asyncio.gather(*pending.values())
+    return dict(zip(pending, results, strict=True))
+
+
+async def _condition(
+    checker: PrometheusChecker, policy: Policy, alert: Alert, now: datetime
+) -> Stopped | Met:
+    spec = policy.condition
+    assert spec is not None  # noqa: S101  # only policies with a condition are evaluated
+    prom = spec.prometheus
+    context = render_context(alert.labels, alert.annotations, alert.template_view(), policy.name)
+    try:
+        query = prom.query.render(context)
+        min_rate = prom.min_rate.render(context) if prom.min_rate is not None else None
+    except RenderError as exc:
+        return Stopped(Outcome.RENDER_ERROR, f"condition: {exc}")
+    verdict = await check_condition(
+        checker,
+        query,
+        above=prom.above,
+        below=prom.below,
+        window=prom.window,
+        step=prom.step or default_step(prom.window),
+        min_rate=min_rate,
+        now=now,
+    )
+    if verdict.ok:
+        return Met(f"{verdict.reason} (query: {query})")
+    return Stopped(Outcome.CONDITION_NOT_MET, f"{verdict.reason} (query: {query})")
+
+
+async def _repeat(
+    tx: Transaction,
+    decided: Decided,
+    key: tuple[str, str],
+    claim: Claim,
+    alert: Alert,
+    policy: Policy,
+    now: datetime,
+    gates: Gates,
+    condition: Stopped | None,
+) -> bool:
+    """A known episode: True when the repeat is counted, False when it is decided afresh."""
+    if claim.outcome == Outcome.CONDITION_NOT_MET and condition is not None:
+        # Still not met: the same provisional record counts the repeat.
+        decided.count_repeat(claim.decision_id)
+        decided.verdicts.append(
+            Verdict(
+                claim.decision_id,
+                policy.name,
+                alert,
+                claim.action,
+                claim.target,
+                Outcome.CONDITION_NOT_MET,
+                condition.reason,
+                new=False,
+            )
+        )
+        return True
+    known = repeat_verdict(claim, policy.name, alert, gates)
+    if known is not None:
+        decided.count_repeat(known.decision_id)
+        decided.verdicts.append(known)
+        return True
+    if claim.provisional:  # the pause, breaker or condition has lifted: decide afresh
+        return False
+    # The first repeat of a settled episode: one `deduplicated` record, counted from then on.
+    reason = f"repeat of the episode decided by decision {claim.decision_id}"
+    dedup_id = await tx.add_decision(
+        NewDecision(
+            now,
+            policy.name,
+            alert,
+            claim.action,
+            claim.target,
+            Outcome.DEDUPLICATED,
+            reason,
+            repeats=1,
+        )
+    )
+    claim = Claim(claim.decision_id, claim.outcome, False, claim.action, claim.target, dedup_id)
+    await tx.put_claim(*key, claim)
+    decided.claims[key] = claim
+    decided.verdicts.append(
+        Verdict(
+            dedup_id,
+            policy.name,
+            alert,
+            claim.action,
+            claim.target,
+            Outcome.DEDUPLICATED,
+            reason,
+        )
+    )
+    return True

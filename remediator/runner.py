@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from remediator import log
 from remediator.actions.base import ActionRequest, ActionResult, Executor
+from remediator.checks.prometheus import PrometheusChecker, wait_recovered
+from remediator.core.job import VERIFY_BOUND, VERIFY_QUERY
 from remediator.core.outcomes import Outcome
 from remediator.errors import ActionError, RemediatorError
 from remediator.metrics import Metrics
@@ -38,6 +41,7 @@ class Runner:
         max_concurrent: int,
         on_unverified: Callable[[str, str], Awaitable[None]],
         on_finished: Callable[[ActionRequest, str, str, float], Awaitable[None]] | None = None,
+        checker: PrometheusChecker | None = None,
         retry_attempts: int = 3,
         retry_wait: float = 0.5,
     ) -> None:
@@ -48,6 +52,7 @@ class Runner:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._on_unverified = on_unverified
         self._on_finished = on_finished
+        self._checker = checker
         self._attempts = retry_attempts
         self._wait = retry_wait
         self._tasks: dict[int, tuple[ActionRequest, asyncio.Task[None]]] = {}
@@ -93,6 +98,27 @@ class Runner:
                 await self._on_finished(request, outcome, reason, duration)
 
     async def _attempt(self, request: ActionRequest) -> tuple[Outcome, str, bool]:
+        params = dict(request.params)
+        query, bound = params.pop(VERIFY_QUERY, None), params.pop(VERIFY_BOUND, None)
+        outcome, reason, verified = await self._execute(replace(request, params=params))
+        if outcome != Outcome.EXECUTED or query is None or bound is None:
+            return outcome, reason, verified
+        if self._checker is None:
+            return Outcome.FAILED, f"{reason}; not verified: no Prometheus configured", False
+        side, _, value = bound.partition(" ")
+        threshold = float(value)
+        recovered = await wait_recovered(
+            self._checker,
+            query,
+            above=threshold if side == "above" else None,
+            below=threshold if side == "below" else None,
+            within=request.verify_within,
+        )
+        if not recovered.ok:
+            return Outcome.FAILED, f"{reason}; not recovered: {recovered.reason}", False
+        return outcome, f"{reason}; recovered: {recovered.reason}", True
+
+    async def _execute(self, request: ActionRequest) -> tuple[Outcome, str, bool]:
         executor = self._executors.get(request.type)
         if executor is None:
             return Outcome.FAILED, f"no executor configured for {request.type}", True

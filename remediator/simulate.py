@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from remediator.app import build_checker
+from remediator.checks.prometheus import PrometheusChecker
 from remediator.config import Config
 from remediator.core.alert import Alert
 from remediator.core.dedup import Seen, classify
@@ -17,7 +19,15 @@ from remediator.core.limits import cooldown_reason, rate_reason
 from remediator.core.policy import Policy
 from remediator.engine import PAUSED_FLAG, TRIPPED_PREFIX
 from remediator.errors import RenderError
-from remediator.pipeline import Gates, Settings, decide, matching, needs_approval
+from remediator.pipeline import (
+    Gates,
+    Met,
+    Settings,
+    decide,
+    evaluate_conditions,
+    matching,
+    needs_approval,
+)
 from remediator.store.base import Store, Transaction
 from remediator.store.sqlite import SqliteStore
 
@@ -89,6 +99,22 @@ async def simulate(
     config: Config, policies: list[Policy], alerts: list[Alert], now: datetime, path: str
 ) -> list[dict[str, Any]]:
     """Run against the store at `path` in a transaction that is rolled back."""
+    checker = build_checker(config, policies)
+    try:
+        return await _simulate(config, policies, alerts, now, path, checker)
+    finally:
+        if checker is not None:
+            await checker.close()
+
+
+async def _simulate(
+    config: Config,
+    policies: list[Policy],
+    alerts: list[Alert],
+    now: datetime,
+    path: str,
+    checker: PrometheusChecker | None,
+) -> list[dict[str, Any]]:
     store: Store = SqliteStore(path)
     await store.open()
     try:
@@ -99,6 +125,11 @@ async def simulate(
         gates = Gates(paused=paused, tripped=tripped, dry_run=config.dry_run)
         settings = Settings.from_config(config)
         report: list[dict[str, Any]] = []
+        conditions = None
+        if checker is not None:
+            conditions = await evaluate_conditions(
+                checker, alerts, policies, now, lambda _p, _e: False
+            )
         async with store.transaction(commit=False) as tx:
             for alert in alerts:
                 entry: dict[str, Any] = {
@@ -124,10 +155,20 @@ async def simulate(
                     )
                 report.append(entry)
             # The authoritative outcome, alert by alert, exactly as the daemon would decide.
-            decided = await decide(alerts, policies, tx, now, gates, settings)
+            decided = await decide(alerts, policies, tx, now, gates, settings, conditions)
         outcomes = iter(decided.verdicts)
-        for entry in report:
+        for index, entry in enumerate(report):
             for item in entry["policies"]:
+                if conditions is not None and (item["policy"], index) in conditions:
+                    result = conditions[(item["policy"], index)]
+                    item["guards"].insert(
+                        2,
+                        {
+                            "guard": "condition",
+                            "ok": isinstance(result, Met),
+                            "detail": result.reason,
+                        },
+                    )
                 verdict = next(outcomes)
                 outcome = "executed" if verdict.outcome == "executing" else verdict.outcome
                 item["outcome"] = outcome

@@ -11,15 +11,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
+from urllib.parse import urlsplit
 
 from remediator.core.alert import Alert
 from remediator.core.durations import parse_duration
 from remediator.core.kube_params import validate_kube_params
 from remediator.core.outcomes import Outcome
-from remediator.core.policy import Policy
+from remediator.core.policy import Policy, expected_statuses
 from remediator.core.render import render_context
 from remediator.errors import RenderError
 
+# Reserved params: the runner takes them out before the executor sees the rest.
+VERIFY_QUERY = "_verify_query"
+VERIFY_BOUND = "_verify_bound"
 _DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _COMPOSE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -78,6 +82,20 @@ def _docker_target(params: Mapping[str, str]) -> str:
     return f"{project.lower()}/{service}"
 
 
+def _http_target(params: Mapping[str, str]) -> str:
+    url = params["url"]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise RenderError(f"rendered url {url!r} is not an http(s) URL")
+    for name in ("expect_status", "timeout"):
+        if name in params:
+            try:
+                (expected_statuses if name == "expect_status" else parse_duration)(params[name])
+            except ValueError as exc:
+                raise RenderError(f"param {name}: {exc}") from None
+    return url  # allow_targets are globs over the URL, e.g. "https://ci.example.com/job/*"
+
+
 def _kube_target(params: Mapping[str, str]) -> str:
     try:
         checked = validate_kube_params(params)
@@ -101,10 +119,24 @@ def build_job(
             target = _docker_target(params)
         elif policy.action.type == "notify":
             target = "slack"  # the configured channel; a message changes nothing else
+        elif policy.action.type == "http.request":
+            target = _http_target(params)
         else:
             target = _kube_target(params)
     except RenderError as exc:
         return Stopped(Outcome.RENDER_ERROR, str(exc))
+    check = policy.verify.prometheus
+    if check is not None:  # stored with the action, so an approved action verifies too
+        try:
+            context = render_context(
+                alert.labels, alert.annotations, alert.template_view(), policy.name
+            )
+            params[VERIFY_QUERY] = check.query.render(context)
+        except RenderError as exc:
+            return Stopped(Outcome.RENDER_ERROR, f"verify.prometheus: {exc}", target)
+        params[VERIFY_BOUND] = (
+            f"above {check.above}" if check.above is not None else f"below {check.below}"
+        )
     namespace = target.split("/", 1)[0]
     if policy.action.type.startswith("kubernetes.") and namespace in protected:
         return Stopped(

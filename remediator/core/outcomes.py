@@ -28,6 +28,6 @@ class Outcome(StrEnum):
 # It is never counted in remediator_decisions_total; the final outcome replaces it.
 EXECUTING = "executing"
 
-# Outcomes that do not settle an episode: once the daemon is resumed or the breaker reset,
-# a repeat of the same episode is decided afresh instead of being deduplicated.
-PROVISIONAL = frozenset({Outcome.PAUSED, Outcome.TRIPPED})
+# Outcomes that do not settle an episode: once the daemon is resumed, the breaker reset or
+# the condition met, a repeat of the same episode is decided afresh, not deduplicated.
+PROVISIONAL = frozenset({Outcome.PAUSED, Outcome.TRIPPED, Outcome.CONDITION_NOT_MET})

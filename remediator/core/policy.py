@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -92,11 +92,22 @@ _ACTION_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"namespace", "deployment"}),
     ),
     "notify": (frozenset({"text"}), frozenset({"text"})),
+    # headers arrive as a mapping and are flattened to "header.NAME" params
+    "http.request": (
+        frozenset({"method", "url", "body", "expect_status", "timeout"}),
+        frozenset({"url"}),
+    ),
 }
-PLANNED_ACTIONS = frozenset({"http.request"})
+PLANNED_ACTIONS: frozenset[str] = frozenset()
 # Types that change something a target names; they must say which targets they may touch.
 SCOPED_ACTIONS = frozenset(
-    {"docker.restart", "kubernetes.scale", "kubernetes.restart", "kubernetes.rollback"}
+    {
+        "docker.restart",
+        "kubernetes.scale",
+        "kubernetes.restart",
+        "kubernetes.rollback",
+        "http.request",
+    }
 )
 
 
@@ -120,6 +131,12 @@ class ActionSpec(Strict):
     def _compile(cls, value: object) -> dict[str, Template]:
         if not isinstance(value, dict):
             raise ValueError("expected a mapping of param name to value")  # noqa: TRY004
+        value = dict(value)
+        headers = value.pop("headers", None)
+        if isinstance(headers, dict):  # http.request's headers: one templated param each
+            value.update({f"header.{name}": v for name, v in headers.items()})
+        elif headers is not None:
+            raise ValueError("headers must be a mapping of header name to value")
         compiled = {}
         for key, raw in value.items():
             if isinstance(raw, dict | list) or raw is None:
@@ -134,7 +151,7 @@ class ActionSpec(Strict):
     @model_validator(mode="after")
     def _params_fit_type(self) -> ActionSpec:
         allowed, required = _ACTION_PARAMS[self.type]
-        unknown = sorted(set(self.params) - allowed)
+        unknown = sorted(k for k in set(self.params) - allowed if not k.startswith("header."))
         if unknown:
             raise ValueError(
                 f"unknown param(s) {', '.join(unknown)} for {self.type}; "
@@ -147,6 +164,8 @@ class ActionSpec(Strict):
             _check_docker_params(self.params)
         elif self.type.startswith("kubernetes."):
             _check_static(self.params)
+        elif self.type == "http.request":
+            _check_http_params(self.params)
         if self.type in SCOPED_ACTIONS and not self.allow_targets:
             raise ValueError(
                 "allow_targets is required: list the targets this policy may touch "
@@ -177,6 +196,38 @@ def _check_static(params: Mapping[str, Template]) -> None:
     validate_kube_params(static, partial=True)
 
 
+def _check_http_params(params: Mapping[str, Template]) -> None:
+    method = params.get("method")
+    if method is not None and method.source.upper() not in HTTP_METHODS:
+        raise ValueError(f"method must be one of {', '.join(sorted(HTTP_METHODS))}")
+    url = params["url"].source
+    if "{" not in url.split("//", 1)[0] and not url.startswith(("http://", "https://")):
+        raise ValueError("url must start with http:// or https://")
+    status = params.get("expect_status")
+    if status is not None and "{" not in status.source:
+        expected_statuses(status.source)
+    timeout = params.get("timeout")
+    if timeout is not None and "{" not in timeout.source:
+        parse_duration(timeout.source)
+
+
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+def expected_statuses(text: str) -> frozenset[int]:
+    """`2xx`, `200`, `200,202` -> the statuses that count as success."""
+    found: set[int] = set()
+    for part in (p.strip().lower() for p in text.split(",")):
+        if len(part) == 3 and part[0] in "12345" and part.endswith("xx"):
+            base = int(part[0]) * 100
+            found.update(range(base, base + 100))
+        elif part.isdigit() and 100 <= int(part) <= 599:
+            found.add(int(part))
+        else:
+            raise ValueError(f"expect_status {text!r}: use e.g. 2xx, 200 or 200,202")
+    return frozenset(found)
+
+
 class ApprovalWhen(Strict):
     when: Template
 
@@ -197,8 +248,55 @@ class Guards(Strict):
     dry_run: bool = False
 
 
+def _template(value: object) -> Template:
+    if isinstance(value, Template):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a PromQL string (a template)")  # noqa: TRY004
+    return compile_template(value)
+
+
+TemplateField = Annotated[Template, BeforeValidator(_template)]
+
+
+class Threshold(Strict):
+    """`above` or `below`, exactly one."""
+
+    above: float | None = None
+    below: float | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Threshold:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("set exactly one of above or below")
+        return self
+
+
+class PrometheusCondition(Threshold):
+    query: TemplateField
+    window: Duration = Field(alias="for")
+    min_rate: TemplateField | None = None
+    step: Duration | None = None  # default: about 20 samples per window
+
+    @field_validator("window")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("for must be longer than zero")
+        return value
+
+
+class ConditionSpec(Strict):
+    prometheus: PrometheusCondition
+
+
+class PrometheusVerify(Threshold):
+    query: TemplateField
+
+
 class VerifySpec(Strict):
     within: Duration = timedelta(minutes=2)
+    prometheus: PrometheusVerify | None = None
 
     @field_validator("within")
     @classmethod
@@ -218,7 +316,7 @@ class Policy(Strict):
     action: ActionSpec
     guards: Guards = Guards()
     verify: VerifySpec = VerifySpec()
-    condition: Any = None
+    condition: ConditionSpec | None = None
 
     @field_validator("name")
     @classmethod
@@ -226,13 +324,6 @@ class Policy(Strict):
         if not _NAME.match(value):
             raise ValueError("name must match [a-z0-9-]+")
         return value
-
-    @field_validator("condition")
-    @classmethod
-    def _no_condition_yet(cls, value: object) -> None:
-        # A condition exists to stop actions; ignoring it silently would be unsafe.
-        if value is not None:
-            raise ValueError("conditions are not available in this version yet")
 
     def matches_source(self, source: str) -> bool:
         return self.match.source in ("any", source)

@@ -121,7 +121,27 @@ BASE_ACTION = 'action: {type: docker.restart, params: {container: "x"}, allow_ta
         ),
         (
             'name: p\naction: {type: http.request, params: {}, allow_targets: ["*"]}',
-            "action type 'http.request' is not available in this version yet",
+            "missing param(s) url for http.request",
+        ),
+        (
+            "name: p\naction: {type: http.request, params: {url: 'https://ci/x', method: FETCH}, allow_targets: ['*']}",
+            "method must be one of DELETE, GET, PATCH, POST, PUT",
+        ),
+        (
+            "name: p\naction: {type: http.request, params: {url: 'ftp://ci/x'}, allow_targets: ['*']}",
+            "url must start with http:// or https://",
+        ),
+        (
+            "name: p\naction: {type: http.request, params: {url: 'https://ci/x', expect_status: ok}, allow_targets: ['*']}",
+            "expect_status 'ok': use e.g. 2xx, 200 or 200,202",
+        ),
+        (
+            "name: p\naction: {type: http.request, params: {url: 'https://ci/x', headers: [a]}, allow_targets: ['*']}",
+            "headers must be a mapping",
+        ),
+        (
+            "name: p\naction: {type: http.request, params: {url: 'https://ci/x'}}",
+            "allow_targets is required",
         ),
         (
             "name: p\naction: {type: notify, params: {}}",
@@ -176,8 +196,8 @@ BASE_ACTION = 'action: {type: docker.restart, params: {container: "x"}, allow_ta
             "guards.approvals_required: Input should be greater than or equal to 1",
         ),
         (
-            f"name: p\n{BASE_ACTION}\ncondition: {{prometheus: {{query: up}}}}",
-            "bad.yaml: policy p: condition: conditions are not available in this version yet",
+            f"name: p\n{BASE_ACTION}\ncondition: {{prometheus: {{query: up, for: 5m}}}}",
+            "bad.yaml: policy p: condition.prometheus: set exactly one of above or below",
         ),
         (
             f"name: p\n{BASE_ACTION}\nverify: {{within: 0s}}",

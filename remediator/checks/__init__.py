@@ -1,0 +1,1 @@
+"""Checks against metrics: conditions re-checked before acting, recovery verified after."""
