@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.daemon",
     "tests.fixtures.k8s_api",
     "tests.fixtures.slack_api",
+    "tests.fixtures.prometheus",
 ]
 
 # Real webhook bodies (see corpus/SOURCES.md), kept in the repo so a fresh clone has them.

@@ -15,10 +15,15 @@ from aiohttp import web
 from tests.fixtures.procs import wait_for
 from tests.fixtures.prometheus import JOB, ErrorApp, LoopbackServer, PrometheusFactory
 
-RATIO = (
-    'sum(rate(http_requests_total{code=~"5..",deployment="checkout"}[5s]))'
-    ' / sum(rate(http_requests_total{deployment="checkout"}[5s]))'
-)
+
+def ratio(deployment: str) -> str:
+    return (
+        f'sum(rate(http_requests_total{{code=~"5..",deployment="{deployment}"}}[5s]))'
+        f' / sum(rate(http_requests_total{{deployment="{deployment}"}}[5s]))'
+    )
+
+
+RATIO = ratio("checkout")
 # ErrorApp's counters are exact linear functions of time and both codes come from the same
 # scrape, so Prometheus's per-series extrapolation factors are identical and cancel in the
 # ratio: only float rounding is left (seen: ~1e-16), far inside this bound.
@@ -30,6 +35,7 @@ def test_ratio_follows_the_configured_traffic(
     error_app: ErrorApp, prometheus_factory: PrometheusFactory
 ) -> None:
     error_app.set("checkout", error_ratio=0.3)
+    error_app.set("payments", rate=20.0, error_ratio=0.3)
     prometheus = prometheus_factory(error_app)
 
     # Prometheus 2.42 hands targets to the scraper only after its 5 s discovery throttle, and
@@ -39,16 +45,18 @@ def test_ratio_follows_the_configured_traffic(
 
     # The ratio was set before the first scrape, so every step with data is already exact.
     def full_range() -> list[list[object]] | None:
-        answer = prometheus.query_range(RATIO, seconds=4, step=1)
+        answer = prometheus.query_range(RATIO, seconds=3, step=1)
         assert answer["status"] == "success", answer
         series = answer["data"]["result"]
-        return series[0]["values"] if series and len(series[0]["values"]) == 5 else None
+        return series[0]["values"] if series and len(series[0]["values"]) == 4 else None
 
-    points = wait_for(full_range, timeout=15, what="5 range points of the ratio", interval=0.2)
-    assert [float(str(value)) for _, value in points] == pytest.approx([0.3] * 5, abs=EXACT)
+    points = wait_for(full_range, timeout=15, what="4 range points of the ratio", interval=0.2)
+    assert [float(str(value)) for _, value in points] == pytest.approx([0.3] * 4, abs=EXACT)
 
+    # Both changes at once, so their windows pass together.
     changed = time.monotonic()
     error_app.set("checkout", error_ratio=0.02)
+    error_app.set("payments", rate=0.0)
     seen: list[float] = []
 
     def settled() -> bool:
@@ -62,20 +70,18 @@ def test_ratio_follows_the_configured_traffic(
     assert all(later <= earlier + EXACT for earlier, later in itertools.pairwise(seen))
     assert all(0.02 - EXACT <= value <= 0.3 + EXACT for value in seen)
 
-    error_app.set("checkout", rate=0.0)
-
     # No traffic makes both rates 0, and Prometheus answers 0/0 as one NaN sample, not as an
     # empty vector; a comparison filters NaN out, so the alert expression is empty.
     def no_traffic() -> bool:
-        return [sample["value"][1] for sample in prometheus.vector(RATIO)] == ["NaN"]
+        return [sample["value"][1] for sample in prometheus.vector(ratio("payments"))] == ["NaN"]
 
     wait_for(no_traffic, timeout=15, what="NaN once traffic stops", interval=0.1)
-    assert math.isnan(prometheus.values(RATIO)[0])
-    assert prometheus.vector(f"{RATIO} > 0.10") == []
-    assert prometheus.values('sum(rate(http_requests_total{deployment="checkout"}[5s]))') == [0.0]
+    assert math.isnan(prometheus.values(ratio("payments"))[0])
+    assert prometheus.vector(f"{ratio('payments')} > 0.10") == []
+    assert prometheus.values('sum(rate(http_requests_total{deployment="payments"}[5s]))') == [0.0]
 
 
-def test_failed_scrape_sets_up_to_zero_and_marks_series_stale(
+def test_outages_of_the_target_and_of_prometheus(
     error_app: ErrorApp, prometheus_factory: PrometheusFactory
 ) -> None:
     prometheus = prometheus_factory(error_app)
@@ -98,6 +104,22 @@ def test_failed_scrape_sets_up_to_zero_and_marks_series_stale(
         what="the ratio to go empty once its window holds no samples",
         interval=0.1,
     )
+    error_app.set_down(False)
+
+    url = prometheus.url
+    prometheus.stop()
+    with pytest.raises(ConnectionRefusedError):
+        prometheus.query("up")
+    with pytest.raises(ConnectionRefusedError):
+        prometheus.alerts()
+
+    restarted = time.time()
+    prometheus.start()
+    assert prometheus.url == url
+    assert prometheus.query("up")["status"] == "success"
+    # Scraping resumes too, after the same 5 s discovery throttle as a first start.
+    fresh = f'up{{job="{JOB}"}} == 1 and timestamp(up{{job="{JOB}"}}) > {restarted:.3f}'
+    prometheus.wait_for_series(fresh, timeout=20)
 
 
 class _AlertSink:
@@ -166,24 +188,3 @@ groups:
     assert sent[0]["labels"] == alert["labels"]
     assert sent[0]["annotations"] == alert["annotations"]
     assert {"startsAt", "endsAt", "generatorURL"} <= set(sent[0])
-
-
-def test_stopped_prometheus_refuses_connections_and_comes_back_on_its_port(
-    error_app: ErrorApp, prometheus_factory: PrometheusFactory
-) -> None:
-    prometheus = prometheus_factory(error_app)
-    url = prometheus.url
-    assert prometheus.query("up")["status"] == "success"
-
-    prometheus.stop()
-    with pytest.raises(ConnectionRefusedError):
-        prometheus.query("up")
-    with pytest.raises(ConnectionRefusedError):
-        prometheus.alerts()
-
-    restarted = time.time()
-    prometheus.start()
-    assert prometheus.url == url
-    assert prometheus.query("up")["status"] == "success"
-    # Scraping resumes too, after the same 5 s discovery throttle as a first start.
-    prometheus.wait_for_series(f'timestamp(up{{job="{JOB}"}}) > {restarted:.3f}', timeout=20)

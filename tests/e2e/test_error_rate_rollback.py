@@ -1,0 +1,170 @@
+"""The headline runbook end to end: a real Prometheus rule -> a real Alertmanager ->
+remediator re-checks the error ratio -> rollback on the Kubernetes stand-in, once ->
+verified by the ratio falling back, or the policy's breaker trips."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.fixtures.alertmanager import AlertmanagerFactory
+from tests.fixtures.daemon import Daemon, DaemonFactory
+from tests.fixtures.k8s_api import KubeAPI
+from tests.fixtures.procs import wait_for
+from tests.fixtures.prometheus import ErrorApp, Prometheus, PrometheusFactory
+
+RATIO = (
+    'sum by (namespace, deployment) (rate(http_requests_total{{code=~"5..",deployment="{d}"}}[3s]))'
+    ' / sum by (namespace, deployment) (rate(http_requests_total{{deployment="{d}"}}[3s]))'
+)
+RULES = """
+groups:
+  - name: error-rate
+    rules:
+      - alert: HighErrorRate
+        expr: |
+          sum by (namespace, deployment) (rate(http_requests_total{code=~"5.."}[3s]))
+            / sum by (namespace, deployment) (rate(http_requests_total[3s])) > 0.10
+        for: 3s
+        labels: {severity: page, remediation: rollback}
+"""
+POLICY = """
+name: rollback-on-high-error-rate
+match: {matchers: ['alertname="HighErrorRate"', 'remediation="rollback"']}
+condition:
+  prometheus:
+    query: 'sum(rate(http_requests_total{code=~"5..",deployment="{{ labels.deployment }}"}[3s])) / sum(rate(http_requests_total{deployment="{{ labels.deployment }}"}[3s]))'
+    above: 0.10
+    for: 4s
+    step: 1s
+    min_rate: 'sum(rate(http_requests_total{deployment="{{ labels.deployment }}"}[3s])) > 1'
+action:
+  type: kubernetes.rollback
+  params: {namespace: "{{ labels.namespace }}", deployment: "{{ labels.deployment }}"}
+  allow_targets: ["prod/*"]
+guards: {cooldown: 1h}
+verify:
+  within: %s
+  prometheus:
+    query: 'sum(rate(http_requests_total{code=~"5..",deployment="{{ labels.deployment }}"}[3s])) / sum(rate(http_requests_total{deployment="{{ labels.deployment }}"}[3s]))'
+    below: 0.05
+"""
+
+
+def _by(decisions: list[dict[str, Any]], outcome: str) -> list[dict[str, Any]]:
+    return [d for d in decisions if d["outcome"] == outcome]
+
+
+def _received(daemon: Daemon, status: str) -> float:
+    _, metrics = daemon.request("GET", "/metrics")
+    prefix = (
+        f'remediator_alerts_received_total{{source="alertmanager",status="{status}"}} '.encode()
+    )
+    lines = [line for line in bytes(metrics).splitlines() if line.startswith(prefix)]
+    return float(lines[0].rsplit(b" ", 1)[1]) if lines else 0.0
+
+
+def _rollbacks(api: KubeAPI, name: str) -> list[Any]:
+    return [
+        r for r in api.requests if r.method == "PATCH" and r.path.endswith(f"/deployments/{name}")
+    ]
+
+
+def _chain(
+    within: str,
+    daemon_factory: DaemonFactory,
+    alertmanager_factory: AlertmanagerFactory,
+    prometheus_factory: PrometheusFactory,
+    error_app: ErrorApp,
+    k8s_api: KubeAPI,
+) -> tuple[Daemon, Prometheus]:
+    daemon = daemon_factory(POLICY % within, kubernetes={"kubeconfig": str(k8s_api.kubeconfig)})
+    am = alertmanager_factory(
+        f"{daemon.url}/webhook/alertmanager",
+        daemon.config["auth"]["alertmanager"]["bearer_token"],
+        group_by=("alertname", "deployment"),
+    )
+    prom = prometheus_factory(
+        error_app,
+        rules=RULES,
+        alertmanagers=[am.url],
+        flags=["--rules.alert.resend-delay=1s"],
+    )
+    daemon.config["prometheus"] = {"url": prom.url}
+    daemon.start()
+    return daemon, prom
+
+
+def test_error_rate_rolls_back_once_and_verifies_recovery(
+    daemon_factory: DaemonFactory,
+    alertmanager_factory: AlertmanagerFactory,
+    prometheus_factory: PrometheusFactory,
+    error_app: ErrorApp,
+    k8s_api: KubeAPI,
+) -> None:
+    k8s_api.add_deployment("prod", "checkout", image="web:1")
+    k8s_api.set_image("prod", "checkout", "web:2")  # the bad deploy
+    error_app.set("checkout", rate=20, error_ratio=0.3)
+    daemon, _ = _chain(
+        "30s", daemon_factory, alertmanager_factory, prometheus_factory, error_app, k8s_api
+    )
+    wait_for(lambda: _rollbacks(k8s_api, "checkout"), timeout=90, what="the rollback")
+    # Alertmanager re-sends the still-firing alert; let repeats arrive before it recovers.
+    wait_for(lambda: _received(daemon, "firing") >= 3, timeout=30, what="repeated notifications")
+    error_app.set("checkout", error_ratio=0.0)  # the previous revision serves cleanly
+    decisions = daemon.wait_decisions(
+        lambda ds: bool(_by(ds, "executed") or _by(ds, "failed")),
+        timeout=60,
+        what="the verified result",
+    )
+    [executed] = _by(decisions, "executed")
+    assert "rolled back prod/checkout to revision 1" in executed["reason"]
+    assert "recovered: value" in executed["reason"]
+    assert (
+        k8s_api.deployment("prod", "checkout")["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "web:1"
+    )
+    wait_for(lambda: _received(daemon, "resolved") >= 1, timeout=60, what="the incident to resolve")
+    assert len(_rollbacks(k8s_api, "checkout")) == 1  # one rollback for the whole incident
+    _status, metrics = daemon.request("GET", "/metrics")
+    assert b'remediator_policy_tripped{policy="rollback-on-high-error-rate"} 0.0' in metrics
+
+
+def test_no_recovery_trips_the_breaker_until_reset(
+    daemon_factory: DaemonFactory,
+    alertmanager_factory: AlertmanagerFactory,
+    prometheus_factory: PrometheusFactory,
+    error_app: ErrorApp,
+    k8s_api: KubeAPI,
+) -> None:
+    for name in ("checkout", "payments"):
+        k8s_api.add_deployment("prod", name, image="web:1")
+        k8s_api.set_image("prod", name, "web:2")
+    error_app.set("checkout", rate=20, error_ratio=0.3)  # and it stays bad after the rollback
+    error_app.set("payments", rate=20, error_ratio=0.0)
+    daemon, _ = _chain(
+        "5s", daemon_factory, alertmanager_factory, prometheus_factory, error_app, k8s_api
+    )
+    decisions = daemon.wait_decisions(
+        lambda ds: bool(_by(ds, "failed")), timeout=90, what="not recovered"
+    )
+    [failed] = _by(decisions, "failed")
+    assert "not recovered within 5s" in failed["reason"]
+    wait_for(
+        lambda: (
+            b'remediator_policy_tripped{policy="rollback-on-high-error-rate"} 1.0'
+            in daemon.request("GET", "/metrics")[1]
+        ),
+        timeout=10,
+        what="the breaker",
+    )
+    error_app.set("payments", error_ratio=0.3)  # another incident while the breaker is open
+    decisions = daemon.wait_decisions(
+        lambda ds: any(d["outcome"] == "tripped" and "payments" in d["target"] for d in ds),
+        timeout=60,
+        what="the next alert to be held",
+    )
+    assert _rollbacks(k8s_api, "payments") == []
+    status, _ = daemon.api("POST", "/api/v1/policies/rollback-on-high-error-rate/reset")
+    assert status == 200
+    # the still-firing payments episode is decided afresh once the breaker is closed
+    wait_for(lambda: _rollbacks(k8s_api, "payments"), timeout=60, what="the rollback after reset")
