@@ -7,7 +7,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import yaml
+
 from remediator.checks.prometheus import PrometheusChecker, check_condition
+from remediator.config import parse_config
+from remediator.core.policy import parse_policies
+from remediator.ingest.alertmanager import parse_alertmanager
+from remediator.simulate import simulate
 from tests.fixtures.procs import wait_for
 from tests.fixtures.prometheus import ErrorApp, PrometheusFactory
 
@@ -23,6 +29,54 @@ def ratio(deployment: str) -> str:
 
 def traffic(deployment: str) -> str:
     return f'sum(rate(http_requests_total{{deployment="{deployment}"}}[3s])) > 1'
+
+
+async def _simulate_shows_the_condition(url: str) -> None:
+    policy = yaml.safe_dump(
+        {
+            "name": "rollback",
+            "match": {"matchers": ['alertname="HighErrorRate"']},
+            "condition": {
+                "prometheus": {
+                    "query": ratio("{{ labels.deployment }}"),
+                    "above": 0.1,
+                    "for": "6s",
+                    "step": "1s",
+                }
+            },
+            "action": {
+                "type": "docker.restart",
+                "params": {"container": "web-{{ labels.deployment }}"},
+                "allow_targets": ["web-*"],
+            },
+        }
+    )
+    [rollback], problems = parse_policies(policy, "p.yaml")
+    assert not problems, problems
+    config = parse_config(
+        f"prometheus: {{url: '{url}'}}\nstate: 'sqlite:///:memory:'", "c.yaml", {}
+    )
+    body = (
+        b'{"alerts": ['
+        + b",".join(
+            b'{"labels": {"alertname": "HighErrorRate", "deployment": "%s"}, "startsAt": "2026-11-22T10:00:00Z"}'
+            % d
+            for d in (b"sustained", b"low")
+        )
+        + b"]}"
+    )
+    report = await simulate(
+        config, [rollback], parse_alertmanager(body), datetime.now(UTC), ":memory:"
+    )
+    guards = [{g["guard"]: g for g in entry["policies"][0]["guards"]} for entry in report]
+    sustained, low = (g["condition"] for g in guards)
+    assert sustained["ok"] and "all 7 samples over 6s are > 0.1" in sustained["detail"]
+    assert 'deployment="sustained"' in sustained["detail"]  # the rendered query is shown
+    assert not low["ok"] and "is not > 0.1" in low["detail"]
+    assert [entry["policies"][0]["outcome"] for entry in report] == [
+        "executed",
+        "condition_not_met",
+    ]
 
 
 async def test_conditions_against_real_prometheus(
@@ -74,6 +128,7 @@ async def test_conditions_against_real_prometheus(
         assert not met and "min_rate not reached" in reason
         met, reason = await check("trickle")
         assert met, reason  # the same data without the guard would have rolled back
+        await _simulate_shows_the_condition(prom.url)
         prom.stop()
         met, reason = await check("sustained", guard=True)
         assert not met and reason.startswith("prometheus unavailable")

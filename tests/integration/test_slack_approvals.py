@@ -334,3 +334,11 @@ async def test_post_results_reports_every_action(
         and "web-missing" in posted["text"]
         and "restart-web" in posted["text"]
     )
+
+
+async def test_a_tripped_breaker_is_announced(harness: HarnessFactory, slack_api: SlackAPI) -> None:
+    h = await harness(policy(), config(slack_api))
+    await h.engine.trip("restart-web", "not recovered within 2m: value 0.2 is not < 0.05")
+    [posted] = await eventually(lambda: slack_api.messages(CHANNEL), "the breaker message")
+    assert "Policy `restart-web` tripped: not recovered within 2m" in posted["text"]
+    assert "POST /api/v1/policies/restart-web/reset" in posted["text"]
