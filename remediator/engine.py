@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from remediator import log
 from remediator.actions.base import ActionRequest, Executor
+from remediator.checks.conditions import evaluate_conditions
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.core import approval as approvals
 from remediator.core.alert import Alert
@@ -26,7 +27,6 @@ from remediator.pipeline import (
     Gates,
     Settings,
     decide,
-    evaluate_conditions,
     limits,
     matching,
     repeat_verdict,

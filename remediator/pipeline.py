@@ -7,19 +7,17 @@ runner.py; every stage ends a job with one SPEC outcome, which is also the metri
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from remediator.checks.prometheus import PrometheusChecker, check_condition, default_step
 from remediator.config import Config
 from remediator.core import approval as approvals
 from remediator.core.alert import Alert
 from remediator.core.dedup import Claim, Seen, classify
 from remediator.core.durations import Rate
-from remediator.core.job import Job, Stopped, build_job
+from remediator.core.job import Job, Met, Stopped, build_job
 from remediator.core.limits import cooldown_reason, rate_reason
 from remediator.core.matchers import matches_all
 from remediator.core.outcomes import EXECUTING, PROVISIONAL, Outcome
@@ -169,13 +167,6 @@ async def decide(
             condition = checked.get((policy.name, index), _UNCHECKED)
             await _decide_one(tx, decided, alert, policy, now, gates, settings, condition)
     return decided
-
-
-@dataclass(frozen=True, slots=True)
-class Met:
-    """A condition that holds, with what was seen (for simulate and the audit reason)."""
-
-    reason: str
 
 
 class _Unchecked:
@@ -392,54 +383,6 @@ async def _record(
         )
     )
     return decision_id
-
-
-async def evaluate_conditions(
-    checker: PrometheusChecker,
-    alerts: Sequence[Alert],
-    policies: Sequence[Policy],
-    now: datetime,
-    settled: Callable[[str, str], bool],
-) -> dict[tuple[str, int], Stopped | Met]:
-    """The condition stage's I/O, for every (alert, policy) that may still act.
-
-    `settled(policy, episode)` skips episodes already decided for good: a repeat never
-    costs a query. Every failure is `condition_not_met` (or `render_error`) with its reason.
-    """
-    pending: dict[tuple[str, int], Awaitable[Stopped | Met]] = {}
-    for index, alert in enumerate(alerts):
-        for policy in matching(policies, alert):
-            if policy.condition is not None and not settled(policy.name, alert.episode):
-                pending[(policy.name, index)] = _condition(checker, policy, alert, now)
-    results = await asyncio.gather(*pending.values())
-    return dict(zip(pending, results, strict=True))
-
-
-async def _condition(
-    checker: PrometheusChecker, policy: Policy, alert: Alert, now: datetime
-) -> Stopped | Met:
-    spec = policy.condition
-    assert spec is not None  # noqa: S101  # only policies with a condition are evaluated
-    prom = spec.prometheus
-    context = render_context(alert.labels, alert.annotations, alert.template_view(), policy.name)
-    try:
-        query = prom.query.render(context)
-        min_rate = prom.min_rate.render(context) if prom.min_rate is not None else None
-    except RenderError as exc:
-        return Stopped(Outcome.RENDER_ERROR, f"condition: {exc}")
-    verdict = await check_condition(
-        checker,
-        query,
-        above=prom.above,
-        below=prom.below,
-        window=prom.window,
-        step=prom.step or default_step(prom.window),
-        min_rate=min_rate,
-        now=now,
-    )
-    if verdict.ok:
-        return Met(f"{verdict.reason} (query: {query})")
-    return Stopped(Outcome.CONDITION_NOT_MET, f"{verdict.reason} (query: {query})")
 
 
 async def _repeat(

@@ -10,21 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from remediator.app import build_checker
+from remediator.checks.conditions import evaluate_conditions
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.config import Config
 from remediator.core.alert import Alert
 from remediator.core.dedup import Seen, classify
-from remediator.core.job import Job, Stopped, build_job
+from remediator.core.job import Job, Met, Stopped, build_job
 from remediator.core.limits import cooldown_reason, rate_reason
 from remediator.core.policy import Policy
 from remediator.engine import PAUSED_FLAG, TRIPPED_PREFIX
 from remediator.errors import RenderError
 from remediator.pipeline import (
     Gates,
-    Met,
     Settings,
     decide,
-    evaluate_conditions,
     matching,
     needs_approval,
 )

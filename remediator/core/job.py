@@ -53,6 +53,13 @@ class Stopped:
     target: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Met:
+    """A condition that holds, with what was seen (for simulate and the audit reason)."""
+
+    reason: str
+
+
 def render_params(policy: Policy, alert: Alert) -> dict[str, str]:
     context = render_context(alert.labels, alert.annotations, alert.template_view(), policy.name)
     rendered = {}

@@ -1,0 +1,65 @@
+"""The condition stage's I/O: each policy's Prometheus condition for the alerts that may
+still act, evaluated before the store transaction so a slow Prometheus never holds it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+from remediator.checks.prometheus import PrometheusChecker, check_condition, default_step
+from remediator.core.alert import Alert
+from remediator.core.job import Met, Stopped
+from remediator.core.outcomes import Outcome
+from remediator.core.policy import Policy
+from remediator.core.render import render_context
+from remediator.errors import RenderError
+from remediator.pipeline import matching
+
+
+async def evaluate_conditions(
+    checker: PrometheusChecker,
+    alerts: Sequence[Alert],
+    policies: Sequence[Policy],
+    now: datetime,
+    settled: Callable[[str, str], bool],
+) -> dict[tuple[str, int], Stopped | Met]:
+    """The condition stage's I/O, for every (alert, policy) that may still act.
+
+    `settled(policy, episode)` skips episodes already decided for good: a repeat never
+    costs a query. Every failure is `condition_not_met` (or `render_error`) with its reason.
+    """
+    pending: dict[tuple[str, int], Awaitable[Stopped | Met]] = {}
+    for index, alert in enumerate(alerts):
+        for policy in matching(policies, alert):
+            if policy.condition is not None and not settled(policy.name, alert.episode):
+                pending[(policy.name, index)] = _condition(checker, policy, alert, now)
+    results = await asyncio.gather(*pending.values())
+    return dict(zip(pending, results, strict=True))
+
+
+async def _condition(
+    checker: PrometheusChecker, policy: Policy, alert: Alert, now: datetime
+) -> Stopped | Met:
+    spec = policy.condition
+    assert spec is not None  # noqa: S101  # only policies with a condition are evaluated
+    prom = spec.prometheus
+    context = render_context(alert.labels, alert.annotations, alert.template_view(), policy.name)
+    try:
+        query = prom.query.render(context)
+        min_rate = prom.min_rate.render(context) if prom.min_rate is not None else None
+    except RenderError as exc:
+        return Stopped(Outcome.RENDER_ERROR, f"condition: {exc}")
+    verdict = await check_condition(
+        checker,
+        query,
+        above=prom.above,
+        below=prom.below,
+        window=prom.window,
+        step=prom.step or default_step(prom.window),
+        min_rate=min_rate,
+        now=now,
+    )
+    if verdict.ok:
+        return Met(f"{verdict.reason} (query: {query})")
+    return Stopped(Outcome.CONDITION_NOT_MET, f"{verdict.reason} (query: {query})")
