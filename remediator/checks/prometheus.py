@@ -154,13 +154,11 @@ class PrometheusChecker:
         try:
             async with self._session.post(f"{self._base}{path}", data=dict(params)) as resp:
                 if resp.status >= 500 or resp.status == 429:
-                    raise Unavailable(f"prometheus answered HTTP {resp.status}")
+                    raise Unavailable(f"{self._base} answered HTTP {resp.status}")
                 body: dict[str, Any] = await resp.json(content_type=None)
                 return body
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise Unavailable(
-                f"prometheus unavailable at {self._base}: {type(exc).__name__}: {exc}"
-            ) from None
+            raise Unavailable(f"{self._base}: {type(exc).__name__}: {exc}") from None
 
     async def range(
         self, query: str, end: datetime, window: timedelta, step: timedelta
