@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from remediator.core import yamlstrict
-from remediator.core.durations import Rate, parse_rate
+from remediator.core.durations import parse_rate
 from remediator.core.policy import Duration, RateSpec
 from remediator.errors import ConfigError
 
@@ -168,10 +168,6 @@ class Config(Section):
     def _state(cls, value: str) -> str:
         parse_state_url(value, Path("."))
         return value
-
-    @property
-    def global_rate(self) -> Rate:
-        return self.limits.global_rate
 
     def policy_paths(self) -> list[Path]:
         return [Path(self.base_dir) / p for p in self.policies]

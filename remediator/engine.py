@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -255,7 +255,7 @@ class Engine:
                 )
         for request in decided.requested:
             self._pending_approvals += 1
-            self.metrics.approvals_pending.inc()
+            self.metrics.approvals_pending.set(self._pending_approvals)
             self.spawn(self._announce(request))
             _log.info(
                 "approval.requested",
@@ -264,7 +264,8 @@ class Engine:
                 target=request.target,
                 expires_at=request.expires_at.isoformat(),
             )
-        self._settled(decided.cancelled, "approval.cancelled")
+        for cancelled in decided.cancelled:
+            self._closed(cancelled, Outcome.CANCELLED)
 
     def _submit(
         self, action_id: int, policy: str, action: str, target: str, params: Mapping[str, str]
@@ -273,15 +274,17 @@ class Engine:
         verify = found.verify.within if found else timedelta(minutes=2)
         self.runner.submit(request_for(action_id, policy, action, target, params, verify))
 
-    def _settled(self, settled: Iterable[approvals.Approval], event: str) -> None:
-        """Metrics and logs for approvals closed without a human: expired or cancelled."""
-        for item in settled:
-            self._pending_approvals -= 1
-            self.metrics.approvals_pending.dec()
-            self.metrics.approval_decisions.labels(item.policy, item.state.value).inc()
-            self.metrics.decisions.labels(item.policy, _APPROVAL_OUTCOME[item.state]).inc()
-            _log.info(event, approval_id=item.id, policy=item.policy, state=item.state.value)
-            self.spawn(self._refresh(item.id))
+    def _closed(
+        self, item: approvals.Approval, result: str | None, shown: str | None = None, **log: Any
+    ) -> None:
+        """Bookkeeping for an approval that left `pending`, however it ended."""
+        self._pending_approvals -= 1
+        self.metrics.approvals_pending.set(self._pending_approvals)
+        self.metrics.approval_decisions.labels(item.policy, item.state.value).inc()
+        if result is not None and result != EXECUTING:
+            self.metrics.decided(item.policy, result).inc()
+        _log.info(f"approval.{item.state.value}", approval_id=item.id, policy=item.policy, **log)
+        self.spawn(self._refresh(item.id, shown))
 
     async def flush_repeats(self) -> None:
         counts, self._repeats = self._repeats, {}
@@ -350,20 +353,8 @@ class Engine:
         if updated.state is approvals.ApprovalState.PENDING:  # one of N approvers so far
             self.spawn(self._refresh(updated.id))
         else:
-            self._pending_approvals -= 1
-            self.metrics.approvals_pending.dec()
             self.metrics.approval_latency.observe((now - current.requested_at).total_seconds())
-            self.metrics.approval_decisions.labels(updated.policy, updated.state.value).inc()
-            if outcome is not None and outcome != EXECUTING:
-                self.metrics.decisions.labels(updated.policy, outcome).inc()
-            self.spawn(self._refresh(updated.id, _describe(outcome, updated)))
-            _log.info(
-                f"approval.{updated.state.value}",
-                approval_id=updated.id,
-                policy=updated.policy,
-                by=who,
-                outcome=outcome,
-            )
+            self._closed(updated, outcome, _describe(outcome, updated), by=who, outcome=outcome)
         if submit is not None:
             self._submit(*submit)
         return updated
@@ -420,7 +411,8 @@ class Engine:
                 reason = f"no decision before {pending.expires_at.isoformat()} (approval_ttl)"
                 await tx.set_outcome(done.decision_id, Outcome.EXPIRED, reason)
                 expired.append(done)
-        self._settled(expired, "approval.expired")
+        for item in expired:
+            self._closed(item, Outcome.EXPIRED)
 
     def _backends(self) -> dict[str, Executor]:
         """One entry per executor object (one may serve several action types)."""
@@ -547,8 +539,3 @@ def _describe(outcome: str | None, approval: approvals.Approval) -> str | None:
 
 _Submit = tuple[int, str, str, str, dict[str, str]]
 _Seen = tuple[Mapping[str, str], tuple[Policy, ...]]
-_APPROVAL_OUTCOME = {
-    approvals.ApprovalState.DENIED: Outcome.DENIED,
-    approvals.ApprovalState.EXPIRED: Outcome.EXPIRED,
-    approvals.ApprovalState.CANCELLED: Outcome.CANCELLED,
-}

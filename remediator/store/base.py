@@ -63,18 +63,6 @@ class NewDecision:
     repeats: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class PendingAction:
-    """An action committed but not finished; what the runner needs to carry it out."""
-
-    id: int
-    decision_id: int
-    policy: str
-    type: str
-    target: str
-    params: Mapping[str, str]
-
-
 class Transaction(Protocol):
     """Reads see the transaction's own writes; nothing is visible to others before commit."""
 
