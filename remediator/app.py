@@ -27,6 +27,7 @@ from remediator.pipeline import Settings
 from remediator.policy_files import load_policies
 from remediator.slack import SlackApprover
 from remediator.store.base import Store
+from remediator.store.postgres import PostgresStore
 from remediator.store.sqlite import SqliteStore
 from remediator.web.server import STATE, build_app
 
@@ -39,6 +40,8 @@ def utcnow() -> datetime:
 
 def build_store(config: Config) -> Store:
     target = config.state_target()
+    if target.kind == "postgresql":
+        return PostgresStore(target.path)
     return SqliteStore(target.path)
 
 
@@ -131,6 +134,7 @@ async def run(config: Config, stop: asyncio.Event | None = None) -> None:
         slack=slack,
         post_results=config.slack.post_results,
         checker=build_checker(config, policies),
+        action_lease=config.action_lease,
     )
     try:
         await engine.start()

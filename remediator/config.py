@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -147,6 +147,9 @@ class Config(Section):
     # Not in SPEC's sample: how long SIGTERM waits for running actions before recording
     # them interrupted. Bounded so an orchestrator's kill grace period can be respected.
     drain_timeout: Duration = timedelta(seconds=30)
+    # Not in SPEC's sample: an action whose holder has not renewed its lease for this long
+    # is recorded `interrupted` by any replica (the holder renews every third of it).
+    action_lease: Duration = timedelta(seconds=30)
     auth: AuthConfig = AuthConfig()
     slack: SlackConfig = SlackConfig()
     docker: DockerConfig = DockerConfig()
@@ -161,6 +164,13 @@ class Config(Section):
     @classmethod
     def _listen(cls, value: str) -> str:
         parse_listen(value)
+        return value
+
+    @field_validator("action_lease")
+    @classmethod
+    def _lease(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s (it is renewed every third of it)")
         return value
 
     @field_validator("state")
@@ -197,13 +207,17 @@ class Config(Section):
                     walk(value)
 
         walk(self)
+        password = urlsplit(self.state).password  # postgresql://user:PASSWORD@host/db
+        if password:
+            found.append(unquote(password))
+            found.append(password)
         return found
 
 
 @dataclass(frozen=True, slots=True)
 class StateTarget:
-    kind: Literal["sqlite"]
-    path: str
+    kind: Literal["sqlite", "postgresql"]
+    path: str  # the SQLite file, or the PostgreSQL URL as given
 
 
 def parse_state_url(url: str, base: Path) -> StateTarget:
@@ -218,8 +232,14 @@ def parse_state_url(url: str, base: Path) -> StateTarget:
         path = Path(raw)
         return StateTarget("sqlite", str(path if path.is_absolute() else base / path))
     if parts.scheme in ("postgresql", "postgres"):
-        raise ValueError("the PostgreSQL state store is not available in this version yet")
-    raise ValueError(f"unsupported state URL scheme {parts.scheme!r}; use sqlite:///PATH")
+        if not parts.hostname and "host=" not in parts.query:
+            raise ValueError(
+                "postgresql state URL needs a host, e.g. postgresql://user@db:5432/name"
+            )
+        return StateTarget("postgresql", url)
+    raise ValueError(
+        f"unsupported state URL scheme {parts.scheme!r}; use sqlite:///PATH or postgresql://..."
+    )
 
 
 def parse_listen(value: str) -> tuple[str, int]:

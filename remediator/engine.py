@@ -33,7 +33,7 @@ from remediator.pipeline import (
 )
 from remediator.runner import Runner, request_for
 from remediator.slack import SlackApprover, SlackError, request_message, status_line
-from remediator.store.base import Store, Transaction
+from remediator.store.base import Interrupted, Store, Transaction
 
 _log = log.get("remediator.engine")
 K = TypeVar("K")
@@ -75,6 +75,7 @@ class Engine:
         slack: SlackApprover | None = None,
         post_results: bool = False,
         checker: PrometheusChecker | None = None,
+        action_lease: timedelta = timedelta(seconds=30),
     ) -> None:
         self.policies = list(policies)
         self._by_name = {p.name: p for p in policies}
@@ -103,6 +104,10 @@ class Engine:
         self._episodes: BoundedCache[tuple[str, str], _Seen] = BoundedCache(cache_size)
         self._repeats: dict[int, int] = {}
         self._pending_approvals = 0
+        self.action_lease = action_lease
+        # Breakers tripped here whose flag could not be written yet: kept tripped regardless
+        # of what the store says, and written by the next sync.
+        self._unrecorded_trips: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.backends: dict[str, str | None] = {}
         metrics.policies_loaded.set(len(self.policies))
@@ -111,29 +116,25 @@ class Engine:
 
     async def start(self) -> None:
         """Record what a crash left running, restore the switches, start background loops."""
-        interrupted = await self.store.interrupt_unfinished(self.clock())
-        if interrupted:
-            _log.warning(
-                "action.interrupted",
-                action_ids=interrupted,
-                reason="the daemon stopped while these actions ran; not re-run",
-            )
-        paused = await self.store.get_flag(PAUSED_FLAG) is not None
-        tripped = frozenset(
-            n.removeprefix(TRIPPED_PREFIX) for n, _ in await self.store.flags(TRIPPED_PREFIX)
-        )
-        self.gates = Gates(paused=paused, tripped=tripped, dry_run=self.gates.dry_run)
-        self.metrics.paused.set(int(paused))
+        # Alone on the store (SQLite), whatever is unfinished was left by a dead run; shared
+        # (PostgreSQL), another replica may still be running it: only a stale lease says not.
+        lease = None if self.store.exclusive else self.action_lease
+        self._interrupted(await self.store.interrupt_stale(self.clock(), lease))
+        self._adopt(await self.store.flags(""), announce=False)
         for policy in self.policies:
-            self.metrics.policy_tripped.labels(policy.name).set(int(policy.name in tripped))
-        self._pending_approvals = len(await self.store.approvals(pending_only=True))
-        self.metrics.approvals_pending.set(self._pending_approvals)
+            self.metrics.policy_tripped.labels(policy.name).set(
+                int(policy.name in self.gates.tripped)
+            )
+        self.metrics.paused.set(int(self.gates.paused))
+        await self.sync()
         for pending in await self.store.unannounced_approvals():  # a crash before the post
             self.spawn(self._announce(pending))
+        renew = self.action_lease.total_seconds() / 3
         self._tasks = [
             asyncio.create_task(self._every(1.0, self.flush_repeats), name="flush-repeats"),
-            asyncio.create_task(self._every(1.0, self.expire_approvals), name="expire-approvals"),
+            asyncio.create_task(self._every(1.0, self.sync), name="sync"),
             asyncio.create_task(self._every(15.0, self.probe_backends), name="probe-backends"),
+            asyncio.create_task(self._every(renew, self.renew_leases), name="renew-leases"),
         ]
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -175,6 +176,8 @@ class Engine:
                 _log.error(
                     "background.store_error", job=getattr(job, "__name__", "?"), error=str(exc)
                 )
+            except Exception:  # noqa: BLE001  # a bug in one round must not stop the loop for good
+                _log.exception("background.failed", job=getattr(job, "__name__", "?"))
             await asyncio.sleep(seconds)
 
     # --- intake ----------------------------------------------------------------------------
@@ -192,8 +195,9 @@ class Engine:
                     self.checker, alerts, self.policies, now, self._settled_episode
                 )
             async with self.store.transaction() as tx:
+                gates = self._adopt(await tx.flags())  # another replica may have paused
                 decided = await decide(
-                    alerts, self.policies, tx, now, self.gates, self.settings, conditions
+                    alerts, self.policies, tx, now, gates, self.settings, conditions
                 )
             for alert in alerts:
                 if alert.cycle is None:  # a cycle group is not an episode: never a cache key
@@ -286,6 +290,55 @@ class Engine:
         _log.info(f"approval.{item.state.value}", approval_id=item.id, policy=item.policy, **log)
         self.spawn(self._refresh(item.id, shown))
 
+    def _adopt(self, flags: Sequence[tuple[str, str]], *, announce: bool = True) -> Gates:
+        """The switches as the store holds them (any replica may have set them), plus any trip
+        not yet recorded; the metrics follow."""
+        paused = any(name == PAUSED_FLAG for name, _ in flags)
+        tripped = frozenset(
+            name.removeprefix(TRIPPED_PREFIX)
+            for name, _ in flags
+            if name.startswith(TRIPPED_PREFIX)
+        ) | frozenset(self._unrecorded_trips)
+        gates = Gates(paused=paused, tripped=tripped, dry_run=self.gates.dry_run)
+        if gates != self.gates and announce:
+            _log.info("switches.changed", paused=paused, tripped=sorted(tripped))
+            self.metrics.paused.set(int(paused))
+            for policy in self.policies:
+                self.metrics.policy_tripped.labels(policy.name).set(int(policy.name in tripped))
+        self.gates = gates
+        return gates
+
+    async def sync(self) -> None:
+        """Every second: switches and pending approvals as the store has them, then expiry.
+        Every replica runs it; the expiry transaction holds the decision lock and touches
+        only still-pending approvals, so two replicas never expire one approval twice."""
+        for policy, reason in list(self._unrecorded_trips.items()):
+            await self.store.set_flag(TRIPPED_PREFIX + policy, reason)
+            del self._unrecorded_trips[policy]
+        self._adopt(await self.store.flags(""))
+        self._pending_approvals = len(await self.store.approvals(pending_only=True))
+        self.metrics.approvals_pending.set(self._pending_approvals)
+        if self._pending_approvals:
+            await self.expire_approvals()
+
+    async def renew_leases(self) -> None:
+        """Renew the leases of the actions this process holds; record expired ones of others."""
+        now = self.clock()
+        await self.store.heartbeat(self.runner.holding(), now)
+        self._interrupted(await self.store.interrupt_stale(now, self.action_lease))
+
+    def _interrupted(self, found: Sequence[Interrupted]) -> None:
+        for item in found:
+            self.metrics.actions.labels(item.policy, item.type, Outcome.INTERRUPTED).inc()
+            self.metrics.decisions.labels(item.policy, Outcome.INTERRUPTED).inc()
+            _log.warning(
+                "action.interrupted",
+                action_id=item.action_id,
+                policy=item.policy,
+                action=item.type,
+                reason=item.reason,
+            )
+
     async def flush_repeats(self) -> None:
         counts, self._repeats = self._repeats, {}
         try:
@@ -307,6 +360,7 @@ class Engine:
         try:
             await self.store.set_flag(TRIPPED_PREFIX + policy, reason)
         except StoreError as exc:
+            self._unrecorded_trips[policy] = reason  # held here, written by the next sync
             _log.error("policy.trip_record_failed", policy=policy, error=str(exc))
         self.gates = Gates(self.gates.paused, self.gates.tripped | {policy}, self.gates.dry_run)
         self.metrics.policy_tripped.labels(policy).set(1)
@@ -322,6 +376,7 @@ class Engine:
         if policy not in self._by_name:
             return False
         await self.store.set_flag(TRIPPED_PREFIX + policy, None)
+        self._unrecorded_trips.pop(policy, None)
         self.gates = Gates(self.gates.paused, self.gates.tripped - {policy}, self.gates.dry_run)
         self.metrics.policy_tripped.labels(policy).set(0)
         _log.warning("policy.reset", policy=policy)
@@ -369,17 +424,18 @@ class Engine:
             reason = f"approved by {who}, but policy {approval.policy} is no longer loaded"
             await tx.set_outcome(approval.decision_id, Outcome.FAILED, reason)
             return Outcome.FAILED, None
-        held = self.gates.holding(policy.name)
+        gates = self._adopt(await tx.flags())
+        held = gates.holding(policy.name)
         if held is not None:
             await tx.set_outcome(approval.decision_id, held, f"approved by {who} while {held}")
             return held, None
-        stop = await limits(tx, policy, approval.target, now, self.gates, self.settings)
+        stop = await limits(tx, policy, approval.target, now, gates, self.settings)
         if stop is not None:
             reason = f"approved by {who}, but {stop.reason}"
             await tx.set_outcome(approval.decision_id, stop.outcome, reason)
             return stop.outcome, None
         params = await tx.approval_params(approval.id)
-        dry = self.gates.dry_run or policy.guards.dry_run
+        dry = gates.dry_run or policy.guards.dry_run
         action_id = await tx.add_action(
             approval.decision_id,
             policy.name,
@@ -398,8 +454,6 @@ class Engine:
         return EXECUTING, (action_id, policy.name, approval.action, approval.target, params)
 
     async def expire_approvals(self) -> None:
-        if self._pending_approvals <= 0:
-            return
         now = self.clock()
         expired = []
         async with self.store.transaction() as tx:

@@ -61,6 +61,10 @@ class Runner:
     def running(self) -> int:
         return len(self._tasks)
 
+    def holding(self) -> list[int]:
+        """The actions this process has taken on, queued or running: their leases to renew."""
+        return list(self._tasks)
+
     def submit(self, request: ActionRequest) -> None:
         task = asyncio.create_task(self._run(request), name=f"action-{request.action_id}")
         self._tasks[request.action_id] = (request, task)
@@ -75,7 +79,19 @@ class Runner:
         )
         async with self._slots:  # max_concurrent_actions: later actions queue here
             started = time.monotonic()
-            await self._store.start_action(request.action_id, self._clock())
+            try:
+                starting = await self._store.start_action(request.action_id, self._clock())
+            except RemediatorError as exc:
+                # Not started: left pending, so its lease runs out and it is recorded
+                # interrupted; never run without the record saying it runs.
+                bound.error("action.start_failed", error=str(exc))
+                return
+            if not starting:
+                bound.warning(
+                    "action.not_started",
+                    reason="no longer pending (its lease ran out and it was recorded interrupted)",
+                )
+                return
             bound.info("action.started")
             outcome, reason, verified = await self._attempt(request)
             duration = time.monotonic() - started
@@ -85,7 +101,7 @@ class Runner:
             try:
                 await self._store.finish_action(request.action_id, outcome, reason, self._clock())
             except RemediatorError as exc:
-                # Left `running`: the next start records it interrupted, so it is never lost.
+                # Left `running`: once its lease runs out it is recorded interrupted, never lost.
                 bound.error("action.record_failed", error=str(exc))
             done = {"outcome": outcome, "reason": reason, "duration_seconds": round(duration, 3)}
             if outcome == Outcome.EXECUTED:
@@ -156,15 +172,12 @@ class Runner:
         for task in still:
             task.cancel()
         await asyncio.wait(still)
-        ids = await self._store.interrupt_unfinished(self._clock())
-        for action_id in ids:
-            if action_id in running:
-                request = running[action_id][0]
-                self._metrics.actions.labels(
-                    request.policy, request.type, Outcome.INTERRUPTED
-                ).inc()
-                self._metrics.decisions.labels(request.policy, Outcome.INTERRUPTED).inc()
-        _log.warning("runner.drain_timeout", interrupted=ids)
+        reason = "the daemon stopped (drain_timeout) while this action ran; not re-run"
+        found = await self._store.interrupt_actions(list(running), self._clock(), reason)
+        for item in found:
+            self._metrics.actions.labels(item.policy, item.type, Outcome.INTERRUPTED).inc()
+            self._metrics.decisions.labels(item.policy, Outcome.INTERRUPTED).inc()
+        _log.warning("runner.drain_timeout", interrupted=[item.action_id for item in found])
 
 
 def request_for(

@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.k8s_api",
     "tests.fixtures.slack_api",
     "tests.fixtures.prometheus",
+    "tests.fixtures.postgres",
 ]
 
 # Real webhook bodies (see corpus/SOURCES.md), kept in the repo so a fresh clone has them.

@@ -1,20 +1,69 @@
-"""The Store protocol and its records. A PostgreSQL store implements the same protocol.
+"""The Store protocol and its records, implemented by SqliteStore and PostgresStore.
 
 Writes that decide (claims, decisions, actions, approvals) happen inside one transaction
-per webhook so the webhook is acknowledged only after they are all durable.
+per webhook so the webhook is acknowledged only after they are all durable. Deciding
+transactions are serialized (one SQLite writer; one advisory lock on PostgreSQL), so a
+claim or a limit read inside one is still true when it commits, on every replica.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from remediator.core.alert import Alert
-from remediator.core.approval import Approval
+from remediator.core.approval import Approval, ApprovalState
 from remediator.core.dedup import Claim
+from remediator.errors import StoreError
+
+# One schema version for both backends; each keeps its own DDL and migrations.
+SCHEMA_VERSION = 4
+UNFINISHED = ("pending", "running")
+
+
+def refuse_newer(where: str, version: int) -> None:
+    """A schema written by a newer remediator is never touched: a downgrade stops here."""
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"state store {where} has schema version {version}, newer than this "
+            f"remediator understands ({SCHEMA_VERSION}); refusing to touch it"
+        )
+
+
+def stale_reason(state: str, owner: str, lease: timedelta | None) -> str:
+    if lease is None:
+        return f"the daemon stopped while this action was {state}; not re-run"
+    holder = f"replica {owner}" if owner else "its replica"
+    return (
+        f"{holder} did not renew its lease for {lease.total_seconds():g}s (action_lease) "
+        f"while this action was {state}; not re-run"
+    )
+
+
+class ClaimConflictError(StoreError):
+    """A settled claim would be overwritten: another writer decided this episode first.
+    A StoreError, so the webhook answers 503 and the sender's retry is deduplicated."""
+
+
+def replica_name() -> str:
+    """Who holds an action, shown in the audit when its lease runs out."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """An action recorded `interrupted`: what the metrics and the log need about it."""
+
+    action_id: int
+    policy: str
+    type: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +99,43 @@ class DecisionRecord:
         }
 
 
+def decision_from_row(row: Any, when: Callable[[Any], datetime]) -> DecisionRecord:
+    """A decisions row of either backend; `when` reads its time column."""
+    return DecisionRecord(
+        id=row["id"],
+        time=when(row["time"]),
+        policy=row["policy"],
+        source=row["source"],
+        alertname=row["alertname"],
+        fingerprint=row["fingerprint"],
+        episode=row["episode"],
+        action=row["action"],
+        target=row["target"],
+        outcome=row["outcome"],
+        reason=row["reason"],
+        approval_id=row["approval_id"],
+        repeats=row["repeats"],
+    )
+
+
+def approval_from_row(row: Any, when: Callable[[Any], datetime]) -> Approval:
+    """An approvals row of either backend; `when` reads its time columns."""
+    return Approval(
+        id=row["id"],
+        decision_id=row["decision_id"],
+        policy=row["policy"],
+        action=row["action"],
+        target=row["target"],
+        state=ApprovalState(row["state"]),
+        requested_at=when(row["requested_at"]),
+        expires_at=when(row["expires_at"]),
+        required=row["required"],
+        approvers=tuple(json.loads(row["approvers"])),
+        approved_by=tuple(json.loads(row["approved_by"])),
+        decided_by=row["decided_by"],
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class NewDecision:
     time: datetime
@@ -67,7 +153,14 @@ class Transaction(Protocol):
     """Reads see the transaction's own writes; nothing is visible to others before commit."""
 
     async def claim(self, policy: str, episode: str) -> Claim | None: ...
-    async def put_claim(self, policy: str, episode: str, claim: Claim) -> None: ...
+    async def put_claim(self, policy: str, episode: str, claim: Claim) -> None:
+        """Raises ClaimConflictError rather than replace a settled claim of another decision."""
+        ...
+
+    async def flags(self) -> list[tuple[str, str]]:
+        """Every switch (pause, breakers) as this transaction sees it."""
+        ...
+
     async def add_decision(self, decision: NewDecision) -> int: ...
     async def add_action(
         self,
@@ -105,6 +198,10 @@ class Transaction(Protocol):
 
 
 class Store(Protocol):
+    # True when no other process can hold this store's actions (SQLite): at start, whatever
+    # is unfinished was left by a dead run. False (PostgreSQL): other replicas may be alive.
+    exclusive: bool
+
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> None:
@@ -116,12 +213,27 @@ class Store(Protocol):
         ...
 
     async def add_repeats(self, counts: Mapping[int, int]) -> None: ...
-    async def start_action(self, action_id: int, now: datetime) -> None: ...
+    async def start_action(self, action_id: int, now: datetime) -> bool:
+        """pending -> running; False when it is no longer pending (marked interrupted)."""
+        ...
+
     async def finish_action(
         self, action_id: int, outcome: str, reason: str, now: datetime
     ) -> None: ...
-    async def interrupt_unfinished(self, now: datetime) -> list[int]:
-        """Mark actions a dead process left pending/running `interrupted`; their ids."""
+    async def heartbeat(self, action_ids: Sequence[int], now: datetime) -> None:
+        """Renew the lease of the unfinished actions this process holds."""
+        ...
+
+    async def interrupt_stale(self, now: datetime, lease: timedelta | None) -> list[Interrupted]:
+        """Mark unfinished actions whose lease is older than `lease` (None: all of them)
+        `interrupted`: a dead process's actions are recorded, never re-run. Lease age is
+        measured by the store's clock, so replicas' clocks need not agree."""
+        ...
+
+    async def interrupt_actions(
+        self, action_ids: Sequence[int], now: datetime, reason: str
+    ) -> list[Interrupted]:
+        """Mark these actions `interrupted` if still unfinished (a drain that timed out)."""
         ...
 
     async def decisions(self, limit: int) -> list[DecisionRecord]: ...

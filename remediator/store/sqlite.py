@@ -12,18 +12,29 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
 
 from remediator.core.alert import Alert
-from remediator.core.approval import Approval, ApprovalState
+from remediator.core.approval import Approval
 from remediator.core.dedup import Claim
 from remediator.errors import StoreError
-from remediator.store.base import DecisionRecord, NewDecision
+from remediator.store.base import (
+    SCHEMA_VERSION,
+    UNFINISHED,
+    ClaimConflictError,
+    DecisionRecord,
+    Interrupted,
+    NewDecision,
+    approval_from_row,
+    decision_from_row,
+    refuse_newer,
+    replica_name,
+    stale_reason,
+)
 
-SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE episodes (
   episode TEXT PRIMARY KEY, source TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -69,8 +80,10 @@ _MIGRATIONS = {
     "ALTER TABLE approvals ADD COLUMN slack_ts TEXT; "
     "CREATE TABLE approval_events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, "
     "approval_id TEXT NOT NULL, who TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL);",
+    # Action leases: which process holds an action and when it last said it is alive.
+    4: "ALTER TABLE actions ADD COLUMN owner TEXT NOT NULL DEFAULT ''; "
+    "ALTER TABLE actions ADD COLUMN heartbeat_at TEXT;",
 }
-_UNFINISHED = ("pending", "running")
 
 
 def _ts(value: datetime) -> str:
@@ -89,25 +102,13 @@ def _parse(value: str) -> datetime:
 
 
 def _approval(row: sqlite3.Row) -> Approval:
-    return Approval(
-        id=row["id"],
-        decision_id=row["decision_id"],
-        policy=row["policy"],
-        action=row["action"],
-        target=row["target"],
-        state=ApprovalState(row["state"]),
-        requested_at=_parse(row["requested_at"]),
-        expires_at=_parse(row["expires_at"]),
-        required=row["required"],
-        approvers=tuple(json.loads(row["approvers"])),
-        approved_by=tuple(json.loads(row["approved_by"])),
-        decided_by=row["decided_by"],
-    )
+    return approval_from_row(row, _parse)
 
 
 class SqliteTransaction:
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, owner: str) -> None:
         self.db = db
+        self.owner = owner
 
     async def _one(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
         async with self.db.execute(sql, args) as cursor:
@@ -124,9 +125,14 @@ class SqliteTransaction:
         return Claim(row[0], row[1], bool(row[2]), row[3], row[4], row[5])
 
     async def put_claim(self, policy: str, episode: str, claim: Claim) -> None:
-        await self.db.execute(
-            "INSERT OR REPLACE INTO claims (policy, episode, decision_id, outcome, "
-            "provisional, action, target, dedup_decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        cursor = await self.db.execute(
+            "INSERT INTO claims (policy, episode, decision_id, outcome, provisional, action, "
+            "target, dedup_decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (policy, episode) DO UPDATE SET decision_id = excluded.decision_id, "
+            "outcome = excluded.outcome, provisional = excluded.provisional, "
+            "action = excluded.action, target = excluded.target, "
+            "dedup_decision_id = excluded.dedup_decision_id "
+            "WHERE claims.provisional OR claims.decision_id = excluded.decision_id",
             (
                 policy,
                 episode,
@@ -138,6 +144,12 @@ class SqliteTransaction:
                 claim.dedup_decision_id,
             ),
         )
+        if cursor.rowcount != 1:
+            raise ClaimConflictError(f"policy {policy} episode {episode} is already decided")
+
+    async def flags(self) -> list[tuple[str, str]]:
+        async with self.db.execute("SELECT name, value FROM flags ORDER BY name") as cursor:
+            return [(r[0], r[1]) for r in await cursor.fetchall()]
 
     async def add_decision(self, decision: NewDecision) -> int:
         alert = decision.alert
@@ -180,8 +192,7 @@ class SqliteTransaction:
     ) -> int:
         cursor = await self.db.execute(
             "INSERT INTO actions (decision_id, policy, type, target, params, dry_run, state, "
-            "created_at) "
-            "VALUES (?,?,?,?,?,?,?,?)",
+            "created_at, owner, heartbeat_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 decision_id,
                 policy,
@@ -190,6 +201,8 @@ class SqliteTransaction:
                 json.dumps(dict(params)),
                 int(dry_run),
                 "dry_run" if dry_run else "pending",
+                _ts(now),
+                self.owner,
                 _ts(now),
             ),
         )
@@ -326,8 +339,11 @@ async def _join_worker(connection: aiosqlite.Connection) -> None:
 
 
 class SqliteStore:
-    def __init__(self, path: str, *, busy_timeout_ms: int = 5000) -> None:
+    exclusive = True  # one daemon per file: the one writer lock is in this process
+
+    def __init__(self, path: str, *, busy_timeout_ms: int = 5000, owner: str = "") -> None:
         self._path = path
+        self._owner = owner or replica_name()
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
@@ -357,25 +373,28 @@ class SqliteStore:
             raise
 
     async def _migrate(self) -> None:
+        """Under the write lock (BEGIN IMMEDIATE), like PostgreSQL's advisory lock: two
+        processes opening a new file at once create the schema once."""
         db = self._conn()
-        async with db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"state store {self._path} has schema version {version}, newer than this "
-                f"remediator understands ({SCHEMA_VERSION}); refusing to touch it"
-            )
-        if version == 0:
-            script = _SCHEMA + "".join(_MIGRATIONS.values())
-            await db.executescript(
-                f"BEGIN; {script} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
-            return
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            await db.executescript(
-                f"BEGIN; {_MIGRATIONS[target]} PRAGMA user_version = {target}; COMMIT;"
-            )
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            async with db.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+            version = int(row[0]) if row else 0
+            refuse_newer(self._path, version)
+            script = [_SCHEMA] if version == 0 else []
+            script += [
+                _MIGRATIONS[target] for target in range(max(version, 1) + 1, SCHEMA_VERSION + 1)
+            ]
+            for statement in ";".join(script).split(";"):
+                if statement.strip():
+                    await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            await db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                await db.execute("ROLLBACK")
+            raise
 
     def _conn(self) -> aiosqlite.Connection:
         if self._db is None:
@@ -403,12 +422,14 @@ class SqliteStore:
             except (sqlite3.Error, ValueError) as exc:
                 raise StoreError(f"state store unavailable: {exc}") from None
             try:
-                yield SqliteTransaction(db)
+                yield SqliteTransaction(db, self._owner)
                 await db.execute("COMMIT" if commit else "ROLLBACK")
-            except BaseException:
+            except BaseException as exc:
                 # If the connection is gone, nothing was committed either way.
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):  # a full disk, a lost file: a 503, retried
+                    raise StoreError(f"state store unavailable: {exc}") from None
                 raise
 
     async def _write(self, sql: str, args: Sequence[Any]) -> None:
@@ -424,11 +445,14 @@ class SqliteStore:
                 [(n, decision_id) for decision_id, n in counts.items()],
             )
 
-    async def start_action(self, action_id: int, now: datetime) -> None:
-        await self._write(
-            "UPDATE actions SET state = 'running', started_at = ? WHERE id = ?",
-            (_ts(now), action_id),
-        )
+    async def start_action(self, action_id: int, now: datetime) -> bool:
+        async with self.transaction() as tx:
+            cursor = await tx.db.execute(
+                "UPDATE actions SET state = 'running', started_at = ?, heartbeat_at = ? "
+                "WHERE id = ? AND state = 'pending'",
+                (_ts(now), _ts(now), action_id),
+            )
+            return cursor.rowcount == 1
 
     async def finish_action(self, action_id: int, outcome: str, reason: str, now: datetime) -> None:
         async with self.transaction() as tx:
@@ -442,88 +466,90 @@ class SqliteStore:
                 (outcome, reason, action_id),
             )
 
-    async def interrupt_unfinished(self, now: datetime) -> list[int]:
+    async def heartbeat(self, action_ids: Sequence[int], now: datetime) -> None:
+        if not action_ids:
+            return
         async with self.transaction() as tx:
-            db = tx.db
-            async with db.execute(
-                "SELECT id, state FROM actions WHERE state IN (?, ?)", _UNFINISHED
-            ) as cursor:
+            await tx.db.executemany(
+                "UPDATE actions SET heartbeat_at = ? WHERE id = ? AND state IN (?, ?)",
+                [(_ts(now), action_id, *UNFINISHED) for action_id in action_ids],
+            )
+
+    async def interrupt_stale(self, now: datetime, lease: timedelta | None) -> list[Interrupted]:
+        sql = (
+            "SELECT id, policy, type, state, owner, heartbeat_at FROM actions WHERE state IN (?, ?)"
+        )
+        args: list[str] = list(UNFINISHED)
+        if lease is not None:  # one process, one clock: its own is the store's
+            sql += " AND coalesce(heartbeat_at, created_at) < ?"
+            args.append(_ts(now - lease))
+        async with self.transaction() as tx:
+            async with tx.db.execute(sql, args) as cursor:
                 rows = list(await cursor.fetchall())
-            for action_id, state in rows:
-                reason = f"the daemon stopped while this action was {state}; not re-run"
-                await db.execute(
-                    "UPDATE actions SET state = 'interrupted', finished_at = ?, reason = ? "
-                    "WHERE id = ?",
-                    (_ts(now), reason, action_id),
-                )
-                await db.execute(
-                    "UPDATE decisions SET outcome = 'interrupted', reason = ? WHERE id = "
-                    "(SELECT decision_id FROM actions WHERE id = ?)",
-                    (reason, action_id),
-                )
-        return [row[0] for row in rows]
+            return [
+                await self._interrupt(tx, row, stale_reason(row["state"], row["owner"], lease), now)
+                for row in rows
+            ]
+
+    async def interrupt_actions(
+        self, action_ids: Sequence[int], now: datetime, reason: str
+    ) -> list[Interrupted]:
+        found = []
+        async with self.transaction() as tx:
+            for action_id in action_ids:
+                async with tx.db.execute(
+                    "SELECT id, policy, type FROM actions WHERE id = ? AND state IN (?, ?)",
+                    (action_id, *UNFINISHED),
+                ) as cursor:
+                    row = await cursor.fetchone()
+                if row is not None:
+                    found.append(await self._interrupt(tx, row, reason, now))
+        return found
+
+    @staticmethod
+    async def _interrupt(
+        tx: SqliteTransaction, row: sqlite3.Row, reason: str, now: datetime
+    ) -> Interrupted:
+        await tx.db.execute(
+            "UPDATE actions SET state = 'interrupted', finished_at = ?, reason = ? WHERE id = ?",
+            (_ts(now), reason, row["id"]),
+        )
+        await tx.db.execute(
+            "UPDATE decisions SET outcome = 'interrupted', reason = ? WHERE id = "
+            "(SELECT decision_id FROM actions WHERE id = ?)",
+            (reason, row["id"]),
+        )
+        return Interrupted(row["id"], row["policy"], row["type"], reason)
+
+    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            async with self._lock, self._conn().execute(sql, args) as cursor:
+                return list(await cursor.fetchall())
+        except (sqlite3.Error, ValueError) as exc:
+            raise StoreError(f"state store unavailable: {exc}") from None
 
     async def decisions(self, limit: int) -> list[DecisionRecord]:
-        async with (
-            self._lock,
-            self._conn().execute(
-                "SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (limit,)
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return [
-            DecisionRecord(
-                id=r["id"],
-                time=_parse(r["time"]),
-                policy=r["policy"],
-                source=r["source"],
-                alertname=r["alertname"],
-                fingerprint=r["fingerprint"],
-                episode=r["episode"],
-                action=r["action"],
-                target=r["target"],
-                outcome=r["outcome"],
-                reason=r["reason"],
-                approval_id=r["approval_id"],
-                repeats=r["repeats"],
-            )
-            for r in rows
-        ]
+        rows = await self._fetch("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (limit,))
+        return [decision_from_row(r, _parse) for r in rows]
 
     async def approvals(self, *, pending_only: bool) -> list[Approval]:
-        sql = "SELECT * FROM approvals"
-        if pending_only:
-            sql += " WHERE state = 'pending'"
-        async with self._lock, self._conn().execute(sql + " ORDER BY requested_at") as cursor:
-            return [_approval(row) for row in await cursor.fetchall()]
+        where = " WHERE state = 'pending'" if pending_only else ""
+        rows = await self._fetch(f"SELECT * FROM approvals{where} ORDER BY requested_at")  # noqa: S608  # a constant, not input
+        return [_approval(row) for row in rows]
 
     async def approval(self, approval_id: str) -> Approval | None:
-        async with (
-            self._lock,
-            self._conn().execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)) as cursor,
-        ):
-            row = await cursor.fetchone()
-        return _approval(row) if row else None
+        rows = await self._fetch("SELECT * FROM approvals WHERE id = ?", (approval_id,))
+        return _approval(rows[0]) if rows else None
 
     async def approval_context(self, approval_id: str) -> dict[str, Any]:
-        async with (
-            self._lock,
-            self._conn().execute(
-                "SELECT context FROM approvals WHERE id = ?", (approval_id,)
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
-        return dict(json.loads(row[0])) if row else {}
+        rows = await self._fetch("SELECT context FROM approvals WHERE id = ?", (approval_id,))
+        return dict(json.loads(rows[0][0])) if rows else {}
 
     async def approval_message(self, approval_id: str) -> tuple[str, str] | None:
-        async with (
-            self._lock,
-            self._conn().execute(
-                "SELECT slack_channel, slack_ts FROM approvals WHERE id = ?", (approval_id,)
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
-        return (row[0], row[1]) if row and row[0] and row[1] else None
+        rows = await self._fetch(
+            "SELECT slack_channel, slack_ts FROM approvals WHERE id = ?", (approval_id,)
+        )
+        return (rows[0][0], rows[0][1]) if rows and rows[0][0] and rows[0][1] else None
 
     async def set_approval_message(self, approval_id: str, channel: str, ts: str) -> None:
         await self._write(
@@ -532,25 +558,18 @@ class SqliteStore:
         )
 
     async def unannounced_approvals(self) -> list[Approval]:
-        async with (
-            self._lock,
-            self._conn().execute(
-                "SELECT * FROM approvals WHERE state = 'pending' AND slack_ts IS NULL"
-            ) as cursor,
-        ):
-            return [_approval(row) for row in await cursor.fetchall()]
+        rows = await self._fetch(
+            "SELECT * FROM approvals WHERE state = 'pending' AND slack_ts IS NULL"
+        )
+        return [_approval(row) for row in rows]
 
     async def approval_for_action(self, action_id: int) -> Approval | None:
-        async with (
-            self._lock,
-            self._conn().execute(
-                "SELECT approvals.* FROM approvals JOIN actions "
-                "ON actions.decision_id = approvals.decision_id WHERE actions.id = ?",
-                (action_id,),
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
-        return _approval(row) if row else None
+        rows = await self._fetch(
+            "SELECT approvals.* FROM approvals JOIN actions "
+            "ON actions.decision_id = approvals.decision_id WHERE actions.id = ?",
+            (action_id,),
+        )
+        return _approval(rows[0]) if rows else None
 
     async def add_approval_event(
         self, approval_id: str, who: str, event: str, detail: str, now: datetime
@@ -562,24 +581,16 @@ class SqliteStore:
         )
 
     async def approval_events(self, approval_id: str) -> list[dict[str, str]]:
-        async with (
-            self._lock,
-            self._conn().execute(
-                "SELECT time, who, event, detail FROM approval_events WHERE approval_id = ? "
-                "ORDER BY id",
-                (approval_id,),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self._fetch(
+            "SELECT time, who, event, detail FROM approval_events WHERE approval_id = ? "
+            "ORDER BY id",
+            (approval_id,),
+        )
         return [{"time": r[0], "who": r[1], "event": r[2], "detail": r[3]} for r in rows]
 
     async def get_flag(self, name: str) -> str | None:
-        async with (
-            self._lock,
-            self._conn().execute("SELECT value FROM flags WHERE name = ?", (name,)) as cursor,
-        ):
-            row = await cursor.fetchone()
-        return str(row[0]) if row else None
+        rows = await self._fetch("SELECT value FROM flags WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
 
     async def set_flag(self, name: str, value: str | None) -> None:
         if value is None:
@@ -592,10 +603,8 @@ class SqliteStore:
             )
 
     async def flags(self, prefix: str) -> list[tuple[str, str]]:
-        async with (
-            self._lock,
-            self._conn().execute(
-                "SELECT name, value FROM flags WHERE name LIKE ? ORDER BY name", (prefix + "%",)
-            ) as cursor,
-        ):
-            return [(r[0], r[1]) for r in await cursor.fetchall()]
+        rows = await self._fetch(
+            "SELECT name, value FROM flags WHERE substr(name, 1, ?) = ? ORDER BY name",
+            (len(prefix), prefix),
+        )
+        return [(r[0], r[1]) for r in rows]

@@ -22,6 +22,8 @@ from remediator.engine import Engine
 from remediator.metrics import Metrics
 from remediator.pipeline import Settings
 from remediator.policy_files import load_policies
+from remediator.store.base import Store
+from remediator.store.postgres import PostgresStore
 from remediator.store.sqlite import SqliteStore
 from remediator.web.server import build_app
 
@@ -90,8 +92,19 @@ HarnessFactory = Callable[..., Awaitable[Harness]]
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
-    made: list[tuple[TestClient[web.Request, web.Application], Engine, SqliteStore]] = []
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """sqlite unless a module runs on both: `pytestmark = on_both_backends`."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+on_both_backends = pytest.mark.parametrize("store_backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+async def harness(
+    tmp_path: Path, store_backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[HarnessFactory]:
+    made: list[tuple[TestClient[web.Request, web.Application], Engine, Store]] = []
 
     async def make(
         policies: str,
@@ -110,7 +123,11 @@ async def harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
         slack = build_slack(cfg)
         if slack is not None:
             executors = {"notify": NotifyExecutor(slack), **(executors or {})}
-        store = SqliteStore(str(folder / "state.db"))
+        store: Store
+        if store_backend == "postgresql":
+            store = PostgresStore(request.getfixturevalue("postgres").database(), max_size=4)
+        else:
+            store = SqliteStore(str(folder / "state.db"))
         await store.open()
         engine = Engine(
             policies=load_policies(cfg.policy_paths()),
@@ -123,6 +140,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
             settings=Settings.from_config(cfg),
             dry_run=cfg.dry_run,
             max_concurrent=cfg.limits.max_concurrent_actions,
+            action_lease=cfg.action_lease,
         )
         await engine.start()
         client = TestClient(TestServer(build_app(engine, cfg)))

@@ -9,7 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.integration.conftest import HarnessFactory
+from tests.integration.conftest import HarnessFactory, on_both_backends
+
+# Every guard holds the same on the embedded store and on the shared one.
+pytestmark = on_both_backends
 
 
 class Clock:

@@ -14,7 +14,15 @@ import pytest
 from remediator.actions.docker import DockerExecutor
 from tests.fixtures.docker_engine import DockerEngine
 from tests.fixtures.slack_api import SlackAPI, interaction_request
-from tests.integration.conftest import AM_TOKEN, API_TOKEN, Harness, HarnessFactory
+from tests.integration.conftest import (
+    AM_TOKEN,
+    API_TOKEN,
+    Harness,
+    HarnessFactory,
+    on_both_backends,
+)
+
+pytestmark = on_both_backends
 
 SECRET = "slack-signing-secret-0123456789"
 CHANNEL = "C0123456"

@@ -9,7 +9,8 @@ import pytest
 
 from remediator.errors import StoreError
 from remediator.store import sqlite as store_module
-from remediator.store.sqlite import SCHEMA_VERSION, SqliteStore
+from remediator.store.base import SCHEMA_VERSION
+from remediator.store.sqlite import SqliteStore
 
 
 def _version(path: Path) -> int:

@@ -9,6 +9,7 @@ import pytest
 
 from remediator.config import Config, load_config, parse_config
 from remediator.errors import ConfigError
+from remediator.store.postgres import redact
 
 
 def test_defaults_match_spec() -> None:
@@ -110,11 +111,8 @@ limits: {max_concurrent_actions: 2, global_rate: "10/1h", approval_ttl: "5m"}
             {},
             "auth.alertmanager.bearer_tokn_file: Extra inputs are not permitted",
         ),
-        (
-            "state: postgresql://u:p@h/db",
-            {},
-            "c.yaml: state: the PostgreSQL state store is not available",
-        ),
+        ("state: postgresql:///db", {}, "c.yaml: state: postgresql state URL needs a host"),
+        ("action_lease: 500ms", {}, "c.yaml: action_lease: must be at least 1s"),
         ("state: mysql://x", {}, "unsupported state URL scheme 'mysql'"),
         ("listen: localhost", {}, "c.yaml: listen: listen must be HOST:PORT"),
         ("limits: {global_rate: lots}", {}, "c.yaml: limits.global_rate: invalid rate 'lots'"),
@@ -145,3 +143,19 @@ def test_no_config_file_means_builtin_defaults(
 def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_a_postgresql_state_url_is_accepted_and_its_password_is_a_secret() -> None:
+    url = "postgresql://remediator:p%40ss@db.internal:5432/remediator"
+    config = parse_config(f"state: '{url}'\naction_lease: 9s", "c.yaml", {})
+    target = config.state_target()
+    assert (target.kind, target.path) == ("postgresql", url)
+    assert config.action_lease == timedelta(seconds=9)
+    # Both spellings: the URL as written and the password it stands for.
+    assert {"p%40ss", "p@ss"} <= set(config.secrets())
+
+
+def test_the_postgresql_password_never_reaches_a_log_line() -> None:
+    url = "postgresql://remediator:hunter2@db:5432/remediator"
+    assert redact(url) == "postgresql://remediator:***@db:5432/remediator"
+    assert redact("postgresql://db/x") == "postgresql://db/x"

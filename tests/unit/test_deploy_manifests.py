@@ -3,6 +3,7 @@ config and policies the daemon itself accepts."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from remediator.config import parse_config
 from remediator.core.policy import parse_policies
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
+SECRETS = "/etc/remediator/secrets"
 DOCS = [
     (path.name, doc)
     for path in sorted(DEPLOY.glob("*.yaml"))
@@ -35,6 +37,16 @@ def kind(name: str) -> dict[str, Any]:
 def test_manifest_is_valid_for_kubernetes(file: str, doc: dict[str, Any]) -> None:
     for version in ("1.30.0", kubernetes_validate.latest_version()):
         kubernetes_validate.validate(doc, version, strict=True)  # raises on any schema error
+
+
+def config_text() -> str:
+    [config_map] = [
+        doc
+        for _, doc in DOCS
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "remediator-config"
+    ]
+    text: str = config_map["data"]["remediator.yaml"]
+    return text
 
 
 def test_the_role_grants_exactly_what_the_executors_call() -> None:
@@ -65,20 +77,62 @@ def test_the_pod_runs_locked_down_with_probes() -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert "limits" in container["resources"]
-    assert kind("Deployment")["spec"]["strategy"]["type"] == "Recreate"  # one SQLite writer
+
+
+def test_two_replicas_roll_one_at_a_time_on_separate_nodes() -> None:
+    spec = kind("Deployment")["spec"]
+    assert spec["replicas"] == 2  # PostgreSQL serializes decisions across replicas
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    labels = spec["template"]["metadata"]["labels"]
+    [spread] = spec["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"  # never blocks scheduling
+    assert spread["labelSelector"]["matchLabels"].items() <= labels.items()
+
+
+def test_a_disruption_budget_keeps_one_replica() -> None:
+    deployment = kind("Deployment")
+    pdb = kind("PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    selector = pdb["spec"]["selector"]["matchLabels"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert selector and selector.items() <= pod_labels.items()
+    assert pdb["spec"]["minAvailable"] == 1 < deployment["spec"]["replicas"]
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"  # store down: drains work
+
+
+def test_the_state_url_comes_from_the_mounted_secret() -> None:
+    config = yaml.safe_load(config_text())
+    assert "state" not in config
+    assert config["state_file"] == f"{SECRETS}/state-url"
+    pod = kind("Deployment")["spec"]["template"]["spec"]
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == SECRETS]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == "remediator-secrets"
+    assert "postgresql://" not in config_text() and "postgres://" not in config_text()
+    for path in DEPLOY.glob("*.yaml"):  # no credentials in any URL of any manifest
+        assert not re.search(r"postgres(ql)?://[^/\s@]*:[^/\s@]*@", path.read_text()), path
+
+
+def test_no_persistent_volume_is_shipped() -> None:
+    assert all(doc["kind"] != "PersistentVolumeClaim" for _, doc in DOCS)
+    volumes = kind("Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert all("persistentVolumeClaim" not in volume for volume in volumes)
 
 
 def test_the_shipped_config_and_policies_load(tmp_path: Path) -> None:
-    configs = [doc for _, doc in DOCS if doc["kind"] == "ConfigMap"]
-    [config_map] = [c for c in configs if c["metadata"]["name"] == "remediator-config"]
     (tmp_path / "secrets").mkdir()
-    text = config_map["data"]["remediator.yaml"].replace(
-        "/etc/remediator/secrets", str(tmp_path / "secrets")
-    )
+    text = config_text().replace(SECRETS, str(tmp_path / "secrets"))
     for name in ("am-token", "api-token"):
         (tmp_path / "secrets" / name).write_text("s3cret-token\n")
+    state_url = "postgresql://remediator:pw@db:5432/remediator"
+    (tmp_path / "secrets" / "state-url").write_text(state_url + "\n")
     config = parse_config(text, "remediator.yaml", {})
+    assert config.state == state_url
     assert "kube-system" in config.kubernetes.protected_namespaces
+    configs = [doc for _, doc in DOCS if doc["kind"] == "ConfigMap"]
     [policy_map] = [c for c in configs if c["metadata"]["name"] == "remediator-policies"]
     for file, body in policy_map["data"].items():
         policies, problems = parse_policies(body, file)

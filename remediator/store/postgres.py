@@ -1,0 +1,675 @@
+"""PostgresStore: the shared store for several replicas (asyncpg, one pool per process).
+
+Exactly-once across replicas rests on one rule: every deciding transaction first takes the
+transaction-scoped advisory lock DECIDE_LOCK, so deciding transactions run one at a time
+across all replicas, as SQLite's one writer does in one process. Claims, cooldowns and rate
+limits read under the lock are therefore still true at commit. One lock (not one per policy)
+cannot deadlock, and only new decisions take it: repeats of a known episode are answered from
+each replica's memory. The claims primary key with a never-overwrite upsert is the backstop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from remediator import log
+from remediator.core.alert import Alert
+from remediator.core.approval import Approval
+from remediator.core.dedup import Claim
+from remediator.errors import StoreError
+from remediator.store.base import (
+    SCHEMA_VERSION,
+    UNFINISHED,
+    ClaimConflictError,
+    DecisionRecord,
+    Interrupted,
+    NewDecision,
+    approval_from_row,
+    decision_from_row,
+    refuse_newer,
+    replica_name,
+    stale_reason,
+)
+
+_log = log.get("remediator.store")
+if TYPE_CHECKING:  # generic only in the stubs
+    _Conn = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+
+# Advisory lock keys (64-bit, arbitrary but fixed): ASCII "remdecid" and "remmigra".
+DECIDE_LOCK = 0x72656D6465636964
+MIGRATE_LOCK = 0x72656D6D69677261
+
+_SCHEMA = """
+CREATE TABLE remediator_schema (version INTEGER NOT NULL);
+CREATE TABLE episodes (
+  episode TEXT PRIMARY KEY, source TEXT NOT NULL, fingerprint TEXT NOT NULL,
+  alertname TEXT NOT NULL, labels TEXT NOT NULL, starts_at TIMESTAMPTZ NOT NULL,
+  first_seen TIMESTAMPTZ NOT NULL, resolved_at TIMESTAMPTZ
+);
+CREATE TABLE decisions (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time TIMESTAMPTZ NOT NULL,
+  policy TEXT NOT NULL, source TEXT NOT NULL, alertname TEXT NOT NULL,
+  fingerprint TEXT NOT NULL, episode TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,
+  outcome TEXT NOT NULL, reason TEXT NOT NULL, approval_id TEXT,
+  repeats INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE claims (
+  policy TEXT NOT NULL, episode TEXT NOT NULL, decision_id BIGINT NOT NULL,
+  outcome TEXT NOT NULL, provisional BOOLEAN NOT NULL, action TEXT NOT NULL,
+  target TEXT NOT NULL, dedup_decision_id BIGINT, PRIMARY KEY (policy, episode)
+);
+CREATE TABLE actions (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, decision_id BIGINT NOT NULL,
+  policy TEXT NOT NULL, type TEXT NOT NULL, target TEXT NOT NULL, params TEXT NOT NULL,
+  dry_run BOOLEAN NOT NULL, state TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL,
+  started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, reason TEXT NOT NULL DEFAULT '',
+  owner TEXT NOT NULL DEFAULT '', heartbeat_at TIMESTAMPTZ
+);
+CREATE INDEX actions_policy_target ON actions (policy, target, created_at);
+CREATE INDEX actions_created ON actions (created_at);
+CREATE INDEX actions_unfinished ON actions (heartbeat_at) WHERE state IN ('pending', 'running');
+CREATE TABLE approvals (
+  id TEXT PRIMARY KEY, decision_id BIGINT NOT NULL, policy TEXT NOT NULL, action TEXT NOT NULL,
+  target TEXT NOT NULL, params TEXT NOT NULL, episode TEXT NOT NULL, state TEXT NOT NULL,
+  requested_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL, required INTEGER NOT NULL,
+  approvers TEXT NOT NULL, approved_by TEXT NOT NULL, decided_by TEXT,
+  context TEXT NOT NULL DEFAULT '{}', slack_channel TEXT, slack_ts TEXT
+);
+CREATE INDEX approvals_episode ON approvals (episode, state);
+CREATE INDEX approvals_action ON approvals (decision_id);
+CREATE TABLE flags (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE cycles (grp TEXT PRIMARY KEY, generation INTEGER NOT NULL, open BOOLEAN NOT NULL);
+CREATE TABLE approval_events (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time TIMESTAMPTZ NOT NULL,
+  approval_id TEXT NOT NULL, who TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE INDEX approval_events_approval ON approval_events (approval_id, id);
+"""
+# The first PostgreSQL schema is version 4 (SQLite's 1-3 predate this store). Later
+# versions add their statements here, keyed by the version they produce.
+_FIRST_VERSION = 4
+_MIGRATIONS: dict[int, str] = {}
+
+# What a down, restarting or unreachable server raises; all of it is "store unavailable".
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# Session settings: a replica stuck mid-transaction must not hold the decision lock.
+_SERVER_SETTINGS = {
+    "application_name": "remediator",
+    "lock_timeout": "10s",
+    "idle_in_transaction_session_timeout": "30s",
+}
+
+
+def redact(url: str) -> str:
+    """The state URL as it may appear in a log: no password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _unavailable(exc: BaseException) -> StoreError:
+    text = str(exc) or type(exc).__name__
+    return StoreError(f"state store unavailable: {text}")
+
+
+class PgTransaction:
+    def __init__(self, conn: _Conn, owner: str) -> None:
+        self.conn = conn
+        self.owner = owner
+
+    async def claim(self, policy: str, episode: str) -> Claim | None:
+        row = await self.conn.fetchrow(
+            "SELECT decision_id, outcome, provisional, action, target, dedup_decision_id "
+            "FROM claims WHERE policy = $1 AND episode = $2",
+            policy,
+            episode,
+        )
+        if row is None:
+            return None
+        return Claim(row[0], row[1], row[2], row[3], row[4], row[5])
+
+    async def put_claim(self, policy: str, episode: str, claim: Claim) -> None:
+        status = await self.conn.execute(
+            "INSERT INTO claims (policy, episode, decision_id, outcome, provisional, action, "
+            "target, dedup_decision_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            "ON CONFLICT (policy, episode) DO UPDATE SET decision_id = excluded.decision_id, "
+            "outcome = excluded.outcome, provisional = excluded.provisional, "
+            "action = excluded.action, target = excluded.target, "
+            "dedup_decision_id = excluded.dedup_decision_id "
+            "WHERE claims.provisional OR claims.decision_id = excluded.decision_id",
+            policy,
+            episode,
+            claim.decision_id,
+            claim.outcome,
+            claim.provisional,
+            claim.action,
+            claim.target,
+            claim.dedup_decision_id,
+        )
+        if status != "INSERT 0 1":
+            raise ClaimConflictError(f"policy {policy} episode {episode} is already decided")
+
+    async def flags(self) -> list[tuple[str, str]]:
+        rows = await self.conn.fetch("SELECT name, value FROM flags ORDER BY name")
+        return [(r[0], r[1]) for r in rows]
+
+    async def add_decision(self, decision: NewDecision) -> int:
+        alert = decision.alert
+        decision_id: int = await self.conn.fetchval(
+            "INSERT INTO decisions (time, policy, source, alertname, fingerprint, episode, action, "
+            "target, outcome, reason, approval_id, repeats) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+            decision.time,
+            decision.policy,
+            alert.source,
+            alert.name,
+            alert.fingerprint,
+            alert.episode,
+            decision.action,
+            decision.target,
+            decision.outcome,
+            decision.reason,
+            decision.approval_id,
+            decision.repeats,
+        )
+        return decision_id
+
+    async def set_outcome(self, decision_id: int, outcome: str, reason: str) -> None:
+        await self.conn.execute(
+            "UPDATE decisions SET outcome = $1, reason = $2 WHERE id = $3",
+            outcome,
+            reason,
+            decision_id,
+        )
+
+    async def add_action(
+        self,
+        decision_id: int,
+        policy: str,
+        action: str,
+        target: str,
+        params: Mapping[str, str],
+        *,
+        dry_run: bool,
+        now: datetime,
+    ) -> int:
+        action_id: int = await self.conn.fetchval(
+            "INSERT INTO actions (decision_id, policy, type, target, params, dry_run, state, "
+            "created_at, owner, heartbeat_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp()) RETURNING id",
+            decision_id,
+            policy,
+            action,
+            target,
+            json.dumps(dict(params)),
+            dry_run,
+            "dry_run" if dry_run else "pending",
+            now,
+            self.owner,
+        )
+        return action_id
+
+    async def last_action_at(self, policy: str, target: str) -> datetime | None:
+        last: datetime | None = await self.conn.fetchval(
+            "SELECT max(created_at) FROM actions WHERE policy = $1 AND target = $2",
+            policy,
+            target,
+        )
+        return last
+
+    async def count_actions(
+        self, since: datetime, *, policy: str | None, dry_run: bool | None
+    ) -> int:
+        count: int = await self.conn.fetchval(
+            "SELECT count(*) FROM actions WHERE created_at > $1 "
+            "AND ($2::text IS NULL OR policy = $2) AND ($3::boolean IS NULL OR dry_run = $3)",
+            since,
+            policy,
+            dry_run,
+        )
+        return count
+
+    async def note_episode(self, alert: Alert, now: datetime) -> None:
+        """First sight of an episode is kept; a resolve stamps its end (only the first one)."""
+        await self.conn.execute(
+            "INSERT INTO episodes (episode, source, fingerprint, alertname, labels, starts_at, "
+            "first_seen, resolved_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            "ON CONFLICT (episode) DO UPDATE "
+            "SET resolved_at = coalesce(episodes.resolved_at, excluded.resolved_at)",
+            alert.episode,
+            alert.source,
+            alert.fingerprint,
+            alert.name,
+            json.dumps(dict(alert.labels), sort_keys=True),
+            alert.starts_at,
+            now,
+            now if alert.status == "resolved" else None,
+        )
+
+    async def episode_cycle(self, group: str, cycle: str) -> str:
+        """The episode of `group`'s current cycle: a start after an end opens the next one;
+        repeats and ends belong to the latest (a repeat never opens an incident)."""
+        row = await self.conn.fetchrow(
+            "SELECT generation, open FROM cycles WHERE grp = $1 FOR UPDATE", group
+        )
+        if row is None:
+            generation = 1
+            await self.conn.execute(
+                "INSERT INTO cycles (grp, generation, open) VALUES ($1, 1, $2)",
+                group,
+                cycle != "end",
+            )
+        else:
+            generation, is_open = int(row[0]), bool(row[1])
+            if cycle == "start" and not is_open:
+                generation += 1
+                await self.conn.execute(
+                    "UPDATE cycles SET generation = $1, open = true WHERE grp = $2",
+                    generation,
+                    group,
+                )
+            elif cycle == "end" and is_open:
+                await self.conn.execute("UPDATE cycles SET open = false WHERE grp = $1", group)
+        return f"{group}:{generation}"
+
+    async def pending_approvals(self, episode: str) -> list[Approval]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM approvals WHERE episode = $1 AND state = 'pending'", episode
+        )
+        return [approval_from_row(row, _same) for row in rows]
+
+    async def add_approval(
+        self,
+        approval: Approval,
+        episode: str,
+        params: Mapping[str, str],
+        context: Mapping[str, object] | None = None,
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO approvals (id, decision_id, policy, action, target, params, episode, "
+            "context, state, requested_at, expires_at, required, approvers, approved_by, "
+            "decided_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            approval.id,
+            approval.decision_id,
+            approval.policy,
+            approval.action,
+            approval.target,
+            json.dumps(dict(params)),
+            episode,
+            json.dumps(dict(context or {})),
+            approval.state.value,
+            approval.requested_at,
+            approval.expires_at,
+            approval.required,
+            json.dumps(list(approval.approvers)),
+            json.dumps(list(approval.approved_by)),
+            approval.decided_by,
+        )
+
+    async def save_approval(self, approval: Approval) -> None:
+        await self.conn.execute(
+            "UPDATE approvals SET state = $1, approved_by = $2, decided_by = $3 WHERE id = $4",
+            approval.state.value,
+            json.dumps(list(approval.approved_by)),
+            approval.decided_by,
+            approval.id,
+        )
+
+    async def approval(self, approval_id: str) -> Approval | None:
+        row = await self.conn.fetchrow("SELECT * FROM approvals WHERE id = $1", approval_id)
+        return approval_from_row(row, _same) if row else None
+
+    async def approval_params(self, approval_id: str) -> dict[str, str]:
+        raw = await self.conn.fetchval("SELECT params FROM approvals WHERE id = $1", approval_id)
+        return dict(json.loads(raw)) if raw else {}
+
+    async def expired_approvals(self, now: datetime) -> list[Approval]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM approvals WHERE state = 'pending' AND expires_at <= $1", now
+        )
+        return [approval_from_row(row, _same) for row in rows]
+
+
+def _same(value: datetime) -> datetime:
+    return value
+
+
+class PostgresStore:
+    exclusive = False  # other replicas share it: only an expired lease proves an owner dead
+
+    def __init__(self, url: str, *, owner: str = "", min_size: int = 1, max_size: int = 10) -> None:
+        self._url = url
+        self._owner = owner or replica_name()
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        where = redact(self._url)
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._url,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                timeout=10,  # connect
+                command_timeout=30,
+                server_settings=_SERVER_SETTINGS,
+            )
+        except (*_DB_ERRORS, ValueError) as exc:
+            raise StoreError(f"cannot open PostgreSQL state store {where}: {exc}") from None
+        try:
+            await self._migrate()
+        except _DB_ERRORS as exc:
+            await self.close()
+            raise StoreError(f"cannot open PostgreSQL state store {where}: {exc}") from None
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _migrate(self) -> None:
+        """Under a session advisory lock: one replica migrates, the others wait and re-read."""
+        async with self._acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATE_LOCK)
+            try:
+                version = 0
+                if await conn.fetchval("SELECT to_regclass('remediator_schema')") is not None:
+                    version = int(await conn.fetchval("SELECT version FROM remediator_schema"))
+                refuse_newer(redact(self._url), version)
+                if version == 0:
+                    async with conn.transaction():
+                        await conn.execute(_SCHEMA)
+                        await conn.execute(
+                            "INSERT INTO remediator_schema (version) VALUES ($1)", _FIRST_VERSION
+                        )
+                    version = _FIRST_VERSION
+                    _log.info("store.schema_created", version=version)
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    async with conn.transaction():
+                        await conn.execute(_MIGRATIONS[target])
+                        await conn.execute("UPDATE remediator_schema SET version = $1", target)
+                    _log.info("store.migrated", version=target)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATE_LOCK)
+
+    def _pool_or_fail(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("state store is not open")
+        return self._pool
+
+    @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[_Conn]:
+        pool = self._pool_or_fail()
+        try:
+            conn = await pool.acquire(timeout=10)
+        except _DB_ERRORS as exc:
+            raise _unavailable(exc) from None
+        try:
+            yield conn
+        finally:
+            try:
+                await pool.release(conn)
+            except _DB_ERRORS:  # a connection the server dropped: the pool replaces it
+                conn.terminate()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await pool.close()
+            except _DB_ERRORS:
+                pool.terminate()
+
+    async def ping(self) -> None:
+        try:
+            async with self._acquire() as conn:
+                await conn.fetchval("SELECT 1", timeout=5)
+        except _DB_ERRORS as exc:
+            raise _unavailable(exc) from None
+
+    @asynccontextmanager
+    async def transaction(self, *, commit: bool = True) -> AsyncIterator[PgTransaction]:
+        async with self._acquire() as conn:
+            tx = conn.transaction()
+            try:
+                await tx.start()
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", DECIDE_LOCK)
+            except _DB_ERRORS as exc:
+                await _rollback(tx)
+                raise _unavailable(exc) from None
+            try:
+                yield PgTransaction(conn, self._owner)
+                if commit:
+                    await tx.commit()
+                else:
+                    await tx.rollback()
+            except _DB_ERRORS as exc:
+                await _rollback(tx)
+                raise _unavailable(exc) from None
+            except BaseException:
+                await _rollback(tx)
+                raise
+
+    @asynccontextmanager
+    async def _plain(self) -> AsyncIterator[_Conn]:
+        """A transaction without the decision lock: bookkeeping that decides nothing."""
+        async with self._acquire() as conn:
+            try:
+                async with conn.transaction():
+                    yield conn
+            except _DB_ERRORS as exc:
+                raise _unavailable(exc) from None
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            async with self._acquire() as conn:
+                return list(await conn.fetch(sql, *args))
+        except _DB_ERRORS as exc:
+            raise _unavailable(exc) from None
+
+    async def add_repeats(self, counts: Mapping[int, int]) -> None:
+        if not counts:
+            return
+        async with self._plain() as conn:
+            await conn.executemany(
+                "UPDATE decisions SET repeats = repeats + $1 WHERE id = $2",
+                [(n, decision_id) for decision_id, n in counts.items()],
+            )
+
+    async def start_action(self, action_id: int, now: datetime) -> bool:
+        async with self._plain() as conn:
+            status = await conn.execute(
+                "UPDATE actions SET state = 'running', started_at = $1, "
+                "heartbeat_at = clock_timestamp() "
+                "WHERE id = $2 AND state = 'pending'",
+                now,
+                action_id,
+            )
+        return bool(status == "UPDATE 1")
+
+    async def finish_action(self, action_id: int, outcome: str, reason: str, now: datetime) -> None:
+        async with self._plain() as conn:
+            decision_id = await conn.fetchval(
+                "UPDATE actions SET state = $1, finished_at = $2, reason = $3 WHERE id = $4 "
+                "RETURNING decision_id",
+                outcome,
+                now,
+                reason,
+                action_id,
+            )
+            await conn.execute(
+                "UPDATE decisions SET outcome = $1, reason = $2 WHERE id = $3",
+                outcome,
+                reason,
+                decision_id,
+            )
+
+    async def heartbeat(self, action_ids: Sequence[int], now: datetime) -> None:
+        if not action_ids:
+            return
+        async with self._plain() as conn:
+            await conn.execute(
+                "UPDATE actions SET heartbeat_at = clock_timestamp() "
+                "WHERE id = ANY($1::bigint[]) AND state = ANY($2::text[])",
+                list(action_ids),
+                list(UNFINISHED),
+            )
+
+    async def interrupt_stale(self, now: datetime, lease: timedelta | None) -> list[Interrupted]:
+        # SKIP LOCKED: two replicas sweeping at once each take different rows, none twice.
+        async with self._plain() as conn:
+            rows = await conn.fetch(
+                "SELECT id, policy, type, state, owner FROM actions "
+                "WHERE state = ANY($1::text[]) "
+                "AND ($2::interval IS NULL OR heartbeat_at < clock_timestamp() - $2::interval) "
+                "FOR UPDATE SKIP LOCKED",
+                list(UNFINISHED),
+                lease,
+            )
+            return [
+                await _interrupt(conn, row, stale_reason(row["state"], row["owner"], lease), now)
+                for row in rows
+            ]
+
+    async def interrupt_actions(
+        self, action_ids: Sequence[int], now: datetime, reason: str
+    ) -> list[Interrupted]:
+        if not action_ids:
+            return []
+        async with self._plain() as conn:
+            rows = await conn.fetch(
+                "SELECT id, policy, type FROM actions WHERE id = ANY($1::bigint[]) "
+                "AND state = ANY($2::text[]) FOR UPDATE",
+                list(action_ids),
+                list(UNFINISHED),
+            )
+            return [await _interrupt(conn, row, reason, now) for row in rows]
+
+    async def decisions(self, limit: int) -> list[DecisionRecord]:
+        rows = await self._fetch("SELECT * FROM decisions ORDER BY id DESC LIMIT $1", limit)
+        return [decision_from_row(row, _same) for row in rows]
+
+    async def approvals(self, *, pending_only: bool) -> list[Approval]:
+        where = " WHERE state = 'pending'" if pending_only else ""
+        rows = await self._fetch(f"SELECT * FROM approvals{where} ORDER BY requested_at")  # noqa: S608  # a constant, not input
+        return [approval_from_row(row, _same) for row in rows]
+
+    async def approval(self, approval_id: str) -> Approval | None:
+        rows = await self._fetch("SELECT * FROM approvals WHERE id = $1", approval_id)
+        return approval_from_row(rows[0], _same) if rows else None
+
+    async def approval_context(self, approval_id: str) -> dict[str, Any]:
+        rows = await self._fetch("SELECT context FROM approvals WHERE id = $1", approval_id)
+        return dict(json.loads(rows[0][0])) if rows else {}
+
+    async def approval_message(self, approval_id: str) -> tuple[str, str] | None:
+        rows = await self._fetch(
+            "SELECT slack_channel, slack_ts FROM approvals WHERE id = $1", approval_id
+        )
+        return (rows[0][0], rows[0][1]) if rows and rows[0][0] and rows[0][1] else None
+
+    async def set_approval_message(self, approval_id: str, channel: str, ts: str) -> None:
+        async with self._plain() as conn:
+            await conn.execute(
+                "UPDATE approvals SET slack_channel = $1, slack_ts = $2 WHERE id = $3",
+                channel,
+                ts,
+                approval_id,
+            )
+
+    async def unannounced_approvals(self) -> list[Approval]:
+        rows = await self._fetch(
+            "SELECT * FROM approvals WHERE state = 'pending' AND slack_ts IS NULL"
+        )
+        return [approval_from_row(row, _same) for row in rows]
+
+    async def approval_for_action(self, action_id: int) -> Approval | None:
+        rows = await self._fetch(
+            "SELECT approvals.* FROM approvals JOIN actions "
+            "ON actions.decision_id = approvals.decision_id WHERE actions.id = $1",
+            action_id,
+        )
+        return approval_from_row(rows[0], _same) if rows else None
+
+    async def add_approval_event(
+        self, approval_id: str, who: str, event: str, detail: str, now: datetime
+    ) -> None:
+        async with self._plain() as conn:
+            await conn.execute(
+                "INSERT INTO approval_events (time, approval_id, who, event, detail) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                now,
+                approval_id,
+                who,
+                event,
+                detail,
+            )
+
+    async def approval_events(self, approval_id: str) -> list[dict[str, str]]:
+        rows = await self._fetch(
+            "SELECT time, who, event, detail FROM approval_events WHERE approval_id = $1 "
+            "ORDER BY id",
+            approval_id,
+        )
+        return [
+            {"time": _text_time(r[0]), "who": r[1], "event": r[2], "detail": r[3]} for r in rows
+        ]
+
+    async def get_flag(self, name: str) -> str | None:
+        rows = await self._fetch("SELECT value FROM flags WHERE name = $1", name)
+        return str(rows[0][0]) if rows else None
+
+    async def set_flag(self, name: str, value: str | None) -> None:
+        # Under the decision lock: once a pause is committed, no decision still in flight on
+        # another replica can act on the state from before it.
+        async with self.transaction() as tx:
+            if value is None:
+                await tx.conn.execute("DELETE FROM flags WHERE name = $1", name)
+            else:
+                await tx.conn.execute(
+                    "INSERT INTO flags (name, value) VALUES ($1, $2) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    name,
+                    value,
+                )
+
+    async def flags(self, prefix: str) -> list[tuple[str, str]]:
+        rows = await self._fetch(
+            "SELECT name, value FROM flags WHERE starts_with(name, $1) ORDER BY name", prefix
+        )
+        return [(r[0], r[1]) for r in rows]
+
+
+async def _rollback(tx: asyncpg.transaction.Transaction) -> None:
+    with contextlib.suppress(*_DB_ERRORS):  # the connection is gone: nothing was committed
+        await tx.rollback()
+
+
+async def _interrupt(conn: _Conn, row: asyncpg.Record, reason: str, now: datetime) -> Interrupted:
+    await conn.execute(
+        "UPDATE actions SET state = 'interrupted', finished_at = $1, reason = $2 WHERE id = $3",
+        now,
+        reason,
+        row["id"],
+    )
+    await conn.execute(
+        "UPDATE decisions SET outcome = 'interrupted', reason = $1 WHERE id = "
+        "(SELECT decision_id FROM actions WHERE id = $2)",
+        reason,
+        row["id"],
+    )
+    return Interrupted(row["id"], row["policy"], row["type"], reason)
+
+
+def _text_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as the SQLite store
