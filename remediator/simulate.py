@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from remediator.app import build_checker
 from remediator.checks.conditions import evaluate_conditions
@@ -28,6 +29,7 @@ from remediator.pipeline import (
     needs_approval,
 )
 from remediator.store.base import Store, Transaction
+from remediator.store.postgres import PostgresStore, SchemaMissingError
 from remediator.store.sqlite import SqliteStore
 
 
@@ -91,7 +93,24 @@ async def _guards(
 def state_path(config: Config) -> str:
     """The store to read; with no state yet, an empty in-memory one rather than a new file."""
     target = config.state_target()
+    if target.kind == "postgresql":
+        return target.path
     return target.path if target.path == ":memory:" or Path(target.path).exists() else ":memory:"
+
+
+async def _open(path: str) -> Store:
+    """The real store, never migrated nor created by a simulation (an empty one if none yet)."""
+    if urlsplit(path).scheme in ("postgresql", "postgres"):
+        shared = PostgresStore(path, min_size=1, max_size=1, migrate=False)
+        try:
+            await shared.open()
+        except SchemaMissingError:
+            path = ":memory:"
+        else:
+            return shared
+    store = SqliteStore(path)
+    await store.open()
+    return store
 
 
 async def simulate(
@@ -114,8 +133,7 @@ async def _simulate(
     path: str,
     checker: PrometheusChecker | None,
 ) -> list[dict[str, Any]]:
-    store: Store = SqliteStore(path)
-    await store.open()
+    store = await _open(path)
     try:
         paused = await store.get_flag(PAUSED_FLAG) is not None
         tripped = frozenset(

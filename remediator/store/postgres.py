@@ -108,6 +108,10 @@ _SERVER_SETTINGS = {
 }
 
 
+class SchemaMissingError(StoreError):
+    """The database has no remediator schema, and this store may not create one."""
+
+
 def redact(url: str) -> str:
     """The state URL as it may appear in a log: no password."""
     parts = urlsplit(url)
@@ -348,8 +352,17 @@ def _same(value: datetime) -> datetime:
 class PostgresStore:
     exclusive = False  # other replicas share it: only an expired lease proves an owner dead
 
-    def __init__(self, url: str, *, owner: str = "", min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        owner: str = "",
+        min_size: int = 1,
+        max_size: int = 10,
+        migrate: bool = True,
+    ) -> None:
         self._url = url
+        self._may_migrate = migrate  # False: `simulate`, which must change nothing
         self._owner = owner or replica_name()
         self._min_size = min_size
         self._max_size = max_size
@@ -386,6 +399,8 @@ class PostgresStore:
                 if await conn.fetchval("SELECT to_regclass('remediator_schema')") is not None:
                     version = int(await conn.fetchval("SELECT version FROM remediator_schema"))
                 refuse_newer(redact(self._url), version)
+                if version != SCHEMA_VERSION and not self._may_migrate:
+                    self._refuse_to_migrate(version)
                 if version == 0:
                     async with conn.transaction():
                         await conn.execute(_SCHEMA)
@@ -401,6 +416,15 @@ class PostgresStore:
                     _log.info("store.migrated", version=target)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATE_LOCK)
+
+    def _refuse_to_migrate(self, version: int) -> None:
+        where = redact(self._url)
+        if version == 0:
+            raise SchemaMissingError(f"state store {where} has no remediator schema yet")
+        raise StoreError(
+            f"state store {where} has schema version {version}, not {SCHEMA_VERSION}; "
+            "start the daemon once to migrate it"
+        )
 
     def _pool_or_fail(self) -> asyncpg.Pool:
         if self._pool is None:

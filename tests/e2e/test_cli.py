@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from remediator import __version__
+from remediator.store.postgres import PostgresStore, SchemaMissingError
 from tests.conftest import CORPUS
 from tests.fixtures.daemon import API_TOKEN, DaemonFactory
 from tests.fixtures.datadog import SAMPLE, render
+from tests.fixtures.postgres import Postgres
 from tests.fixtures.procs import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,6 +150,43 @@ def test_simulate_reads_real_state_without_changing_it(
     assert done.returncode == 0, done.stderr
     assert "would be deduplicated" in done.stdout
     assert [d["outcome"] for d in daemon.decisions()] == ["dry_run"]  # simulate wrote nothing
+
+
+def test_simulate_reads_a_postgresql_store_without_changing_it(
+    daemon_factory: DaemonFactory, postgres: Postgres, tmp_path: Path
+) -> None:
+    policy = (REPO / "policies" / "restart-unhealthy-container.yaml").read_text()
+    daemon = daemon_factory(policy, dry_run=True, state=postgres.database())
+    daemon.start()
+    body = {
+        "alerts": [
+            {
+                "labels": {
+                    "alertname": "ContainerUnhealthy",
+                    "name": "web-1",
+                    "severity": "warning",
+                },
+                "startsAt": "2026-11-22T10:00:00Z",
+            }
+        ]
+    }
+    assert daemon.webhook(body)[0] == 200
+    payload = tmp_path / "again.json"
+    payload.write_text(json.dumps(body))
+    done = cli("simulate", str(payload), "--config", "remediator.yaml", cwd=daemon.folder)
+    assert done.returncode == 0, done.stderr
+    assert "would be deduplicated" in done.stdout  # it read the shared store's claim
+    assert [d["outcome"] for d in daemon.decisions()] == ["dry_run"]  # and wrote nothing
+    # A database remediator never used: simulated against empty state, and left empty.
+    empty = postgres.database()
+    (tmp_path / "remediator.yaml").write_text(
+        f"state: '{empty}'\npolicies: ['{REPO / 'policies'}']\n"
+    )
+    done = cli("simulate", str(payload), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "=> would execute: all guards passed" in done.stdout
+    with pytest.raises(SchemaMissingError):
+        asyncio.run(PostgresStore(empty, migrate=False).open())
 
 
 def test_simulate_a_datadog_notification_from_the_shipped_template(tmp_path: Path) -> None:
