@@ -491,6 +491,17 @@ class Engine:
         """One button click, verified by the web layer; runs after Slack got its 200."""
         if self.slack is None:
             return
+        try:
+            await self._click(approval_id, user, approve=approve, channel=channel)
+        except StoreError as exc:  # nothing was committed: the click changed nothing
+            _log.error("approval.click_failed", approval_id=approval_id, user=user, error=str(exc))
+            await self._tell(
+                channel,
+                user,
+                "remediator cannot reach its state store; nothing changed. Try again.",
+            )
+
+    async def _click(self, approval_id: str, user: str, *, approve: bool, channel: str) -> None:
         current = await self.store.approval(approval_id)
         if current is None:
             await self._tell(

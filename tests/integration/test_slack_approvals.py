@@ -181,6 +181,20 @@ async def test_bad_signatures_are_401_and_change_nothing(
     ] == ["pending"]
 
 
+async def test_a_click_while_the_store_is_down_changes_nothing_and_says_so(
+    harness: HarnessFactory, slack_api: SlackAPI
+) -> None:
+    h = await harness(policy(), config(slack_api))
+    _, message = await request_approval(h, slack_api)
+    await h.engine.store.close()  # as unreachable as a stopped PostgreSQL
+    assert await click(h, message, "U111") == 200  # Slack always gets its 200 in time
+    [note] = await eventually(lambda: slack_api.ephemerals, "the ephemeral answer")
+    assert (
+        note["user"] == "U111" and "cannot reach its state store; nothing changed" in note["text"]
+    )
+    assert h.engine.runner.running == 0
+
+
 async def test_a_non_approver_is_refused_and_told(
     harness: HarnessFactory, slack_api: SlackAPI
 ) -> None:
