@@ -95,9 +95,22 @@ def _dd_auth(request: web.Request, config: Config) -> bool:
 def _api_write(
     handler: Callable[[web.Request], Awaitable[web.Response]],
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    unguarded = _api_read(handler)
+
     async def guarded(request: web.Request) -> web.Response:
         if not auth.api_ok(request.headers.get("Authorization"), request.app[CONFIG].auth.api):
             return _error(401, "missing or wrong API bearer token")
+        return await unguarded(request)
+
+    return guarded
+
+
+def _api_read(
+    handler: Callable[[web.Request], Awaitable[web.Response]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Reads answer 503 too when the store is down: a retryable state, not a server bug."""
+
+    async def guarded(request: web.Request) -> web.Response:
         try:
             return await handler(request)
         except StoreError as exc:
@@ -260,9 +273,9 @@ def build_app(engine: Engine, config: Config) -> web.Application:
         "/webhook/datadog",
         _webhook("datadog", _dd_auth, lambda body: parse_datadog(body, engine.clock())),
     )
-    app.router.add_get("/api/v1/decisions", decisions)
-    app.router.add_get("/api/v1/approvals", approvals_list)
-    app.router.add_get("/api/v1/approvals/{id}", approval_detail)
+    app.router.add_get("/api/v1/decisions", _api_read(decisions))
+    app.router.add_get("/api/v1/approvals", _api_read(approvals_list))
+    app.router.add_get("/api/v1/approvals/{id}", _api_read(approval_detail))
     app.router.add_post("/slack/interactions", slack_interactions)
     app.router.add_post("/api/v1/approvals/{id}/approve", _api_write(approve))
     app.router.add_post("/api/v1/approvals/{id}/deny", _api_write(deny))

@@ -228,6 +228,9 @@ async def test_store_unavailable_is_503_and_retried_later(harness: HarnessFactor
     status, answer = await h.post(body())
     assert status == 503 and "retry" in answer["error"]
     assert (await h.client.get("/readyz")).status == 503
+    for path in ("/api/v1/decisions", "/api/v1/approvals", "/api/v1/approvals/abc"):
+        assert (await h.client.get(path)).status == 503, path  # retryable, not a 500
+    assert (await h.api("/api/v1/pause"))[0] == 503
     await h.engine.store.open()
     assert (await h.post(body()))[0] == 200
 
