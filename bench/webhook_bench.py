@@ -1,6 +1,11 @@
 """Webhook throughput: the daemon answering repeats of a known firing alert, against a bare
 aiohttp endpoint that only parses the same body, both driven by wrk on loopback.
 
+The daemon runs twice: on its SQLite store (`daemon`) and on a PostgreSQL store (`daemon-pg`)
+in a throwaway server from tests/fixtures/postgres.py. That module is imported from the repo
+root, which the project's editable install (`make`) puts on sys.path. Without PostgreSQL
+installed the PostgreSQL run is skipped, said so, and the SQLite figures still stand.
+
 Run `.venv/bin/python bench/webhook_bench.py [--duration 10] [--connections 16] [--json]`.
 """
 
@@ -9,6 +14,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import pwd
 import re
 import shutil
 import signal
@@ -22,7 +29,12 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
+
+import pytest
+
+from tests.fixtures.postgres import Postgres, _bin_dir, _remove
 
 TOKEN = "bench-token"
 TARGET_RATIO = 0.5
@@ -42,6 +54,10 @@ _SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\
 
 class BenchError(Exception):
     """The run cannot produce a trustworthy number; the message says why."""
+
+
+class PostgresMissingError(Exception):
+    """PostgreSQL is not installed: the PostgreSQL run is skipped, not failed."""
 
 
 @dataclass(frozen=True)
@@ -138,11 +154,11 @@ def policies_yaml(count: int, matching: int) -> str:
     return "\n---\n".join(documents) + "\n"
 
 
-def daemon_config(port: int) -> str:
+def daemon_config(port: int, state: str = "sqlite:///./state.db") -> str:
     return "\n".join(
         [
             f'listen: "127.0.0.1:{port}"',
-            'state: "sqlite:///./state.db"',
+            f'state: "{state}"',
             'policies: ["./policies"]',
             "auth:",
             f'  alertmanager: {{bearer_token: "{TOKEN}"}}',
@@ -330,7 +346,16 @@ def prime_daemon(url: str, body: bytes, matching: int) -> None:
         raise BenchError(f"repeats are not settled deduplications: {second} then {third}")
 
 
-def bench_daemon(work: Path, body: bytes, load: Load, count: int, matching: int) -> Result:
+def bench_daemon(
+    work: Path,
+    body: bytes,
+    load: Load,
+    count: int,
+    matching: int,
+    *,
+    target: str = "daemon",
+    state: str = "sqlite:///./state.db",
+) -> Result:
     cli = Path(sys.executable).with_name("remediator")
     if not cli.exists():
         raise BenchError(f"{cli} not found: run with the project venv's python")
@@ -338,13 +363,76 @@ def bench_daemon(work: Path, body: bytes, load: Load, count: int, matching: int)
     (work / "policies").mkdir()
     (work / "policies" / "bench.yaml").write_text(policies_yaml(count, matching))
     config = work / "remediator.yaml"
-    config.write_text(daemon_config(port))
+    config.write_text(daemon_config(port, state))
     argv = [str(cli), "serve", "--config", str(config), "--log-level", "warning"]
     base = f"http://127.0.0.1:{port}"
     with running(argv, work, work / "daemon.log") as proc:
         wait_ready(base + "/readyz", proc, work / "daemon.log")
         prime_daemon(base + WEBHOOK_PATH, body, matching)
-        return measure("daemon", base, proc, load)
+        return measure(target, base, proc, load)
+
+
+# The fixture helpers report through pytest outcomes (BaseException subclasses): skip or
+# fail for a missing server binary (fail under CI=true), fail for a command that failed.
+_FIXTURE_OUTCOMES = (pytest.skip.Exception, pytest.fail.Exception)
+
+
+def postgres_version() -> str:
+    """The major version the fixture will start; PostgresMissingError if none is installed."""
+    try:
+        return _bin_dir().parent.name  # /usr/lib/postgresql/<major>/bin
+    except _FIXTURE_OUTCOMES as exc:
+        raise PostgresMissingError(str(exc)) from None
+
+
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _release(previous: Mapping[signal.Signals, Any], held: list[int]) -> None:
+    """Put back the handlers `postgres_server` replaced; deliver the first signal it held."""
+    for sig, handler in previous.items():
+        signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+    for signum in held[:1]:
+        signal.raise_signal(signum)
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL, stopped and deleted on the way out whatever happens.
+
+    Built from the fixture's parts rather than its `_start_server`, which hands the server
+    back only once it is up, so a Ctrl-C or failure while it starts would leave it running
+    with nobody to remove it. While initdb and pg_ctl run, Ctrl-C and SIGTERM are held here:
+    the commands (or, as root, the `su` running them) get the terminal's Ctrl-C themselves
+    and stop cleanly, where an interrupted subprocess.run would SIGKILL `su` and orphan them.
+    """
+    bin_dir = _bin_dir()
+    server = Postgres(Path(tempfile.mkdtemp(prefix="remediator-pg-")), free_port(), bin_dir)
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _: held.append(signum)) for s in _HELD_SIGNALS}
+    try:
+        try:
+            if os.geteuid() == 0:  # as _start_server: PostgreSQL runs as `postgres`
+                owner = pwd.getpwnam("postgres")
+                os.chown(server.folder, owner.pw_uid, owner.pw_gid)
+            server.init()
+            server.start()
+        finally:
+            _release(previous, held)
+        yield server
+    except pytest.fail.Exception as exc:  # a fixture command failed
+        raise BenchError(f"PostgreSQL: {exc}") from None
+    finally:
+        try:
+            _remove(server)
+        except pytest.fail.Exception as exc:
+            print(f"warning: PostgreSQL in {server.folder} not removed: {exc}", file=sys.stderr)
+
+
+def bench_postgres(work: Path, body: bytes, load: Load, count: int, matching: int) -> Result:
+    with postgres_server() as server:
+        url = server.database()
+        return bench_daemon(work, body, load, count, matching, target="daemon-pg", state=url)
 
 
 def bench_bare(work: Path, body: bytes, load: Load) -> Result:
@@ -360,7 +448,7 @@ def bench_bare(work: Path, body: bytes, load: Load) -> Result:
 # --- report ------------------------------------------------------------------------------
 
 
-def table(results: list[Result], ratio: float) -> str:
+def table(results: list[Result], ratios: Mapping[str, float]) -> str:
     rows = [("target", "req/s", "requests", "p50", "p99", "RSS")]
     rows += [
         (
@@ -381,8 +469,106 @@ def table(results: list[Result], ratio: float) -> str:
         )
         for row in rows
     ]
-    met = "met" if ratio >= TARGET_RATIO else "NOT met"
-    lines += ["", f"ratio daemon/bare: {ratio:.2f}", f"target ratio >= {TARGET_RATIO}: {met}"]
+    for target, ratio in ratios.items():
+        met = "met" if ratio >= TARGET_RATIO else "NOT met"
+        lines += ["", f"ratio {target}/bare: {ratio:.2f}", f"target ratio >= {TARGET_RATIO}: {met}"]
+    return "\n".join(lines)
+
+
+def _terminate(signum: int, _: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so servers and PostgreSQL are removed
+
+
+@dataclass(frozen=True)
+class Run:
+    daemon: Result
+    bare: Result
+    pg: Result | None = None
+    pg_version: str = ""  # major version of the PostgreSQL found
+    pg_skipped: str = ""  # why PostgreSQL was not measured: it is not installed
+    pg_error: str = ""  # why the PostgreSQL run failed
+
+    @property
+    def results(self) -> list[Result]:
+        return [r for r in (self.daemon, self.bare, self.pg) if r is not None]
+
+    @property
+    def ratios(self) -> dict[str, float]:
+        ratios = {"daemon": self.daemon.requests_per_s / self.bare.requests_per_s}
+        if self.pg is not None:
+            ratios["daemon-pg"] = self.pg.requests_per_s / self.bare.requests_per_s
+        return ratios
+
+
+def run(args: argparse.Namespace, body: bytes) -> Run:
+    with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp:
+        work = Path(tmp)
+        script = work / "post.lua"
+        script.write_text(wrk_script(body, HEADERS))
+        load = Load(args.threads, args.connections, args.duration, args.warmup, script)
+        for name in ("daemon", "bare", "daemon-pg"):
+            (work / name).mkdir()
+        daemon = bench_daemon(work / "daemon", body, load, args.policies, args.matching)
+        bare = bench_bare(work / "bare", body, load)
+        try:
+            version = postgres_version()
+        except PostgresMissingError as exc:
+            return Run(daemon, bare, pg_skipped=str(exc))
+        try:
+            pg = bench_postgres(work / "daemon-pg", body, load, args.policies, args.matching)
+        except (BenchError, OSError) as exc:
+            return Run(daemon, bare, pg_version=version, pg_error=str(exc))
+        return Run(daemon, bare, pg, pg_version=version)
+
+
+def json_report(result: Run, args: argparse.Namespace, body: bytes) -> str:
+    ratio = result.ratios["daemon"]
+    pg_ratio = result.ratios.get("daemon-pg")
+    report = {
+        "results": [asdict(r) for r in result.results],
+        "ratio": round(ratio, 4),
+        "target_ratio": TARGET_RATIO,
+        "target_met": ratio >= TARGET_RATIO,
+        "postgresql": {
+            "status": "measured" if result.pg else "skipped" if result.pg_skipped else "failed",
+            "reason": result.pg_skipped or result.pg_error or None,
+            "version": result.pg_version or None,
+            "ratio": None if pg_ratio is None else round(pg_ratio, 4),
+            "target_met": None if pg_ratio is None else pg_ratio >= TARGET_RATIO,
+        },
+        "load": {
+            "tool": "wrk",
+            "threads": args.threads,
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "policies": args.policies,
+            "matching": args.matching,
+            "body_bytes": len(body),
+        },
+    }
+    return json.dumps(report, indent=2)
+
+
+def text_report(result: Run, args: argparse.Namespace, body: bytes) -> str:
+    lines = [
+        f"POST {WEBHOOK_PATH}: {len(body)}-byte body, {args.policies} policies "
+        f"({args.matching} matching), wrk -t{args.threads} -c{args.connections} "
+        f"-d{args.duration}s after {args.warmup}s warm-up",
+        "",
+        table(result.results, result.ratios),
+        "",
+    ]
+    if result.pg is not None:
+        lines.append(
+            f"daemon: SQLite store; daemon-pg: PostgreSQL {result.pg_version} store "
+            "(throwaway local server, fsync=off)"
+        )
+    elif result.pg_skipped:
+        lines.append(f"daemon-pg: SKIPPED, {result.pg_skipped}")
+        lines.append("(daemon and bare above are the SQLite store's figures and stand)")
+    else:
+        lines.append("daemon-pg: FAILED, see the error below")
     return "\n".join(lines)
 
 
@@ -401,47 +587,20 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("error: wrk is not on PATH", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _terminate)
     body = alert_body()
     try:
-        with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp:
-            work = Path(tmp)
-            script = work / "post.lua"
-            script.write_text(wrk_script(body, HEADERS))
-            load = Load(args.threads, args.connections, args.duration, args.warmup, script)
-            (work / "daemon").mkdir()
-            (work / "bare").mkdir()
-            daemon = bench_daemon(work / "daemon", body, load, args.policies, args.matching)
-            bare = bench_bare(work / "bare", body, load)
+        result = run(args, body)
     except (BenchError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    ratio = daemon.requests_per_s / bare.requests_per_s
-    if args.json:
-        report = {
-            "results": [asdict(daemon), asdict(bare)],
-            "ratio": round(ratio, 4),
-            "target_ratio": TARGET_RATIO,
-            "target_met": ratio >= TARGET_RATIO,
-            "load": {
-                "tool": "wrk",
-                "threads": load.threads,
-                "connections": load.connections,
-                "duration_s": load.duration,
-                "warmup_s": load.warmup,
-                "policies": args.policies,
-                "matching": args.matching,
-                "body_bytes": len(body),
-            },
-        }
-        print(json.dumps(report, indent=2))
-    else:
-        print(
-            f"POST {WEBHOOK_PATH}: {len(body)}-byte body, {args.policies} policies "
-            f"({args.matching} matching), wrk -t{load.threads} -c{load.connections} "
-            f"-d{load.duration}s after {load.warmup}s warm-up"
-        )
-        print()
-        print(table([daemon, bare], ratio))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(json_report(result, args, body) if args.json else text_report(result, args, body))
+    if result.pg_error:
+        print(f"error: daemon-pg: {result.pg_error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -14,8 +14,6 @@ from remediator import log
 from remediator.actions.base import Executor
 from remediator.actions.docker import DockerExecutor
 from remediator.actions.http import HttpExecutor
-from remediator.actions.kubernetes import ACTION_TYPES as KUBE_ACTIONS
-from remediator.actions.kubernetes import KubernetesExecutor
 from remediator.actions.notify import NotifyExecutor
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.config import Config, parse_listen
@@ -57,7 +55,13 @@ def build_executors(
     if any(p.action.type == "http.request" for p in policies):
         executors["http.request"] = HttpExecutor(config.http.secrets)
     # Built only when used: a Docker-only setup should not report an unreachable cluster.
-    if any(p.action.type in KUBE_ACTIONS for p in policies):
+    if any(p.action.type.startswith("kubernetes.") for p in policies):
+        # Imported only when a policy needs it: the client library alone is ~50 MiB resident.
+        from remediator.actions.kubernetes import (  # noqa: PLC0415
+            ACTION_TYPES as KUBE_ACTIONS,
+        )
+        from remediator.actions.kubernetes import KubernetesExecutor  # noqa: PLC0415
+
         kube = KubernetesExecutor(
             config.kubernetes.kubeconfig,
             config.kubernetes.context,
