@@ -312,10 +312,16 @@ class Engine:
         """Every second: switches and pending approvals as the store has them, then expiry.
         Every replica runs it; the expiry transaction holds the decision lock and touches
         only still-pending approvals, so two replicas never expire one approval twice."""
-        for policy, reason in list(self._unrecorded_trips.items()):
-            await self.store.set_flag(TRIPPED_PREFIX + policy, reason)
-            del self._unrecorded_trips[policy]
-        self._adopt(await self.store.flags(""))
+        try:
+            for policy, reason in list(self._unrecorded_trips.items()):
+                await self.store.set_flag(TRIPPED_PREFIX + policy, reason)
+                del self._unrecorded_trips[policy]
+            flags = await self.store.flags("")
+        except StoreError as exc:
+            self._probed("store", str(exc))
+            raise
+        self._probed("store", None)
+        self._adopt(flags)
         self._pending_approvals = len(await self.store.approvals(pending_only=True))
         self.metrics.approvals_pending.set(self._pending_approvals)
         if self._pending_approvals:
@@ -477,11 +483,14 @@ class Engine:
 
     async def probe_backends(self) -> None:
         for backend, executor in self._backends().items():
-            reason = await executor.probe()
-            if reason != self.backends.get(backend, ""):
-                _log.info("backend.probed", backend=backend, up=reason is None, reason=reason)
-            self.backends[backend] = reason
-            self.metrics.backend_up.labels(backend).set(int(reason is None))
+            self._probed(backend, await executor.probe())
+
+    def _probed(self, backend: str, reason: str | None) -> None:
+        """What the last probe of a backend (or the state store, each second) found."""
+        if reason != self.backends.get(backend, ""):
+            _log.info("backend.probed", backend=backend, up=reason is None, reason=reason)
+        self.backends[backend] = reason
+        self.metrics.backend_up.labels(backend).set(int(reason is None))
 
     # --- Slack ------------------------------------------------------------------------------
 

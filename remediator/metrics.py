@@ -81,7 +81,7 @@ class Metrics:
         )
         self.backend_up = Gauge(
             "remediator_backend_up",
-            "1 when the last probe of an action backend (docker, ...) succeeded.",
+            "1 when the last probe of a backend (docker, kubernetes, store, ...) succeeded.",
             ["backend"],
             registry=r,
         )

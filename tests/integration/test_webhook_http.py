@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from remediator.errors import StoreError
 from tests.conftest import CORPUS
 from tests.integration.conftest import API, AUTH, Harness, HarnessFactory
 
@@ -231,7 +232,14 @@ async def test_store_unavailable_is_503_and_retried_later(harness: HarnessFactor
     for path in ("/api/v1/decisions", "/api/v1/approvals", "/api/v1/approvals/abc"):
         assert (await h.client.get(path)).status == 503, path  # retryable, not a 500
     assert (await h.api("/api/v1/pause"))[0] == 503
+    with pytest.raises(StoreError):
+        await h.engine.sync()
+    assert h.metric("remediator_backend_up", backend="store") == 0
+    health = await (await h.client.get("/healthz")).json()
+    assert "state store" in health["backends"]["store"]
     await h.engine.store.open()
+    await h.engine.sync()
+    assert h.metric("remediator_backend_up", backend="store") == 1
     assert (await h.post(body()))[0] == 200
 
 
