@@ -33,7 +33,7 @@ from remediator.pipeline import (
 )
 from remediator.runner import Runner, request_for
 from remediator.slack import SlackApprover, SlackError, request_message, status_line
-from remediator.store.base import Interrupted, Store, Transaction
+from remediator.store.base import Store, Transaction
 
 _log = log.get("remediator.engine")
 K = TypeVar("K")
@@ -119,13 +119,8 @@ class Engine:
         # Alone on the store (SQLite), whatever is unfinished was left by a dead run; shared
         # (PostgreSQL), another replica may still be running it: only a stale lease says not.
         lease = None if self.store.exclusive else self.action_lease
-        self._interrupted(await self.store.interrupt_stale(self.clock(), lease))
-        self._adopt(await self.store.flags(""), announce=False)
-        for policy in self.policies:
-            self.metrics.policy_tripped.labels(policy.name).set(
-                int(policy.name in self.gates.tripped)
-            )
-        self.metrics.paused.set(int(self.gates.paused))
+        self.runner.record_interrupted(await self.store.interrupt_stale(self.clock(), lease))
+        self._publish(self.gates)  # every policy's breaker gauge exists from the start
         await self.sync()
         for pending in await self.store.unannounced_approvals():  # a crash before the post
             self.spawn(self._announce(pending))
@@ -290,7 +285,7 @@ class Engine:
         _log.info(f"approval.{item.state.value}", approval_id=item.id, policy=item.policy, **log)
         self.spawn(self._refresh(item.id, shown))
 
-    def _adopt(self, flags: Sequence[tuple[str, str]], *, announce: bool = True) -> Gates:
+    def _adopt(self, flags: Sequence[tuple[str, str]]) -> Gates:
         """The switches as the store holds them (any replica may have set them), plus any trip
         not yet recorded; the metrics follow."""
         paused = any(name == PAUSED_FLAG for name, _ in flags)
@@ -300,13 +295,16 @@ class Engine:
             if name.startswith(TRIPPED_PREFIX)
         ) | frozenset(self._unrecorded_trips)
         gates = Gates(paused=paused, tripped=tripped, dry_run=self.gates.dry_run)
-        if gates != self.gates and announce:
+        if gates != self.gates:
             _log.info("switches.changed", paused=paused, tripped=sorted(tripped))
-            self.metrics.paused.set(int(paused))
-            for policy in self.policies:
-                self.metrics.policy_tripped.labels(policy.name).set(int(policy.name in tripped))
+            self._publish(gates)
         self.gates = gates
         return gates
+
+    def _publish(self, gates: Gates) -> None:
+        self.metrics.paused.set(int(gates.paused))
+        for policy in self.policies:
+            self.metrics.policy_tripped.labels(policy.name).set(int(policy.name in gates.tripped))
 
     async def sync(self) -> None:
         """Every second: switches and pending approvals as the store has them, then expiry.
@@ -331,19 +329,7 @@ class Engine:
         """Renew the leases of the actions this process holds; record expired ones of others."""
         now = self.clock()
         await self.store.heartbeat(self.runner.holding(), now)
-        self._interrupted(await self.store.interrupt_stale(now, self.action_lease))
-
-    def _interrupted(self, found: Sequence[Interrupted]) -> None:
-        for item in found:
-            self.metrics.actions.labels(item.policy, item.type, Outcome.INTERRUPTED).inc()
-            self.metrics.decisions.labels(item.policy, Outcome.INTERRUPTED).inc()
-            _log.warning(
-                "action.interrupted",
-                action_id=item.action_id,
-                policy=item.policy,
-                action=item.type,
-                reason=item.reason,
-            )
+        self.runner.record_interrupted(await self.store.interrupt_stale(now, self.action_lease))
 
     async def flush_repeats(self) -> None:
         counts, self._repeats = self._repeats, {}

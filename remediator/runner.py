@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -21,7 +21,7 @@ from remediator.core.job import VERIFY_BOUND, VERIFY_QUERY
 from remediator.core.outcomes import Outcome
 from remediator.errors import ActionError, RemediatorError
 from remediator.metrics import Metrics
-from remediator.store.base import Store
+from remediator.store.base import Interrupted, Store
 
 _log = log.get("remediator.runner")
 
@@ -174,10 +174,21 @@ class Runner:
         await asyncio.wait(still)
         reason = "the daemon stopped (drain_timeout) while this action ran; not re-run"
         found = await self._store.interrupt_actions(list(running), self._clock(), reason)
+        self.record_interrupted(found)
+        _log.warning("runner.drain_timeout", interrupted=[item.action_id for item in found])
+
+    def record_interrupted(self, found: Sequence[Interrupted]) -> None:
+        """Metrics and log for actions the store recorded interrupted, whoever held them."""
         for item in found:
             self._metrics.actions.labels(item.policy, item.type, Outcome.INTERRUPTED).inc()
             self._metrics.decisions.labels(item.policy, Outcome.INTERRUPTED).inc()
-        _log.warning("runner.drain_timeout", interrupted=[item.action_id for item in found])
+            _log.warning(
+                "action.interrupted",
+                action_id=item.action_id,
+                policy=item.policy,
+                action=item.type,
+                reason=item.reason,
+            )
 
 
 def request_for(

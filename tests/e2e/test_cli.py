@@ -20,6 +20,14 @@ from tests.fixtures.postgres import Postgres
 from tests.fixtures.procs import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
+UNHEALTHY_WEB_1 = {
+    "alerts": [
+        {
+            "labels": {"alertname": "ContainerUnhealthy", "name": "web-1", "severity": "warning"},
+            "startsAt": "2026-11-22T10:00:00Z",
+        }
+    ]
+}
 
 
 def cli(
@@ -124,59 +132,29 @@ def test_simulate_has_no_side_effects(tmp_path: Path) -> None:
     assert not (tmp_path / "remediator.db").exists()  # no state file created
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_simulate_reads_real_state_without_changing_it(
-    daemon_factory: DaemonFactory, tmp_path: Path
+    daemon_factory: DaemonFactory, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
+    state = {}
+    if backend == "postgresql":
+        state["state"] = request.getfixturevalue("postgres").database()
     daemon = daemon_factory(
-        (REPO / "policies" / "restart-unhealthy-container.yaml").read_text(), dry_run=True
+        (REPO / "policies" / "restart-unhealthy-container.yaml").read_text(), dry_run=True, **state
     )
     daemon.start()
-    body = {
-        "alerts": [
-            {
-                "labels": {
-                    "alertname": "ContainerUnhealthy",
-                    "name": "web-1",
-                    "severity": "warning",
-                },
-                "startsAt": "2026-11-22T10:00:00Z",
-            }
-        ]
-    }
-    assert daemon.webhook(body)[0] == 200
+    assert daemon.webhook(UNHEALTHY_WEB_1)[0] == 200
     payload = tmp_path / "again.json"
-    payload.write_text(json.dumps(body))
+    payload.write_text(json.dumps(UNHEALTHY_WEB_1))
     done = cli("simulate", str(payload), "--config", "remediator.yaml", cwd=daemon.folder)
     assert done.returncode == 0, done.stderr
-    assert "would be deduplicated" in done.stdout
+    assert "would be deduplicated" in done.stdout  # it read the store's claim
     assert [d["outcome"] for d in daemon.decisions()] == ["dry_run"]  # simulate wrote nothing
 
 
-def test_simulate_reads_a_postgresql_store_without_changing_it(
-    daemon_factory: DaemonFactory, postgres: Postgres, tmp_path: Path
-) -> None:
-    policy = (REPO / "policies" / "restart-unhealthy-container.yaml").read_text()
-    daemon = daemon_factory(policy, dry_run=True, state=postgres.database())
-    daemon.start()
-    body = {
-        "alerts": [
-            {
-                "labels": {
-                    "alertname": "ContainerUnhealthy",
-                    "name": "web-1",
-                    "severity": "warning",
-                },
-                "startsAt": "2026-11-22T10:00:00Z",
-            }
-        ]
-    }
-    assert daemon.webhook(body)[0] == 200
-    payload = tmp_path / "again.json"
-    payload.write_text(json.dumps(body))
-    done = cli("simulate", str(payload), "--config", "remediator.yaml", cwd=daemon.folder)
-    assert done.returncode == 0, done.stderr
-    assert "would be deduplicated" in done.stdout  # it read the shared store's claim
-    assert [d["outcome"] for d in daemon.decisions()] == ["dry_run"]  # and wrote nothing
+def test_simulate_never_creates_a_postgresql_schema(postgres: Postgres, tmp_path: Path) -> None:
+    payload = tmp_path / "alert.json"
+    payload.write_text(json.dumps(UNHEALTHY_WEB_1))
     # A database remediator never used: simulated against empty state, and left empty.
     empty = postgres.database()
     (tmp_path / "remediator.yaml").write_text(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sqlite3
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from tests.fixtures.alertmanager import AlertmanagerFactory, firing
+from tests.fixtures.alertmanager import AlertmanagerFactory, container_down, firing
 from tests.fixtures.daemon import AM_TOKEN, DaemonFactory
 from tests.fixtures.docker_engine import DockerEngine
 from tests.fixtures.procs import wait_for
@@ -23,22 +22,6 @@ guards: {cooldown: 10m}
 """
 
 
-def _body(container: str, starts: datetime) -> dict[str, Any]:
-    return {
-        "version": "4",
-        "status": "firing",
-        "alerts": [
-            {
-                "status": "firing",
-                "labels": {"alertname": "ContainerDown", "container": container},
-                "annotations": {},
-                "startsAt": starts.isoformat().replace("+00:00", "Z"),
-                "endsAt": "0001-01-01T00:00:00Z",
-            }
-        ],
-    }
-
-
 def test_kill_during_an_action_records_interrupted_and_never_reruns(
     daemon_factory: DaemonFactory, docker_cleanup: DockerEngine
 ) -> None:
@@ -47,7 +30,7 @@ def test_kill_during_an_action_records_interrupted_and_never_reruns(
     before = docker.started_at_ns("web-slow")
     daemon = daemon_factory(POLICY % "4s", docker={"url": docker.url})
     daemon.start()
-    body = _body("web-slow", datetime.now(UTC))
+    body = container_down("web-slow", datetime.now(UTC))
     assert daemon.webhook(body)[0] == 200
     wait_for(lambda: daemon.events("action.started"), timeout=20, what="the action to start")
     daemon.kill9()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
+from tests.fixtures.alertmanager import container_down
 from tests.fixtures.daemon import Daemon, DaemonFactory
 from tests.fixtures.docker_engine import DockerEngine
 from tests.fixtures.postgres import Postgres
@@ -28,22 +29,6 @@ action:
 guards: %s
 """
 LEASE = "3s"
-
-
-def _body(container: str, starts: datetime) -> dict[str, Any]:
-    return {
-        "version": "4",
-        "status": "firing",
-        "alerts": [
-            {
-                "status": "firing",
-                "labels": {"alertname": "ContainerDown", "container": container},
-                "annotations": {},
-                "startsAt": starts.isoformat().replace("+00:00", "Z"),
-                "endsAt": "0001-01-01T00:00:00Z",
-            }
-        ],
-    }
 
 
 def _by(decisions: list[dict[str, Any]], outcome: str) -> list[dict[str, Any]]:
@@ -151,7 +136,7 @@ def test_one_alert_sent_to_both_replicas_30_times_restarts_once(
     web = _container(docker, "web-r1")
     since = time.time_ns()
     a, b = _pair(daemon_factory, postgres.database(), POLICY % ("1s", "{cooldown: 10m}"), docker)
-    body = _body("web-r1", datetime.now(UTC) - timedelta(minutes=1))
+    body = container_down("web-r1", datetime.now(UTC) - timedelta(minutes=1))
 
     # Two HA Alertmanagers, each delivering to a different replica, all at once.
     answers = _at_once([partial((a, b)[i % 2].webhook, body) for i in range(30)])
@@ -186,7 +171,10 @@ def test_a_burst_across_both_replicas_executes_exactly_the_rate_limit(
     starts = datetime.now(UTC) - timedelta(minutes=1)
 
     answers = _at_once(
-        [partial((a, b)[i % 2].webhook, _body(name, starts)) for i, name in enumerate(names)]
+        [
+            partial((a, b)[i % 2].webhook, container_down(name, starts))
+            for i, name in enumerate(names)
+        ]
     )
     assert [status for status, _ in answers] == [200] * len(names), answers
     outcomes = sorted(answer["decisions"][0]["outcome"] for _, answer in answers)
@@ -217,7 +205,7 @@ def test_an_approval_requested_on_one_replica_is_approved_on_the_other_once(
     starts = datetime.now(UTC) - timedelta(minutes=1)
 
     # Requested on A, approved through B: B takes it and runs it.
-    status, answer = a.webhook(_body("web-a1", starts))
+    status, answer = a.webhook(container_down("web-a1", starts))
     [requested] = answer["decisions"]
     assert status == 200 and requested["outcome"] == "awaiting_approval"
     approval = requested["approval_id"]
@@ -236,7 +224,7 @@ def test_an_approval_requested_on_one_replica_is_approved_on_the_other_once(
     assert not a.events("action.started")
 
     # Two approvers click at the same moment on different replicas: the first one wins.
-    status, answer = b.webhook(_body("web-a2", starts))
+    status, answer = b.webhook(container_down("web-a2", starts))
     [requested] = answer["decisions"]
     assert status == 200 and requested["outcome"] == "awaiting_approval"
     approval = requested["approval_id"]
@@ -273,7 +261,7 @@ def test_postgres_down_answers_503_and_back_up_recovers_without_a_restart(
     since = time.time_ns()
     server = postgres_factory()
     a, b = _pair(daemon_factory, server.database(), POLICY % ("1s", "{cooldown: 10m}"), docker)
-    body = _body("web-p1", datetime.now(UTC) - timedelta(minutes=1))
+    body = container_down("web-p1", datetime.now(UTC) - timedelta(minutes=1))
 
     server.stop()
     for replica in (a, b):
@@ -326,9 +314,11 @@ def test_a_replica_killed_mid_action_is_recorded_interrupted_by_the_other_never_
     since = time.time_ns()
     a, b = _pair(daemon_factory, postgres.database(), POLICY % ("4s", "{cooldown: 10m}"), docker)
     starts = datetime.now(UTC) - timedelta(minutes=1)
-    body = _body("web-k1", starts)
+    body = container_down("web-k1", starts)
 
-    answers = _at_once([partial(a.webhook, body), partial(b.webhook, _body("web-k2", starts))])
+    answers = _at_once(
+        [partial(a.webhook, body), partial(b.webhook, container_down("web-k2", starts))]
+    )
     assert [(s, answer["decisions"][0]["outcome"]) for s, answer in answers] == [
         (200, "executing"),
         (200, "executing"),
