@@ -1,12 +1,16 @@
 """structlog JSON logging with stable event names, and a last-line secret redactor.
 
 Secrets are SecretStr in the config and never passed to a logger on purpose; the redactor
-masks any that reach a log line anyway (an exception message quoting a header, say).
+masks any that reach a log line anyway (an exception message quoting a header, say), and
+`redact` is applied to every reason before it is stored or shown. Records of the standard
+`logging` module (aiohttp, asyncio, the docker and kubernetes clients) go through the same
+processors, so no library line bypasses the redactor or breaks the JSON stream.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any
@@ -14,6 +18,8 @@ from typing import Any
 import structlog
 
 _secrets: tuple[str, ...] = ()
+# scheme://user:password@host -> scheme://***@host: a URL's userinfo is a credential.
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s?#]*)@")
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -22,33 +28,60 @@ def register_secrets(values: Iterable[str]) -> None:
     _secrets = tuple(sorted({v for v in values if len(v) >= 4}, key=len, reverse=True))
 
 
-def _mask(value: str) -> str:
+def redact(value: str) -> str:
+    """`value` with every registered secret masked and every URL's userinfo stripped."""
     for secret in _secrets:
         if secret in value:
             value = value.replace(secret, "***")
+    if "@" in value:
+        value = _USERINFO.sub(r"\g<scheme>***@", value)
     return value
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    if _secrets:
-        for key, value in event.items():
-            if isinstance(value, str):
-                event[key] = _mask(value)
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact(value)
+        elif isinstance(value, list | tuple):
+            event[key] = [redact(v) if isinstance(v, str) else v for v in value]
     return event
 
 
+def _processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        _redact,
+    ]
+
+
 def configure(level: str = "info") -> None:
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    numeric = logging.getLevelName(level.upper())
+    # The standard library's records (aiohttp, asyncio, drivers) are rendered by structlog:
+    # the same JSON shape and the same redactor as our own events.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                *_processors(),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _redact,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    # Library debug lines (the SQLite driver logs every statement) are noise even at debug.
+    root.setLevel(max(numeric, logging.INFO))
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _redact,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        processors=[*_processors(), structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         # Not cached: a logger re-reads the configuration, so tests can re-point stderr.
         cache_logger_on_first_use=False,

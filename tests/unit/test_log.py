@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 
 import pytest
 import structlog
 
 from remediator import log
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """configure() points the root logger at this test's captured stderr: undo it after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers, root.level = handlers, level
 
 
 def test_registered_secrets_are_masked_in_every_field(capsys: pytest.CaptureFixture[str]) -> None:
@@ -25,3 +36,39 @@ def test_registered_secrets_are_masked_in_every_field(capsys: pytest.CaptureFixt
     assert line["reason"] == "Authorization: Bearer ***"
     assert line["who"] == "xy"
     assert "timestamp" in line and line["level"] == "warning"
+
+
+def _last_line(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    line: dict[str, object] = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    return line
+
+
+def test_standard_library_records_are_json_and_redacted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """aiohttp, asyncio and the drivers log through `logging`: same shape, same redactor."""
+    log.configure("info")
+    log.register_secrets(["library-secret-9876"])
+    try:
+        logging.getLogger("aiohttp.client").error(
+            "cannot reach %s with token %s", "http://u:pw@ci.example/x", "library-secret-9876"
+        )
+    finally:
+        log.register_secrets([])
+        structlog.reset_defaults()
+    line = _last_line(capsys)
+    assert line["level"] == "error" and line["logger"] == "aiohttp.client"
+    assert line["event"] == "cannot reach http://***@ci.example/x with token ***"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("GET https://user:pw@host/x failed", "GET https://***@host/x failed"),
+        ("postgresql://r:secret@db:5432/r", "postgresql://***@db:5432/r"),
+        ("mail me at ops@example.com", "mail me at ops@example.com"),
+        ("http://host/path?a=b@c", "http://host/path?a=b@c"),
+    ],
+)
+def test_redact_strips_url_userinfo(text: str, expected: str) -> None:
+    assert log.redact(text) == expected
