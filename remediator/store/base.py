@@ -4,6 +4,10 @@ Writes that decide (claims, decisions, actions, approvals) happen inside one tra
 per webhook so the webhook is acknowledged only after they are all durable. Deciding
 transactions are serialized (one SQLite writer; one advisory lock on PostgreSQL), so a
 claim or a limit read inside one is still true when it commits, on every replica.
+
+Every state change names the state it expects (and, for an action, the replica that holds
+it) in its own UPDATE, so a stale caller changes nothing instead of overwriting what another
+replica settled; every reason and detail is redacted (log.redact) before it is stored.
 """
 
 from __future__ import annotations
@@ -18,13 +22,36 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from remediator.core.alert import Alert
-from remediator.core.approval import Approval, ApprovalState
+from remediator.core.approval import Approval, ApprovalRefused, ApprovalState
 from remediator.core.dedup import Claim
+from remediator.core.outcomes import EXECUTING, PROVISIONAL, Outcome
 from remediator.errors import StoreError
+from remediator.log import redact
 
 # One schema version for both backends; each keeps its own DDL and migrations.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 UNFINISHED = ("pending", "running")
+# Results of an action that never ran because the kill switch or its breaker held it when its
+# turn came: like a decision held at the door, they leave the episode open (provisional).
+HELD = ("paused", "tripped")
+# Decision outcomes set_outcome may still replace: a request waiting for a human and a
+# decision held by a gate that may lift. `executing` may change too, but only once no action
+# of the decision is unfinished: until then the runner's finish_action owns it. Every other
+# outcome is settled history.
+OPEN_OUTCOMES = (Outcome.AWAITING_APPROVAL.value, *sorted(o.value for o in PROVISIONAL))
+# The one decision outcome an action's result (or its interruption) replaces.
+ACTING = EXECUTING
+
+
+def redacted(value: Any) -> Any:
+    """`value` (JSON-like) with log.redact applied to every string in it."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {str(k): redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redacted(v) for v in value]
+    return value
 
 
 def refuse_newer(where: str, version: int) -> None:
@@ -49,6 +76,16 @@ def stale_reason(state: str, owner: str, lease: timedelta | None) -> str:
 class ClaimConflictError(StoreError):
     """A settled claim would be overwritten: another writer decided this episode first.
     A StoreError, so the webhook answers 503 and the sender's retry is deduplicated."""
+
+
+class ApprovalConflictError(StoreError, ApprovalRefused):
+    """save_approval found the approval no longer pending (another replica, click or the
+    expiry decided it first): the transaction rolls back whole, nothing of it commits. It is
+    also an ApprovalRefused with `conflict`, so the API answers 409 and Slack tells the
+    clicker "nothing changed", exactly as for a refusal the engine saw itself."""
+
+    def __init__(self, reason: str) -> None:
+        ApprovalRefused.__init__(self, reason, conflict=True)
 
 
 def replica_name() -> str:
@@ -150,7 +187,10 @@ class NewDecision:
 
 
 class Transaction(Protocol):
-    """Reads see the transaction's own writes; nothing is visible to others before commit."""
+    """Reads see the transaction's own writes; nothing is visible to others before commit.
+
+    Every reason written here is stored redacted (log.redact). A raised error rolls the
+    whole transaction back."""
 
     async def claim(self, policy: str, episode: str) -> Claim | None: ...
     async def put_claim(self, policy: str, episode: str, claim: Claim) -> None:
@@ -172,12 +212,20 @@ class Transaction(Protocol):
         *,
         dry_run: bool,
         now: datetime,
-    ) -> int: ...
+    ) -> int:
+        """A new action held (owned) by this store's replica: only it starts, renews and
+        finishes it."""
+        ...
+
     async def last_action_at(self, policy: str, target: str) -> datetime | None: ...
     async def count_actions(
         self, since: datetime, *, policy: str | None, dry_run: bool | None
     ) -> int: ...
-    async def note_episode(self, alert: Alert, now: datetime) -> None: ...
+    async def note_episode(self, alert: Alert, now: datetime) -> None:
+        """Record a sighting: the first one is kept, `now` is the episode's last-seen time
+        (what keeps its claim from a prune), a resolve stamps its end (only the first)."""
+        ...
+
     async def episode_cycle(self, group: str, cycle: str) -> str:
         """Resolve an Alert.cycle group to its current episode (see core/alert.py)."""
         ...
@@ -189,15 +237,34 @@ class Transaction(Protocol):
         episode: str,
         params: Mapping[str, str],
         context: Mapping[str, object] | None = None,
-    ) -> None: ...
+    ) -> None:
+        """`context` (what the Slack message shows) is stored with every string redacted."""
+        ...
+
     async def approval_params(self, approval_id: str) -> dict[str, str]: ...
     async def expired_approvals(self, now: datetime) -> list[Approval]: ...
-    async def save_approval(self, approval: Approval) -> None: ...
-    async def set_outcome(self, decision_id: int, outcome: str, reason: str) -> None: ...
+    async def save_approval(self, approval: Approval) -> None:
+        """Write `approval`'s state, approvers and decider, only over a `pending` row (a
+        partial approval stays pending). Raises ApprovalConflictError (a StoreError and an
+        ApprovalRefused with conflict: HTTP 409) when the stored row is no longer pending or
+        gone: the first decision wins, a stale one rolls back its whole transaction."""
+        ...
+
+    async def set_outcome(self, decision_id: int, outcome: str, reason: str) -> bool:
+        """Replace the decision's outcome and reason only while it may still change: it is
+        awaiting_approval, provisional (paused, tripped, condition_not_met), or executing
+        with no unfinished action (an action's result is finish_action's). False, with
+        nothing written, when the decision is settled or unknown."""
+        ...
+
     async def approval(self, approval_id: str) -> Approval | None: ...
 
 
 class Store(Protocol):
+    """The state store. Actions carry an owner (the replica whose store added them): only
+    the owner moves them pending -> running -> result, renews their lease or records its own
+    drain; any replica records an expired lease `interrupted`."""
+
     # True when no other process can hold this store's actions (SQLite): at start, whatever
     # is unfinished was left by a dead run. False (PostgreSQL): other replicas may be alive.
     exclusive: bool
@@ -212,28 +279,54 @@ class Store(Protocol):
         """One atomic unit; `commit=False` rolls back at the end (simulate's dry read)."""
         ...
 
-    async def add_repeats(self, counts: Mapping[int, int]) -> None: ...
-    async def start_action(self, action_id: int, now: datetime) -> bool:
-        """pending -> running; False when it is no longer pending (marked interrupted)."""
+    def target_lease(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Held while an action on target `key` runs and is verified: another replica's
+        action on the same target waits for it (a no-op where one process owns the store).
+        Raises StoreError when the store cannot be reached."""
         ...
 
-    async def finish_action(
-        self, action_id: int, outcome: str, reason: str, now: datetime
-    ) -> None: ...
+    async def add_repeats(self, counts: Mapping[int, int], now: datetime | None = None) -> None:
+        """Add repeat counts to decisions, and mark their episodes seen at `now` (default:
+        the store's clock): repeats answered from memory keep an episode's claim alive."""
+        ...
+
+    async def start_action(self, action_id: int, now: datetime) -> bool:
+        """pending -> running, only for an action this store owns; False when it is no longer
+        pending (marked interrupted) or is another replica's."""
+        ...
+
+    async def finish_action(self, action_id: int, outcome: str, reason: str, now: datetime) -> bool:
+        """running -> `outcome`, only for an action this store owns, and its decision (while
+        it is still executing) with it. One exception: a result of ours that comes back after
+        another replica recorded the action `interrupted` (our lease lapsed while it ran)
+        replaces `interrupted`, so the audit ends with what really happened. False, with
+        nothing written, for anything else: another replica's action, one never started,
+        one already finished."""
+        ...
+
     async def heartbeat(self, action_ids: Sequence[int], now: datetime) -> None:
-        """Renew the lease of the unfinished actions this process holds."""
+        """Renew the lease of the unfinished actions this store owns (others' are skipped)."""
         ...
 
     async def interrupt_stale(self, now: datetime, lease: timedelta | None) -> list[Interrupted]:
         """Mark unfinished actions whose lease is older than `lease` (None: all of them)
-        `interrupted`: a dead process's actions are recorded, never re-run. Lease age is
-        measured by the store's clock, so replicas' clocks need not agree."""
+        `interrupted`, whoever owns them: a dead process's actions are recorded, never re-run.
+        Lease age is measured by the store's clock, so replicas' clocks need not agree."""
         ...
 
     async def interrupt_actions(
         self, action_ids: Sequence[int], now: datetime, reason: str
     ) -> list[Interrupted]:
-        """Mark these actions `interrupted` if still unfinished (a drain that timed out)."""
+        """Mark these actions `interrupted` if still unfinished and this store's own (a drain
+        that timed out)."""
+        ...
+
+    async def prune(self, before: datetime) -> dict[str, int]:
+        """Delete audit rows older than `before` in short batches (store/prune.py); returns
+        how many rows of each table went (keys: PRUNE_TABLES). Never a pending approval or
+        an unfinished action, nor their decision; never what dedup still needs: the claim of
+        an episode seen since `before` (note_episode, add_repeats), the decisions it names,
+        the episode row and its cycle."""
         ...
 
     async def decisions(self, limit: int) -> list[DecisionRecord]: ...
@@ -246,7 +339,10 @@ class Store(Protocol):
     async def approval_for_action(self, action_id: int) -> Approval | None: ...
     async def add_approval_event(
         self, approval_id: str, who: str, event: str, detail: str, now: datetime
-    ) -> None: ...
+    ) -> None:
+        """`detail` is stored redacted."""
+        ...
+
     async def approval_events(self, approval_id: str) -> list[dict[str, str]]: ...
     async def get_flag(self, name: str) -> str | None: ...
     async def set_flag(self, name: str, value: str | None) -> None: ...

@@ -10,8 +10,10 @@ each replica's memory. The claims primary key with a never-overwrite upsert is t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,18 +28,24 @@ from remediator.core.approval import Approval
 from remediator.core.dedup import Claim
 from remediator.errors import StoreError
 from remediator.store.base import (
+    ACTING,
+    HELD,
+    OPEN_OUTCOMES,
     SCHEMA_VERSION,
     UNFINISHED,
+    ApprovalConflictError,
     ClaimConflictError,
     DecisionRecord,
     Interrupted,
     NewDecision,
     approval_from_row,
     decision_from_row,
+    redacted,
     refuse_newer,
     replica_name,
     stale_reason,
 )
+from remediator.store.prune import KeyKind, prune_batches
 
 _log = log.get("remediator.store")
 if TYPE_CHECKING:  # generic only in the stubs
@@ -46,6 +54,10 @@ if TYPE_CHECKING:  # generic only in the stubs
 # Advisory lock keys (64-bit, arbitrary but fixed): ASCII "remdecid" and "remmigra".
 DECIDE_LOCK = 0x72656D6465636964
 MIGRATE_LOCK = 0x72656D6D69677261
+# Targets take two-int advisory locks (a lock space apart from the bigint keys above):
+# (TARGET_LOCKS, hashtext(backend/target)). A hash collision only makes two targets wait
+# for each other, never lets one target run twice at once.
+TARGET_LOCKS = 0x72746774
 
 _SCHEMA = """
 CREATE TABLE remediator_schema (version INTEGER NOT NULL);
@@ -96,7 +108,26 @@ CREATE INDEX approval_events_approval ON approval_events (approval_id, id);
 # The first PostgreSQL schema is version 4 (SQLite's 1-3 predate this store). Later
 # versions add their statements here, keyed by the version they produce.
 _FIRST_VERSION = 4
-_MIGRATIONS: dict[int, str] = {}
+_MIGRATIONS: dict[int, str] = {
+    # Retention (as SQLite's 5): when an episode was last seen, and the indexes a prune's
+    # "is anything still pointing at it" checks need. An episode recorded before this version
+    # counts as seen now, so it keeps its claim a whole retention window after the upgrade.
+    5: """
+ALTER TABLE episodes ADD COLUMN last_seen TIMESTAMPTZ;
+UPDATE episodes SET last_seen = clock_timestamp();
+CREATE INDEX claims_episode ON claims (episode);
+CREATE INDEX claims_decision ON claims (decision_id);
+CREATE INDEX claims_dedup ON claims (dedup_decision_id);
+CREATE INDEX actions_decision ON actions (decision_id);
+""",
+}
+# The decision row `decisions` may still change (base.OPEN_OUTCOMES; `executing` only once
+# none of its actions is unfinished). $4..$6: OPEN_OUTCOMES, ACTING, UNFINISHED.
+_OUTCOME_OPEN = (
+    "(decisions.outcome = ANY($4::text[]) OR (decisions.outcome = $5 AND NOT EXISTS "
+    "(SELECT 1 FROM actions WHERE actions.decision_id = decisions.id "
+    "AND actions.state = ANY($6::text[]))))"
+)
 
 # What a down, restarting or unreachable server raises; all of it is "store unavailable".
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -183,19 +214,23 @@ class PgTransaction:
             decision.action,
             decision.target,
             decision.outcome,
-            decision.reason,
+            log.redact(decision.reason),
             decision.approval_id,
             decision.repeats,
         )
         return decision_id
 
-    async def set_outcome(self, decision_id: int, outcome: str, reason: str) -> None:
-        await self.conn.execute(
-            "UPDATE decisions SET outcome = $1, reason = $2 WHERE id = $3",
+    async def set_outcome(self, decision_id: int, outcome: str, reason: str) -> bool:
+        status = await self.conn.execute(
+            f"UPDATE decisions SET outcome = $1, reason = $2 WHERE id = $3 AND {_OUTCOME_OPEN}",  # noqa: S608  # constants, not input
             outcome,
-            reason,
+            log.redact(reason),
             decision_id,
+            list(OPEN_OUTCOMES),
+            ACTING,
+            list(UNFINISHED),
         )
+        return bool(status == "UPDATE 1")
 
     async def add_action(
         self,
@@ -245,12 +280,14 @@ class PgTransaction:
         return count
 
     async def note_episode(self, alert: Alert, now: datetime) -> None:
-        """First sight of an episode is kept; a resolve stamps its end (only the first one)."""
+        """First sight of an episode is kept, every sight moves last_seen (never back); a
+        resolve stamps its end (only the first one)."""
         await self.conn.execute(
             "INSERT INTO episodes (episode, source, fingerprint, alertname, labels, starts_at, "
-            "first_seen, resolved_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            "first_seen, resolved_at, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7) "
             "ON CONFLICT (episode) DO UPDATE "
-            "SET resolved_at = coalesce(episodes.resolved_at, excluded.resolved_at)",
+            "SET resolved_at = coalesce(episodes.resolved_at, excluded.resolved_at), "
+            "last_seen = greatest(episodes.last_seen, episodes.first_seen, excluded.last_seen)",
             alert.episode,
             alert.source,
             alert.fingerprint,
@@ -311,7 +348,7 @@ class PgTransaction:
             approval.target,
             json.dumps(dict(params)),
             episode,
-            json.dumps(dict(context or {})),
+            json.dumps(redacted(dict(context or {}))),
             approval.state.value,
             approval.requested_at,
             approval.expires_at,
@@ -322,13 +359,21 @@ class PgTransaction:
         )
 
     async def save_approval(self, approval: Approval) -> None:
-        await self.conn.execute(
-            "UPDATE approvals SET state = $1, approved_by = $2, decided_by = $3 WHERE id = $4",
+        status = await self.conn.execute(
+            "UPDATE approvals SET state = $1, approved_by = $2, decided_by = $3 "
+            "WHERE id = $4 AND state = 'pending'",
             approval.state.value,
             json.dumps(list(approval.approved_by)),
             approval.decided_by,
             approval.id,
         )
+        if status != "UPDATE 1":
+            state = await self.conn.fetchval(
+                "SELECT state FROM approvals WHERE id = $1", approval.id
+            )
+            if state is None:
+                raise ApprovalConflictError(f"approval {approval.id} does not exist (any more)")
+            raise ApprovalConflictError(f"approval {approval.id} is already {state}")
 
     async def approval(self, approval_id: str) -> Approval | None:
         row = await self.conn.fetchrow("SELECT * FROM approvals WHERE id = $1", approval_id)
@@ -347,6 +392,42 @@ class PgTransaction:
 
 def _same(value: datetime) -> datetime:
     return value
+
+
+# `:name` parameters of store/prune.py's statements (not `::type` casts).
+_NAMED = re.compile(r"(?<![:\w]):([a-z_]+)")
+
+
+def _positional(sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """`:name` parameters as asyncpg's $1, $2, ... and their values in that order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _NAMED.sub(number, sql), [params[name] for name in names]
+
+
+class _PruneBatch:
+    """store/prune.py's PruneBatch on one PostgreSQL transaction: a key list is an array."""
+
+    def __init__(self, conn: _Conn) -> None:
+        self.conn = conn
+
+    def keys_sql(self, sql: str, kind: KeyKind) -> str:
+        array = "bigint[]" if kind == "int" else "text[]"
+        return sql.replace("{keys}", f"SELECT unnest(:keys::{array})")
+
+    async def keys(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+        query, args = _positional(sql, params)
+        return [row[0] for row in await self.conn.fetch(query, *args)]
+
+    async def delete(self, sql: str, params: Mapping[str, Any]) -> int:
+        query, args = _positional(sql, params)
+        status = await self.conn.execute(query, *args)
+        return int(status.split()[-1])
 
 
 class PostgresStore:
@@ -389,6 +470,35 @@ class PostgresStore:
         except BaseException:
             await self.close()
             raise
+
+    @asynccontextmanager
+    async def target_lease(self, key: str) -> AsyncIterator[None]:
+        """One action per target across replicas: a session advisory lock on a connection
+        of its own (not the pool's, which must stay free for decisions), held through the
+        action and its verification, released by closing it, also when the process dies."""
+        try:
+            conn = await asyncpg.connect(
+                self._url, timeout=10, server_settings={"application_name": "remediator-target"}
+            )
+        except (*_DB_ERRORS, ValueError) as exc:
+            raise _unavailable(exc) from None
+        try:
+            delay = 0.05
+            while True:
+                try:
+                    got = await conn.fetchval(
+                        "SELECT pg_try_advisory_lock($1, hashtext($2))", TARGET_LOCKS, key
+                    )
+                except _DB_ERRORS as exc:
+                    raise _unavailable(exc) from None
+                if got:
+                    break
+                await asyncio.sleep(delay)  # another replica acts on this target: wait
+                delay = min(delay * 2, 1.0)
+            yield
+        finally:
+            with contextlib.suppress(*_DB_ERRORS):
+                await asyncio.shield(conn.close(timeout=5))
 
     async def _migrate(self) -> None:
         """Under a session advisory lock: one replica migrates, the others wait and re-read."""
@@ -501,13 +611,26 @@ class PostgresStore:
         except _DB_ERRORS as exc:
             raise _unavailable(exc) from None
 
-    async def add_repeats(self, counts: Mapping[int, int]) -> None:
+    async def add_repeats(self, counts: Mapping[int, int], now: datetime | None = None) -> None:
         if not counts:
             return
         async with self._plain() as conn:
+            # Repeats answered from memory are sightings too: a long-firing alert that
+            # Alertmanager keeps re-sending keeps its claim (see store/prune.py). SKIP LOCKED:
+            # an episode row a deciding transaction holds is being stamped by it right now,
+            # and never waiting here means a flush cannot deadlock with a webhook.
+            await conn.execute(
+                "UPDATE episodes SET last_seen = greatest(last_seen, first_seen, $1) "
+                "WHERE episode IN (SELECT e.episode FROM episodes AS e JOIN decisions AS d "
+                "ON d.episode = e.episode WHERE d.id = ANY($2::bigint[]) "
+                "FOR UPDATE OF e SKIP LOCKED)",
+                now or datetime.now(UTC),
+                list(counts),
+            )
+            # In id order: two replicas flushing the same decisions take their locks alike.
             await conn.executemany(
                 "UPDATE decisions SET repeats = repeats + $1 WHERE id = $2",
-                [(n, decision_id) for decision_id, n in counts.items()],
+                [(counts[decision_id], decision_id) for decision_id in sorted(counts)],
             )
 
     async def start_action(self, action_id: int, now: datetime) -> bool:
@@ -515,28 +638,48 @@ class PostgresStore:
             status = await conn.execute(
                 "UPDATE actions SET state = 'running', started_at = $1, "
                 "heartbeat_at = clock_timestamp() "
-                "WHERE id = $2 AND state = 'pending'",
+                "WHERE id = $2 AND state = 'pending' AND owner = $3",
                 now,
                 action_id,
+                self._owner,
             )
         return bool(status == "UPDATE 1")
 
-    async def finish_action(self, action_id: int, outcome: str, reason: str, now: datetime) -> None:
+    async def finish_action(self, action_id: int, outcome: str, reason: str, now: datetime) -> bool:
+        if outcome in UNFINISHED:
+            raise ValueError(f"{outcome} is not a result")
+        reason = log.redact(reason)
         async with self._plain() as conn:
+            # Ours and running; or ours, started, and recorded interrupted by another replica
+            # while it ran (our lease lapsed): the real result replaces `interrupted`. A sweep
+            # holding the row (FOR UPDATE) makes this wait and re-check the new state.
             decision_id = await conn.fetchval(
-                "UPDATE actions SET state = $1, finished_at = $2, reason = $3 WHERE id = $4 "
-                "RETURNING decision_id",
+                "UPDATE actions SET state = $1, finished_at = $2, reason = $3 "
+                "WHERE id = $4 AND owner = $5 AND (state = 'running' "
+                "OR (state = 'interrupted' AND started_at IS NOT NULL)) RETURNING decision_id",
                 outcome,
                 now,
                 reason,
                 action_id,
+                self._owner,
             )
+            if decision_id is None:
+                return False
             await conn.execute(
-                "UPDATE decisions SET outcome = $1, reason = $2 WHERE id = $3",
+                "UPDATE decisions SET outcome = $1, reason = $2 WHERE id = $3 "
+                "AND outcome IN ($4, 'interrupted')",
                 outcome,
                 reason,
                 decision_id,
+                ACTING,
             )
+            if outcome in HELD:  # never ran: the episode stays open, as a held decision does
+                await conn.execute(
+                    "UPDATE claims SET outcome = $1, provisional = TRUE WHERE decision_id = $2",
+                    outcome,
+                    decision_id,
+                )
+        return True
 
     async def heartbeat(self, action_ids: Sequence[int], now: datetime) -> None:
         if not action_ids:
@@ -544,8 +687,9 @@ class PostgresStore:
         async with self._plain() as conn:
             await conn.execute(
                 "UPDATE actions SET heartbeat_at = clock_timestamp() "
-                "WHERE id = ANY($1::bigint[]) AND state = ANY($2::text[])",
+                "WHERE id = ANY($1::bigint[]) AND owner = $2 AND state = ANY($3::text[])",
                 list(action_ids),
+                self._owner,
                 list(UNFINISHED),
             )
 
@@ -560,10 +704,11 @@ class PostgresStore:
                 list(UNFINISHED),
                 lease,
             )
-            return [
+            found = [
                 await _interrupt(conn, row, stale_reason(row["state"], row["owner"], lease), now)
                 for row in rows
             ]
+        return [item for item in found if item is not None]
 
     async def interrupt_actions(
         self, action_ids: Sequence[int], now: datetime, reason: str
@@ -573,11 +718,23 @@ class PostgresStore:
         async with self._plain() as conn:
             rows = await conn.fetch(
                 "SELECT id, policy, type FROM actions WHERE id = ANY($1::bigint[]) "
-                "AND state = ANY($2::text[]) FOR UPDATE",
+                "AND owner = $2 AND state = ANY($3::text[]) FOR UPDATE",
                 list(action_ids),
+                self._owner,
                 list(UNFINISHED),
             )
-            return [await _interrupt(conn, row, reason, now) for row in rows]
+            found = [await _interrupt(conn, row, reason, now) for row in rows]
+        return [item for item in found if item is not None]
+
+    async def prune(self, before: datetime) -> dict[str, int]:
+        @asynccontextmanager
+        async def batch() -> AsyncIterator[_PruneBatch]:
+            # The decision lock, one batch at a time: no decision (a re-sent episode stamping
+            # its last_seen, a claim being read) runs between a batch's check and its delete.
+            async with self.transaction() as tx:
+                yield _PruneBatch(tx.conn)
+
+        return await prune_batches(batch, before)
 
     async def decisions(self, limit: int) -> list[DecisionRecord]:
         rows = await self._fetch("SELECT * FROM decisions ORDER BY id DESC LIMIT $1", limit)
@@ -636,7 +793,7 @@ class PostgresStore:
                 approval_id,
                 who,
                 event,
-                detail,
+                log.redact(detail),
             )
 
     async def approval_events(self, approval_id: str) -> list[dict[str, str]]:
@@ -679,18 +836,25 @@ async def _rollback(tx: asyncpg.transaction.Transaction) -> None:
         await tx.rollback()
 
 
-async def _interrupt(conn: _Conn, row: asyncpg.Record, reason: str, now: datetime) -> Interrupted:
-    await conn.execute(
-        "UPDATE actions SET state = 'interrupted', finished_at = $1, reason = $2 WHERE id = $3",
+async def _interrupt(
+    conn: _Conn, row: asyncpg.Record, reason: str, now: datetime
+) -> Interrupted | None:
+    reason = log.redact(reason)
+    decision_id = await conn.fetchval(
+        "UPDATE actions SET state = 'interrupted', finished_at = $1, reason = $2 "
+        "WHERE id = $3 AND state = ANY($4::text[]) RETURNING decision_id",
         now,
         reason,
         row["id"],
+        list(UNFINISHED),
     )
+    if decision_id is None:
+        return None
     await conn.execute(
-        "UPDATE decisions SET outcome = 'interrupted', reason = $1 WHERE id = "
-        "(SELECT decision_id FROM actions WHERE id = $2)",
+        "UPDATE decisions SET outcome = 'interrupted', reason = $1 WHERE id = $2 AND outcome = $3",
         reason,
-        row["id"],
+        decision_id,
+        ACTING,
     )
     return Interrupted(row["id"], row["policy"], row["type"], reason)
 

@@ -16,24 +16,32 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from remediator.core.alert import Alert
 from remediator.core.approval import Approval
 from remediator.core.dedup import Claim
 from remediator.errors import StoreError
+from remediator.log import redact
 from remediator.store.base import (
+    ACTING,
+    HELD,
+    OPEN_OUTCOMES,
     SCHEMA_VERSION,
     UNFINISHED,
+    ApprovalConflictError,
     ClaimConflictError,
     DecisionRecord,
     Interrupted,
     NewDecision,
     approval_from_row,
     decision_from_row,
+    redacted,
     refuse_newer,
     replica_name,
     stale_reason,
 )
+from remediator.store.prune import KeyKind, prune_batches
 
 _SCHEMA = """
 CREATE TABLE episodes (
@@ -83,7 +91,34 @@ _MIGRATIONS = {
     # Action leases: which process holds an action and when it last said it is alive.
     4: "ALTER TABLE actions ADD COLUMN owner TEXT NOT NULL DEFAULT ''; "
     "ALTER TABLE actions ADD COLUMN heartbeat_at TEXT;",
+    # Retention: when an episode was last seen (what keeps its claim from a prune), and the
+    # indexes a prune's "is anything still pointing at it" checks need. An episode recorded
+    # before this version counts as seen now: its repeats were never stamped, so it keeps
+    # its claim for a whole retention window after the upgrade rather than lose it early.
+    5: "ALTER TABLE episodes ADD COLUMN last_seen TEXT; "
+    "UPDATE episodes SET last_seen = strftime('%Y-%m-%dT%H:%M:%f000Z', 'now'); "
+    "CREATE INDEX claims_episode ON claims (episode); "
+    "CREATE INDEX claims_decision ON claims (decision_id); "
+    "CREATE INDEX claims_dedup ON claims (dedup_decision_id); "
+    "CREATE INDEX actions_decision ON actions (decision_id); "
+    "CREATE INDEX approvals_decision ON approvals (decision_id); "
+    "CREATE INDEX approval_events_approval ON approval_events (approval_id, id);",
 }
+# The decision row `decisions` may still change (base.OPEN_OUTCOMES; `executing` only once
+# none of its actions is unfinished).
+_OUTCOME_OPEN = (
+    f"(decisions.outcome IN ({', '.join('?' * len(OPEN_OUTCOMES))}) OR "  # noqa: S608  # placeholders only
+    "(decisions.outcome = ? AND NOT EXISTS (SELECT 1 FROM actions WHERE "
+    "actions.decision_id = decisions.id AND actions.state IN (?, ?))))"
+)
+_OUTCOME_OPEN_ARGS = (*OPEN_OUTCOMES, ACTING, *UNFINISHED)
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    """ROLLBACK, queued after whatever the connection's thread still has to run, and shielded
+    so a second cancellation cannot skip it; "no transaction is active" is fine."""
+    with contextlib.suppress(sqlite3.Error, ValueError):
+        await asyncio.shield(db.execute("ROLLBACK"))
 
 
 def _ts(value: datetime) -> str:
@@ -103,6 +138,16 @@ def _parse(value: str) -> datetime:
 
 def _approval(row: sqlite3.Row) -> Approval:
     return approval_from_row(row, _parse)
+
+
+def _busy(exc: BaseException) -> bool:
+    """SQLITE_BUSY (any extended code): another connection holds a lock right now."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (
+        isinstance(exc, sqlite3.OperationalError)
+        and code is not None
+        and (code & 0xFF == sqlite3.SQLITE_BUSY)
+    )
 
 
 class SqliteTransaction:
@@ -166,18 +211,19 @@ class SqliteTransaction:
                 decision.action,
                 decision.target,
                 decision.outcome,
-                decision.reason,
+                redact(decision.reason),
                 decision.approval_id,
                 decision.repeats,
             ),
         )
         return _row_id(cursor.lastrowid)
 
-    async def set_outcome(self, decision_id: int, outcome: str, reason: str) -> None:
-        await self.db.execute(
-            "UPDATE decisions SET outcome = ?, reason = ? WHERE id = ?",
-            (outcome, reason, decision_id),
+    async def set_outcome(self, decision_id: int, outcome: str, reason: str) -> bool:
+        cursor = await self.db.execute(
+            f"UPDATE decisions SET outcome = ?, reason = ? WHERE id = ? AND {_OUTCOME_OPEN}",  # noqa: S608  # constants, not input
+            (outcome, redact(reason), decision_id, *_OUTCOME_OPEN_ARGS),
         )
+        return cursor.rowcount == 1
 
     async def add_action(
         self,
@@ -229,11 +275,15 @@ class SqliteTransaction:
         return int(row[0]) if row else 0
 
     async def note_episode(self, alert: Alert, now: datetime) -> None:
-        """First sight of an episode is kept; a resolve stamps its end (only the first one)."""
+        """First sight of an episode is kept, every sight moves last_seen (never back); a
+        resolve stamps its end (only the first one)."""
         await self.db.execute(
             "INSERT INTO episodes (episode, source, fingerprint, alertname, labels, starts_at, "
-            "first_seen, resolved_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (episode) DO UPDATE "
-            "SET resolved_at = coalesce(episodes.resolved_at, excluded.resolved_at)",
+            "first_seen, resolved_at, last_seen) VALUES (?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (episode) DO UPDATE "
+            "SET resolved_at = coalesce(episodes.resolved_at, excluded.resolved_at), "
+            "last_seen = max(coalesce(episodes.last_seen, episodes.first_seen), "
+            "excluded.last_seen)",
             (
                 alert.episode,
                 alert.source,
@@ -243,6 +293,7 @@ class SqliteTransaction:
                 _ts(alert.starts_at),
                 _ts(now),
                 _ts(now) if alert.status == "resolved" else None,
+                _ts(now),
             ),
         )
 
@@ -293,7 +344,7 @@ class SqliteTransaction:
                 approval.target,
                 json.dumps(dict(params)),
                 episode,
-                json.dumps(dict(context or {})),
+                json.dumps(redacted(dict(context or {}))),
                 approval.state.value,
                 _ts(approval.requested_at),
                 _ts(approval.expires_at),
@@ -305,8 +356,9 @@ class SqliteTransaction:
         )
 
     async def save_approval(self, approval: Approval) -> None:
-        await self.db.execute(
-            "UPDATE approvals SET state = ?, approved_by = ?, decided_by = ? WHERE id = ?",
+        cursor = await self.db.execute(
+            "UPDATE approvals SET state = ?, approved_by = ?, decided_by = ? "
+            "WHERE id = ? AND state = 'pending'",
             (
                 approval.state.value,
                 json.dumps(list(approval.approved_by)),
@@ -314,6 +366,9 @@ class SqliteTransaction:
                 approval.id,
             ),
         )
+        if cursor.rowcount != 1:
+            row = await self._one("SELECT state FROM approvals WHERE id = ?", (approval.id,))
+            raise ApprovalConflictError(_not_pending(approval.id, row[0] if row else None))
 
     async def approval(self, approval_id: str) -> Approval | None:
         row = await self._one("SELECT * FROM approvals WHERE id = ?", (approval_id,))
@@ -328,6 +383,30 @@ class SqliteTransaction:
             "SELECT * FROM approvals WHERE state = 'pending' AND expires_at <= ?", (_ts(now),)
         ) as cursor:
             return [_approval(row) for row in await cursor.fetchall()]
+
+
+def _not_pending(approval_id: str, state: str | None) -> str:
+    if state is None:
+        return f"approval {approval_id} does not exist (any more)"
+    return f"approval {approval_id} is already {state}"
+
+
+class _PruneBatch:
+    """store/prune.py's PruneBatch on one SQLite transaction: a key list is a JSON array."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    def keys_sql(self, sql: str, kind: KeyKind) -> str:
+        return sql.replace("{keys}", "SELECT value FROM json_each(:keys)")
+
+    async def keys(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+        async with self.db.execute(sql, dict(params)) as cursor:
+            return [row[0] for row in await cursor.fetchall()]
+
+    async def delete(self, sql: str, params: Mapping[str, Any]) -> int:
+        cursor = await self.db.execute(sql, {**params, "keys": json.dumps(list(params["keys"]))})
+        return int(cursor.rowcount)
 
 
 async def _join_worker(connection: aiosqlite.Connection) -> None:
@@ -359,7 +438,7 @@ class SqliteStore:
             self._db.row_factory = sqlite3.Row
             await self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             if self._path != ":memory:":
-                await self._db.execute("PRAGMA journal_mode = WAL")
+                await self._wal(self._db)
             # FULL: an acknowledged decision must survive power loss, not a process crash only.
             await self._db.execute("PRAGMA synchronous = FULL")
             await self._migrate()
@@ -371,6 +450,31 @@ class SqliteStore:
             # non-daemon thread running: it would keep the process from exiting.
             await self.close()
             raise
+
+    async def _wal(self, db: aiosqlite.Connection) -> None:
+        """PRAGMA journal_mode = WAL, retried on SQLITE_BUSY for up to busy_timeout.
+
+        Switching a new file to WAL reads its header (a read transaction), then upgrades to
+        the exclusive lock to rewrite it. SQLite calls the busy handler only while no
+        transaction is open (sqlite3BtreeBeginTrans: two connections upgrading their read
+        locks would otherwise wait for each other forever), so busy_timeout does not apply
+        to that upgrade: whenever another connection holds any lock at that instant (a second
+        replica opening the same new file, or its migration), the pragma fails at once with
+        "database is locked" (4 processes opening a new file at once: 3 to 21 rounds in 200).
+        The failed statement changes nothing and drops its read lock, and once the file is
+        WAL the mode is persistent and later opens need no exclusive lock, so retrying is
+        sound; random backoff keeps two openers from colliding in step. A flock on a sidecar
+        file would serialise remediator's own openers only (not a sqlite3 shell or a backup
+        tool) and leave a file beside the state; a bounded retry covers any contender.
+        """
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_busy),
+            stop=stop_after_delay(self._busy_timeout_ms / 1000),
+            wait=wait_random_exponential(multiplier=0.005, max=0.1),
+            reraise=True,
+        ):
+            with attempt:
+                await db.execute("PRAGMA journal_mode = WAL")
 
     async def _migrate(self) -> None:
         """Under the write lock (BEGIN IMMEDIATE), like PostgreSQL's advisory lock: two
@@ -421,58 +525,93 @@ class SqliteStore:
                 await db.execute("BEGIN IMMEDIATE")
             except (sqlite3.Error, ValueError) as exc:
                 raise StoreError(f"state store unavailable: {exc}") from None
+            except BaseException:
+                # Cancelled while BEGIN was queued or running in aiosqlite's thread: it still
+                # runs there, so undo it, or the next BEGIN finds a transaction left open.
+                await _rollback(db)
+                raise
             try:
                 yield SqliteTransaction(db, self._owner)
                 await db.execute("COMMIT" if commit else "ROLLBACK")
             except BaseException as exc:
                 # If the connection is gone, nothing was committed either way.
-                with contextlib.suppress(sqlite3.Error, ValueError):
-                    await db.execute("ROLLBACK")
+                await _rollback(db)
                 if isinstance(exc, sqlite3.Error):  # a full disk, a lost file: a 503, retried
                     raise StoreError(f"state store unavailable: {exc}") from None
                 raise
+
+    @asynccontextmanager
+    async def target_lease(self, key: str) -> AsyncIterator[None]:
+        """One process owns a SQLite store: the runner's in-process target locks suffice."""
+        yield
 
     async def _write(self, sql: str, args: Sequence[Any]) -> None:
         async with self.transaction() as tx:
             await tx.db.execute(sql, args)
 
-    async def add_repeats(self, counts: Mapping[int, int]) -> None:
+    async def add_repeats(self, counts: Mapping[int, int], now: datetime | None = None) -> None:
         if not counts:
             return
+        seen = _ts(now or datetime.now(UTC))
         async with self.transaction() as tx:
             await tx.db.executemany(
                 "UPDATE decisions SET repeats = repeats + ? WHERE id = ?",
                 [(n, decision_id) for decision_id, n in counts.items()],
+            )
+            # Repeats answered from memory are sightings too: a long-firing alert that
+            # Alertmanager keeps re-sending keeps its claim (see store/prune.py).
+            await tx.db.execute(
+                "UPDATE episodes SET last_seen = max(coalesce(last_seen, first_seen), ?) "
+                "WHERE episode IN (SELECT episode FROM decisions "
+                "WHERE id IN (SELECT value FROM json_each(?)))",
+                (seen, json.dumps(list(counts))),
             )
 
     async def start_action(self, action_id: int, now: datetime) -> bool:
         async with self.transaction() as tx:
             cursor = await tx.db.execute(
                 "UPDATE actions SET state = 'running', started_at = ?, heartbeat_at = ? "
-                "WHERE id = ? AND state = 'pending'",
-                (_ts(now), _ts(now), action_id),
+                "WHERE id = ? AND state = 'pending' AND owner = ?",
+                (_ts(now), _ts(now), action_id, self._owner),
             )
             return cursor.rowcount == 1
 
-    async def finish_action(self, action_id: int, outcome: str, reason: str, now: datetime) -> None:
+    async def finish_action(self, action_id: int, outcome: str, reason: str, now: datetime) -> bool:
+        if outcome in UNFINISHED:
+            raise ValueError(f"{outcome} is not a result")
+        reason = redact(reason)
         async with self.transaction() as tx:
-            await tx.db.execute(
-                "UPDATE actions SET state = ?, finished_at = ?, reason = ? WHERE id = ?",
-                (outcome, _ts(now), reason, action_id),
+            # Ours and running; or ours, started, and recorded interrupted by another replica
+            # while it ran (our lease lapsed): the real result replaces `interrupted`.
+            cursor = await tx.db.execute(
+                "UPDATE actions SET state = ?, finished_at = ?, reason = ? "
+                "WHERE id = ? AND owner = ? AND (state = 'running' "
+                "OR (state = 'interrupted' AND started_at IS NOT NULL))",
+                (outcome, _ts(now), reason, action_id, self._owner),
             )
+            if cursor.rowcount != 1:
+                return False
             await tx.db.execute(
                 "UPDATE decisions SET outcome = ?, reason = ? WHERE id = "
-                "(SELECT decision_id FROM actions WHERE id = ?)",
-                (outcome, reason, action_id),
+                "(SELECT decision_id FROM actions WHERE id = ?) AND outcome IN (?, 'interrupted')",
+                (outcome, reason, action_id, ACTING),
             )
+            if outcome in HELD:  # never ran: the episode stays open, as a held decision does
+                await tx.db.execute(
+                    "UPDATE claims SET outcome = ?, provisional = 1 WHERE decision_id = "
+                    "(SELECT decision_id FROM actions WHERE id = ?)",
+                    (outcome, action_id),
+                )
+            return True
 
     async def heartbeat(self, action_ids: Sequence[int], now: datetime) -> None:
         if not action_ids:
             return
         async with self.transaction() as tx:
             await tx.db.executemany(
-                "UPDATE actions SET heartbeat_at = ? WHERE id = ? AND state IN (?, ?)",
-                [(_ts(now), action_id, *UNFINISHED) for action_id in action_ids],
+                "UPDATE actions SET heartbeat_at = ? WHERE id = ? AND owner = ? "
+                "AND state IN (?, ?)",
+                [(_ts(now), action_id, self._owner, *UNFINISHED) for action_id in action_ids],
             )
 
     async def interrupt_stale(self, now: datetime, lease: timedelta | None) -> list[Interrupted]:
@@ -486,10 +625,11 @@ class SqliteStore:
         async with self.transaction() as tx:
             async with tx.db.execute(sql, args) as cursor:
                 rows = list(await cursor.fetchall())
-            return [
+            found = [
                 await self._interrupt(tx, row, stale_reason(row["state"], row["owner"], lease), now)
                 for row in rows
             ]
+        return [item for item in found if item is not None]
 
     async def interrupt_actions(
         self, action_ids: Sequence[int], now: datetime, reason: str
@@ -498,28 +638,41 @@ class SqliteStore:
         async with self.transaction() as tx:
             for action_id in action_ids:
                 async with tx.db.execute(
-                    "SELECT id, policy, type FROM actions WHERE id = ? AND state IN (?, ?)",
-                    (action_id, *UNFINISHED),
+                    "SELECT id, policy, type FROM actions WHERE id = ? AND owner = ? "
+                    "AND state IN (?, ?)",
+                    (action_id, self._owner, *UNFINISHED),
                 ) as cursor:
                     row = await cursor.fetchone()
                 if row is not None:
                     found.append(await self._interrupt(tx, row, reason, now))
-        return found
+        return [item for item in found if item is not None]
 
     @staticmethod
     async def _interrupt(
         tx: SqliteTransaction, row: sqlite3.Row, reason: str, now: datetime
-    ) -> Interrupted:
-        await tx.db.execute(
-            "UPDATE actions SET state = 'interrupted', finished_at = ?, reason = ? WHERE id = ?",
-            (_ts(now), reason, row["id"]),
+    ) -> Interrupted | None:
+        reason = redact(reason)
+        cursor = await tx.db.execute(
+            "UPDATE actions SET state = 'interrupted', finished_at = ?, reason = ? "
+            "WHERE id = ? AND state IN (?, ?)",
+            (_ts(now), reason, row["id"], *UNFINISHED),
         )
+        if cursor.rowcount != 1:
+            return None
         await tx.db.execute(
             "UPDATE decisions SET outcome = 'interrupted', reason = ? WHERE id = "
-            "(SELECT decision_id FROM actions WHERE id = ?)",
-            (reason, row["id"]),
+            "(SELECT decision_id FROM actions WHERE id = ?) AND outcome = ?",
+            (reason, row["id"], ACTING),
         )
         return Interrupted(row["id"], row["policy"], row["type"], reason)
+
+    async def prune(self, before: datetime) -> dict[str, int]:
+        @asynccontextmanager
+        async def batch() -> AsyncIterator[_PruneBatch]:
+            async with self.transaction() as tx:  # the writer, for one batch at a time
+                yield _PruneBatch(tx.db)
+
+        return await prune_batches(batch, _ts(before))
 
     async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
@@ -577,7 +730,7 @@ class SqliteStore:
         await self._write(
             "INSERT INTO approval_events (time, approval_id, who, event, detail) "
             "VALUES (?, ?, ?, ?, ?)",
-            (_ts(now), approval_id, who, event, detail),
+            (_ts(now), approval_id, who, event, redact(detail)),
         )
 
     async def approval_events(self, approval_id: str) -> list[dict[str, str]]:

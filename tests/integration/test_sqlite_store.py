@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,42 @@ async def test_a_version_1_store_is_migrated_and_keeps_its_data(tmp_path: Path) 
         assert await tx.episode_cycle("dd:m:1:", "start") == "dd:m:1::1"  # the v2 table works
     await store.close()
     assert _version(path) == SCHEMA_VERSION
+
+
+async def test_a_version_4_store_is_migrated_and_its_episodes_count_as_seen_now(
+    tmp_path: Path,
+) -> None:
+    """v5 stamps when an episode was last seen; what v4 recorded was never stamped, so it
+    counts as seen at the upgrade and keeps its claim a whole retention window."""
+    path = tmp_path / "v4.db"
+    old = datetime.now(UTC) - timedelta(days=60)
+    stamp = old.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            ";".join([store_module._SCHEMA, *(store_module._MIGRATIONS[v] for v in (2, 3, 4))])
+            + ";PRAGMA user_version = 4;"
+        )
+        db.execute(
+            "INSERT INTO episodes (episode, source, fingerprint, alertname, labels, starts_at, "
+            "first_seen) VALUES ('am:fp1:1', 'alertmanager', 'fp1', 'Down', '{}', ?, ?)",
+            (stamp, stamp),
+        )
+        db.execute(
+            "INSERT INTO claims VALUES ('p', 'am:fp1:1', 1, 'executed', 0, 'x', 'web-1', NULL)"
+        )
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        assert (await store.prune(datetime.now(UTC) - timedelta(days=30)))["claims"] == 0
+        async with store.transaction() as tx:
+            assert await tx.claim("p", "am:fp1:1") is not None
+    finally:
+        await store.close()
+    assert _version(path) == SCHEMA_VERSION
+    with sqlite3.connect(path) as db:
+        [(last_seen,)] = db.execute("SELECT last_seen FROM episodes").fetchall()
+    seen = datetime.strptime(last_seen, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert datetime.now(UTC) - timedelta(minutes=5) < seen <= datetime.now(UTC)
 
 
 async def test_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:

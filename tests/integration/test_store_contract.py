@@ -9,23 +9,33 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
+from remediator import log
 from remediator.core.alert import Alert
-from remediator.core.approval import Approval, ApprovalState
+from remediator.core.approval import Approval, ApprovalRefused, ApprovalState
 from remediator.core.dedup import Claim
 from remediator.core.durations import parse_rate
 from remediator.core.outcomes import EXECUTING, Outcome
 from remediator.core.policy import Policy, parse_policies
 from remediator.errors import StoreError
 from remediator.pipeline import Decided, Gates, Settings, decide
-from remediator.store.base import SCHEMA_VERSION, ClaimConflictError, NewDecision, Store
+from remediator.store import postgres as postgres_module
+from remediator.store import prune as prune_module
+from remediator.store.base import (
+    SCHEMA_VERSION,
+    ApprovalConflictError,
+    ClaimConflictError,
+    NewDecision,
+    Store,
+)
 from remediator.store.postgres import PostgresStore
 from remediator.store.sqlite import SqliteStore
 from tests.fixtures.postgres import Postgres
@@ -507,3 +517,338 @@ async def test_postgres_down_is_a_store_error_and_back_up_recovers_by_itself(
         assert len(await store.decisions(10)) == 2  # alert 2 of the outage never committed
     finally:
         await store.close()
+
+
+# --- guarded state changes ------------------------------------------------------------------
+
+
+async def test_an_action_is_started_finished_and_drained_only_by_its_owner(
+    pair: tuple[Store, Store],
+) -> None:
+    owner, other = pair
+    d, a = await _pending_action(owner)
+    assert await other.start_action(a, utcnow()) is False  # another replica's action
+    assert await other.interrupt_actions([a], utcnow(), "their drain") == []
+    assert await owner.start_action(a, utcnow()) is True
+    assert await other.finish_action(a, "executed", "not mine", utcnow()) is False
+    assert await owner.finish_action(a, "failed", "exit 1", utcnow()) is True
+    assert await owner.finish_action(a, "executed", "again", utcnow()) is False  # settled
+    [record] = await other.decisions(10)
+    assert (record.id, record.outcome, record.reason) == (d, "failed", "exit 1")
+
+
+async def test_a_finish_after_another_replica_recorded_interrupted(
+    pair: tuple[Store, Store],
+) -> None:
+    """Only the owner's own late result replaces `interrupted`; nobody else's, and nothing
+    replaces a result once recorded."""
+    owner, other = pair
+    d, a = await _pending_action(owner)
+    assert await owner.start_action(a, utcnow()) is True
+    [found] = await other.interrupt_stale(utcnow(), None)  # owner's lease lapsed, say
+    assert found.action_id == a
+    assert await other.finish_action(a, "executed", "a stranger's result", utcnow()) is False
+    [record] = await owner.decisions(10)
+    assert record.outcome == "interrupted"
+    # The one exception (README "A replica that dies mid-action"): the owner ran it, so its
+    # real result is what happened.
+    assert await owner.finish_action(a, "executed", "restarted in 2s", utcnow()) is True
+    [record] = await other.decisions(10)
+    assert (record.id, record.outcome, record.reason) == (d, "executed", "restarted in 2s")
+    assert await owner.finish_action(a, "failed", "late duplicate", utcnow()) is False
+    assert await other.interrupt_stale(utcnow(), None) == []
+
+
+async def test_an_action_interrupted_before_it_started_takes_no_result(store: Store) -> None:
+    _, a = await _pending_action(store)
+    [found] = await store.interrupt_actions([a], utcnow(), "drain timed out")
+    assert found.action_id == a
+    assert await store.start_action(a, utcnow()) is False
+    assert await store.finish_action(a, "executed", "never ran", utcnow()) is False
+    [record] = await store.decisions(10)
+    assert (record.outcome, record.reason) == ("interrupted", "drain timed out")
+
+
+async def test_an_approval_changes_only_while_pending(store: Store) -> None:
+    async with store.transaction() as tx:
+        d = await tx.add_decision(decision(alert(), "awaiting_approval"))
+        request = replace(approval(d), required=2)
+        await tx.add_approval(request, "am:fp1:1", {})
+        one = replace(request, approved_by=("U1",))
+        await tx.save_approval(one)  # one of two approvers: still pending
+        await tx.save_approval(replace(one, state=ApprovalState.DENIED, decided_by="U2"))
+
+    async def late(state: ApprovalState, approval_id: str = request.id) -> None:
+        async with store.transaction() as tx:
+            await tx.add_decision(decision(alert(2)))
+            await tx.save_approval(replace(request, id=approval_id, state=state, decided_by="U9"))
+
+    for state in (ApprovalState.APPROVED, ApprovalState.EXPIRED, ApprovalState.PENDING):
+        with pytest.raises(ApprovalConflictError, match="is already denied") as caught:
+            await late(state)
+        assert isinstance(caught.value, StoreError)
+        assert isinstance(caught.value, ApprovalRefused) and caught.value.conflict  # API: 409
+    with pytest.raises(ApprovalConflictError, match="does not exist"):
+        await late(ApprovalState.APPROVED, "no-such-id")
+    stored = await store.approval(request.id)
+    assert stored is not None
+    assert (stored.state, stored.approved_by, stored.decided_by) == (
+        ApprovalState.DENIED,
+        ("U1",),
+        "U2",
+    )
+    assert [r.id for r in await store.decisions(10)] == [d]  # the refused ones rolled back
+
+
+async def test_an_outcome_changes_only_while_it_may(store: Store) -> None:
+    async with store.transaction() as tx:
+        waiting = await tx.add_decision(decision(alert(1), "awaiting_approval"))
+        held = await tx.add_decision(decision(alert(2), "paused"))
+        settled = await tx.add_decision(decision(alert(3), "executed"))
+        assert await tx.set_outcome(waiting, "denied", "denied by U1") is True
+        assert await tx.set_outcome(waiting, "executing", "a late approval") is False
+        assert await tx.set_outcome(held, "condition_not_met", "re-decided") is True
+        assert await tx.set_outcome(held, "executing", "approved") is True  # no action yet
+        assert await tx.set_outcome(settled, "failed", "rewritten") is False
+        assert await tx.set_outcome(10**9, "failed", "unknown") is False
+    d, a = await _pending_action(store)
+    async with store.transaction() as tx:  # executing with an unfinished action: the runner's
+        assert await tx.set_outcome(d, "expired", "stale writer") is False
+    assert await store.start_action(a, utcnow()) is True
+    assert await store.finish_action(a, "executed", "ok", utcnow()) is True
+    async with store.transaction() as tx:
+        assert await tx.set_outcome(d, "failed", "stale writer") is False
+        assert await tx.set_outcome(held, "dry_run", "approved; dry run") is True
+    outcomes = {r.id: (r.outcome, r.reason) for r in await store.decisions(10)}
+    assert outcomes == {
+        waiting: ("denied", "denied by U1"),
+        held: ("dry_run", "approved; dry run"),
+        settled: ("executed", "r"),
+        d: ("executed", "ok"),
+    }
+
+
+# --- reasons are stored redacted ------------------------------------------------------------
+
+SECRET = "s3cr3t-t0ken-9f8e7d"
+LEAKY = f"POST https://deploy:hunter2@ci.example/rollback?token={SECRET} answered 500"
+CLEAN = "POST https://***@ci.example/rollback?token=*** answered 500"
+
+
+@pytest.fixture
+def secrets_registered() -> Iterator[None]:
+    log.register_secrets([SECRET])
+    try:
+        yield
+    finally:
+        log.register_secrets([])
+
+
+@pytest.mark.usefixtures("secrets_registered")
+async def test_every_reason_and_detail_is_stored_redacted(store: Store) -> None:
+    leaky_alert = replace(alert(9), annotations={"summary": LEAKY})
+    async with store.transaction() as tx:
+        first = await tx.add_decision(replace(decision(alert(1)), reason=LEAKY))
+        second = await tx.add_decision(decision(alert(2), "awaiting_approval"))
+        assert await tx.set_outcome(second, "denied", LEAKY)
+        request = approval(second)
+        await tx.add_approval(request, "am:fp2:1", {}, {"summary": LEAKY, "labels": [LEAKY]})
+        third = await tx.add_decision(decision(leaky_alert, "awaiting_approval"))
+    finished_decision, finished = await _pending_action(store)
+    await store.start_action(finished, utcnow())
+    assert await store.finish_action(finished, "failed", LEAKY, utcnow())
+    drained_decision, drained = await _pending_action(store)
+    [interrupted] = await store.interrupt_actions([drained], utcnow(), LEAKY)
+    assert interrupted.reason == CLEAN  # what the log and metrics get, too
+    await store.add_approval_event(request.id, "U9", "refused", LEAKY, utcnow())
+    reasons = {r.id: r.reason for r in await store.decisions(10)}
+    assert reasons[first] == reasons[second] == CLEAN
+    assert reasons[finished_decision] == reasons[drained_decision] == CLEAN
+    assert reasons[third] == "r"
+    [event] = await store.approval_events(request.id)
+    assert event["detail"] == CLEAN
+    assert await store.approval_context(request.id) == {"summary": CLEAN, "labels": [CLEAN]}
+    everything = json.dumps(
+        [r.to_api() for r in await store.decisions(10)] + [event], default=str
+    ) + json.dumps(await store.approval_context(request.id))
+    assert SECRET not in everything and "hunter2" not in everything
+
+
+# --- retention ------------------------------------------------------------------------------
+
+DAY = timedelta(days=1)
+
+
+def _at(a: Alert, when: datetime, outcome: str = "executed", **kw: object) -> NewDecision:
+    return replace(decision(a, outcome), time=when, **kw)  # type: ignore[arg-type]
+
+
+async def _decided(
+    store: Store, a: Alert, when: datetime, outcome: str = "executed", policy: str = "p"
+) -> int:
+    """An episode seen at `when` and decided then, with its claim, as the pipeline writes it."""
+    async with store.transaction() as tx:
+        await tx.note_episode(a, when)
+        d = await tx.add_decision(replace(_at(a, when, outcome), policy=policy))
+        await tx.put_claim(policy, a.episode, Claim(d, outcome, False, "docker.restart", "web-1"))
+    return d
+
+
+async def _claimed(store: Store, a: Alert, policy: str = "p") -> Claim | None:
+    async with store.transaction() as tx:
+        return await tx.claim(policy, a.episode)
+
+
+async def test_prune_deletes_old_history_but_never_what_is_pending_or_needed(
+    store: Store,
+) -> None:
+    now = utcnow()
+    old, recent, before = now - 60 * DAY, now - DAY, now - 30 * DAY
+    # Old and settled: an executed action with its approval, events and claim. All of it goes.
+    gone_alert = alert(1)
+    gone = await _decided(store, gone_alert, old, "executed")
+    async with store.transaction() as tx:
+        action = await tx.add_action(
+            gone, "p", "docker.restart", "web-1", {}, dry_run=False, now=old
+        )
+        done = replace(approval(gone), requested_at=old, expires_at=old + DAY)
+        await tx.add_approval(done, gone_alert.episode, {})
+        await tx.save_approval(replace(done, state=ApprovalState.APPROVED, decided_by="U1"))
+    await store.start_action(action, old)
+    await store.finish_action(action, "executed", "ok", old)
+    await store.add_approval_event(done.id, "U1", "approved", "", old)
+    await store.add_approval_event(done.id, "U9", "refused", "not an approver", old)
+    # A long-firing alert: first decided 60 days ago, re-sent by Alertmanager yesterday.
+    firing = alert(2)
+    first = await _decided(store, firing, old)
+    async with store.transaction() as tx:
+        repeat = await tx.add_decision(_at(firing, old + timedelta(minutes=5), "deduplicated"))
+        await tx.put_claim(
+            "p", firing.episode, Claim(first, "executed", False, "docker.restart", "web-1", repeat)
+        )
+        await tx.note_episode(firing, recent)
+    # Another, whose re-sends were answered from memory and only counted.
+    counted = alert(3)
+    counted_first = await _decided(store, counted, old)
+    await store.add_repeats({counted_first: 40}, recent)
+    # Old but still waiting for a human, and old but still unfinished.
+    waiting_alert = alert(4)
+    waiting = await _decided(store, waiting_alert, old, "awaiting_approval")
+    async with store.transaction() as tx:
+        pending = replace(approval(waiting), requested_at=old, expires_at=now + DAY)
+        await tx.add_approval(pending, waiting_alert.episode, {})
+    running_alert = alert(5)
+    running = await _decided(store, running_alert, old, EXECUTING)
+    async with store.transaction() as tx:
+        unfinished = await tx.add_action(
+            running, "p", "docker.restart", "web-5", {}, dry_run=False, now=old
+        )
+    # Recent: untouched.
+    fresh_alert = alert(6)
+    fresh = await _decided(store, fresh_alert, recent)
+    # Datadog cycles: one group unseen for the window goes, one seen yesterday stays.
+    async with store.transaction() as tx:
+        for group, when in (("dd:old", old), ("dd:live", recent)):
+            for cycle in ("start", "end", "start"):
+                episode = await tx.episode_cycle(group, cycle)
+            await tx.note_episode(replace(alert(7), episode=episode), when)
+
+    counts = await store.prune(before)
+
+    assert counts == {
+        "claims": 1,
+        "decisions": 1,
+        "actions": 1,
+        "approvals": 1,
+        "approval_events": 2,
+        "episodes": 2,  # gone_alert's and dd:old:2
+        "cycles": 1,
+    }
+    kept = {r.id for r in await store.decisions(100)}
+    assert kept == {first, repeat, counted_first, waiting, running, fresh}
+    assert await _claimed(store, gone_alert) is None
+    for needed in (firing, counted, waiting_alert, running_alert, fresh_alert):
+        assert await _claimed(store, needed) is not None
+    assert await store.approval(done.id) is None
+    assert await store.approval_events(done.id) == []
+    assert await store.approval(pending.id) == pending
+    assert await store.prune(before) == dict.fromkeys(counts, 0)  # nothing more to do
+    assert await store.start_action(unfinished, now) is True  # still there, still pending
+    async with store.transaction() as tx:
+        assert await tx.episode_cycle("dd:live", "repeat") == "dd:live:2"
+        assert await tx.episode_cycle("dd:old", "repeat") == "dd:old:1"  # numbered afresh
+
+
+@pytest.mark.parametrize(
+    ("batch", "scan", "transactions"),
+    [
+        # At most two deleted per batch: claims, decisions and episodes take 2+2+2+1 and a
+        # last look that finds no rows left; every other step only that look.
+        (2, 2000, 3 * 5 + 4),
+        # At most three rows looked at per batch (eight rows: the seven old and a fresh
+        # one): 3+3+2 and the last look, likewise.
+        (500, 3, 3 * 4 + 4),
+    ],
+)
+async def test_prune_works_in_short_bounded_batches(
+    store: Store, monkeypatch: pytest.MonkeyPatch, batch: int, scan: int, transactions: int
+) -> None:
+    now = utcnow()
+    old = now - 60 * DAY
+    for n in range(7):
+        await _decided(store, alert(n), old)
+    fresh = await _decided(store, alert(99), now)
+    monkeypatch.setattr(prune_module, "PRUNE_BATCH", batch)
+    monkeypatch.setattr(prune_module, "PRUNE_SCAN", scan)
+    seen = 0
+    real = store.transaction
+
+    def counting(*, commit: bool = True) -> Any:
+        nonlocal seen
+        seen += 1
+        return real(commit=commit)
+
+    monkeypatch.setattr(store, "transaction", counting)
+    counts = await store.prune(now - 30 * DAY)
+    assert (counts["claims"], counts["decisions"], counts["episodes"]) == (7, 7, 7)
+    assert [d.id for d in await store.decisions(10)] == [fresh]
+    # Each batch is its own transaction, so the writer (or the decision lock) is let go
+    # between them, and none looks at more rows than PRUNE_SCAN or deletes more than
+    # PRUNE_BATCH.
+    assert seen == transactions
+
+
+async def test_a_postgres_v4_store_is_migrated_and_its_episodes_count_as_seen_now(
+    postgres: Postgres,
+) -> None:
+    url = postgres.database()
+    old = utcnow() - 60 * DAY
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(postgres_module._SCHEMA)
+        await conn.execute("INSERT INTO remediator_schema (version) VALUES (4)")
+        await conn.execute(
+            "INSERT INTO episodes (episode, source, fingerprint, alertname, labels, starts_at, "
+            "first_seen) VALUES ('am:fp1:1', 'alertmanager', 'fp1', 'Down', '{}', $1, $1)",
+            old,
+        )
+        await conn.execute(
+            "INSERT INTO claims VALUES ('p', 'am:fp1:1', 1, 'executed', false, 'x', 'web-1')"
+        )
+    finally:
+        await conn.close()
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        # Its re-sends before the upgrade were never stamped: it keeps its claim a whole
+        # window from the upgrade instead of losing it at the first prune.
+        assert (await store.prune(utcnow() - 30 * DAY))["claims"] == 0
+        assert await _claimed(store, alert(1)) is not None
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT version FROM remediator_schema") == SCHEMA_VERSION
+        assert await conn.fetchval("SELECT last_seen FROM episodes") > utcnow() - DAY
+    finally:
+        await conn.close()
