@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 
+from remediator.core.durations import format_duration
+from remediator.core.job import secret_names
 from remediator.core.policy import Policy, check_unique, parse_policies
 from remediator.errors import PolicyError
 
@@ -21,11 +24,14 @@ def policy_files(paths: Iterable[Path], *, must_exist: bool) -> tuple[list[Path]
     return files, problems
 
 
-def load_policies(paths: Iterable[Path], *, must_exist: bool = True) -> list[Policy]:
+def load_policies(
+    paths: Iterable[Path], *, must_exist: bool = True, secrets: Iterable[str] | None = None
+) -> list[Policy]:
     """All policies, or PolicyError listing every problem in every file.
 
     `must_exist=False` is for the built-in default `./policies`: absent means no policies,
-    while a path an operator configured and mistyped is an error.
+    while a path an operator configured and mistyped is an error. `secrets`: the configured
+    secret names; a `${secret:NAME}` naming another is a problem (None: not checked).
     """
     files, problems = policy_files(paths, must_exist=must_exist)
     located: list[tuple[str, Policy]] = []
@@ -39,6 +45,39 @@ def load_policies(paths: Iterable[Path], *, must_exist: bool = True) -> list[Pol
         problems.extend(found)
         located.extend((str(file), p) for p in policies)
     problems.extend(check_unique(located))
+    if secrets is not None:
+        known = frozenset(secrets)
+        for file_name, policy in located:
+            for name in sorted(secret_names(policy) - known):
+                problems.append(
+                    f"{file_name}: policy {policy.name}: action.params: ${{secret:{name}}} "
+                    f"is not configured (config key `secrets`)"
+                )
     if problems:
         raise PolicyError(problems)
     return [p for _, p in located]
+
+
+def retention_problems(
+    retention: timedelta, global_window: timedelta, policies: Iterable[Policy]
+) -> list[str]:
+    """Cooldowns and rate limits count action rows that a prune deletes after `retention`:
+    a window longer than it would quietly forget what it must remember."""
+    problems = []
+    if global_window > retention:
+        problems.append(
+            f"retention ({format_duration(retention)}) is shorter than limits.global_rate's "
+            f"window ({format_duration(global_window)})"
+        )
+    for policy in policies:
+        guards = policy.guards
+        windows = [("guards.cooldown", guards.cooldown)]
+        if guards.rate_limit is not None:
+            windows.append(("guards.rate_limit", guards.rate_limit.window))
+        for field, window in windows:
+            if window > retention:
+                problems.append(
+                    f"policy {policy.name}: {field}: {format_duration(window)} is longer than "
+                    f"retention ({format_duration(retention)}); raise retention"
+                )
+    return problems

@@ -1,7 +1,8 @@
 """Render one policy's action for one alert and check its target against the allowlist. Pure.
 
 A rendered target must also be a well-formed name for its backend: a template must never
-be able to steer a request somewhere the allowlist did not mean (e.g. `web-1/../db`).
+be able to steer a request somewhere the allowlist did not mean (e.g. `web-1/../db`); an
+http.request URL is scoped by `urlscope`, never by a glob over the raw URL.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
-from urllib.parse import urlsplit
 
+from remediator.core import urlscope
 from remediator.core.alert import Alert
-from remediator.core.durations import parse_duration
+from remediator.core.durations import parse_timeout
 from remediator.core.kube_params import validate_kube_params
 from remediator.core.outcomes import Outcome
-from remediator.core.policy import Policy, expected_statuses
+from remediator.core.policy import Policy, hook_statuses
 from remediator.core.render import render_context
 from remediator.errors import RenderError
 
@@ -71,10 +72,15 @@ def render_params(policy: Policy, alert: Alert) -> dict[str, str]:
     return rendered
 
 
+def secret_names(policy: Policy) -> frozenset[str]:
+    """The `${secret:NAME}` names the policy's action params wrote: each must be in `secrets`."""
+    return frozenset().union(*(t.secret_names for t in policy.action.params.values()))
+
+
 def _docker_target(params: Mapping[str, str]) -> str:
     if "timeout" in params:
         try:
-            parse_duration(params["timeout"])
+            parse_timeout(params["timeout"])
         except ValueError as exc:
             raise RenderError(f"param timeout: {exc}") from None
     if "container" in params:
@@ -91,16 +97,18 @@ def _docker_target(params: Mapping[str, str]) -> str:
 
 def _http_target(params: Mapping[str, str]) -> str:
     url = params["url"]
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise RenderError(f"rendered url {url!r} is not an http(s) URL")
+    if not url.lower().startswith(("http://", "https://")):
+        shown = urlscope.without_userinfo(url)
+        raise RenderError(f"rendered url {shown!r} is not an http(s) URL")
     for name in ("expect_status", "timeout"):
         if name in params:
             try:
-                (expected_statuses if name == "expect_status" else parse_duration)(params[name])
+                (hook_statuses if name == "expect_status" else parse_timeout)(params[name])
             except ValueError as exc:
                 raise RenderError(f"param {name}: {exc}") from None
-    return url  # allow_targets are globs over the URL, e.g. "https://ci.example.com/job/*"
+    # The URL as rendered, `${secret:NAME}` unexpanded: what scope_check, the audit log and
+    # Slack see. Its scope is checked by `scope_check` (urlscope), not here.
+    return url
 
 
 def _kube_target(params: Mapping[str, str]) -> str:
@@ -110,6 +118,38 @@ def _kube_target(params: Mapping[str, str]) -> str:
         raise RenderError(f"rendered {exc}") from None
     assert checked is not None  # noqa: S101  # namespace and deployment are required params
     return checked.target
+
+
+def scope_check(
+    policy: Policy, target: str, protected: frozenset[str] = frozenset()
+) -> Stopped | None:
+    """None when `target` is within `policy`'s scope now, else the `out_of_scope` Stopped.
+
+    `target` is the one `build_job` rendered (Job.target, stored with the action), so the
+    approval path can call this again when an approval is granted against the policy and
+    `protected` namespaces (kubernetes.protected_namespaces) of that moment. Pure.
+    """
+    kind = policy.action.type
+    allowed = policy.action.allow_targets
+    if kind == "http.request":
+        reason = urlscope.out_of_scope(target, allowed)
+        if reason is None:
+            return None
+        return Stopped(Outcome.OUT_OF_SCOPE, reason, urlscope.without_userinfo(target))
+    namespace = target.split("/", 1)[0]
+    if kind.startswith("kubernetes.") and namespace in protected:
+        return Stopped(
+            Outcome.OUT_OF_SCOPE,
+            f"namespace {namespace} is protected (kubernetes.protected_namespaces)",
+            target,
+        )
+    if not any(fnmatchcase(target, glob) for glob in allowed or ("slack",)):
+        return Stopped(
+            Outcome.OUT_OF_SCOPE,
+            f"target {target!r} is not in allow_targets [{', '.join(allowed)}]",
+            target,
+        )
+    return None
 
 
 def build_job(
@@ -144,17 +184,7 @@ def build_job(
         params[VERIFY_BOUND] = (
             f"above {check.above}" if check.above is not None else f"below {check.below}"
         )
-    namespace = target.split("/", 1)[0]
-    if policy.action.type.startswith("kubernetes.") and namespace in protected:
-        return Stopped(
-            Outcome.OUT_OF_SCOPE,
-            f"namespace {namespace} is protected (kubernetes.protected_namespaces)",
-            target,
-        )
-    globs = policy.action.allow_targets or ("slack",)
-    if not any(fnmatchcase(target, glob) for glob in globs):
-        allowed = ", ".join(policy.action.allow_targets)
-        return Stopped(
-            Outcome.OUT_OF_SCOPE, f"target {target!r} is not in allow_targets [{allowed}]", target
-        )
+    stopped = scope_check(policy, target, protected)
+    if stopped is not None:
+        return stopped
     return Job(alert, policy, now, policy.action.type, target, params)

@@ -29,7 +29,7 @@ action:
     body: '{"deployment": "{{ labels.deployment }}", "reason": "{{ annotations.summary }}"}'
     expect_status: "201"
     timeout: 5s
-  allow_targets: ["http://127.0.0.1:*/job/rollback-*/build"]
+  allow_targets: ["http://127.0.0.1:%d/job/rollback-*/build"]
 guards: {cooldown: 1h}
 """
 
@@ -74,7 +74,9 @@ def hook() -> Iterator[Hook]:
 def test_http_rollback_runs_once_with_the_secret_only_on_the_wire(
     daemon_factory: DaemonFactory, alertmanager_factory: AlertmanagerFactory, hook: Hook
 ) -> None:
-    daemon = daemon_factory(POLICY % hook.port, http={"secrets": {"ci_token": CI_TOKEN}})
+    daemon = daemon_factory(
+        POLICY % (hook.port, hook.port), http={"secrets": {"ci_token": CI_TOKEN}}
+    )
     daemon.start()
     am = alertmanager_factory(f"{daemon.url}/webhook/alertmanager", AM_TOKEN)
     labels = {"alertname": "HighErrorRate", "deployment": "checkout", "namespace": "prod"}
@@ -99,7 +101,9 @@ def test_http_rollback_runs_once_with_the_secret_only_on_the_wire(
 
 def test_an_unexpected_status_is_failed(daemon_factory: DaemonFactory, hook: Hook) -> None:
     hook.status = 500
-    daemon = daemon_factory(POLICY % hook.port, http={"secrets": {"ci_token": CI_TOKEN}})
+    daemon = daemon_factory(
+        POLICY % (hook.port, hook.port), http={"secrets": {"ci_token": CI_TOKEN}}
+    )
     daemon.start()
     body = {
         "alerts": [

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from remediator.core.durations import Rate, format_duration, parse_duration, parse_rate
+from remediator.core.durations import (
+    MAX_ACTION_TIMEOUT,
+    MAX_DURATION,
+    Rate,
+    format_duration,
+    parse_duration,
+    parse_rate,
+    parse_timeout,
+)
 
 
 @pytest.mark.parametrize(
@@ -61,3 +69,34 @@ def test_format_round_trips(ms: int) -> None:
 
 def test_rate_prints_as_written() -> None:
     assert str(parse_rate("3/1h")) == "3/1h"
+
+
+@pytest.mark.parametrize(
+    "text", ["99999999999999999999w", "3651d", "1" * 5000 + "s", "9" * 30 + "ms"]
+)
+def test_absurd_durations_are_refused_not_overflowed(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+def test_ten_years_is_the_longest_duration() -> None:
+    assert parse_duration("3650d") == MAX_DURATION
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1ms", timedelta(milliseconds=1)),
+        ("10s", timedelta(seconds=10)),
+        ("10m", timedelta(minutes=10)),
+    ],
+)
+def test_timeouts(text: str, expected: timedelta) -> None:
+    assert parse_timeout(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0s", "0ms", "10m1ms", "1h", "1w"])
+def test_timeouts_are_bounded(text: str) -> None:
+    with pytest.raises(ValueError, match=r"longer than 0s and at most 10m \(MAX_ACTION_TIMEOUT\)"):
+        parse_timeout(text)
+    assert timedelta(minutes=10) == MAX_ACTION_TIMEOUT

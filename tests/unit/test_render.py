@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from remediator.core.render import compile_expression, compile_template, render_context
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from remediator.core.render import (
+    compile_expression,
+    compile_param,
+    compile_template,
+    render_context,
+)
 from remediator.errors import RenderError
 
 CONTEXT = render_context(
@@ -71,3 +80,95 @@ def test_render_errors(source: str, problem: str) -> None:
 )
 def test_expressions(expression: str, expected: str) -> None:
     assert compile_expression(expression).render(CONTEXT) == expected
+
+
+# --- action params: `${secret:NAME}` only where the policy's own text wrote it ---------------
+
+ATTACK = render_context(
+    {"a": "$", "b": "{secret:ci_token}", "whole": "${secret:ci_token}", "open": "${", "d": "x"},
+    {},
+    {},
+    "p",
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("Bearer ${secret:ci_token}", "Bearer ${secret:ci_token}"),  # kept unexpanded
+        (
+            "{{ labels.d }}-${secret:ci_token}-${secret:other}",
+            "x-${secret:ci_token}-${secret:other}",
+        ),
+        ("{{ '${secret:ci_token}' }}", "${secret:ci_token}"),  # in a string literal: policy text
+        ("{{ labels.a }}${secret:ci_token}", "$${secret:ci_token}"),
+        ("{{ '${secret:Ci_1}' | lower }}", "${secret:ci_1}"),
+        ("no reference", "no reference"),
+    ],
+)
+def test_param_keeps_policy_written_references(source: str, expected: str) -> None:
+    assert compile_param(source).render(ATTACK) == expected
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "https://ci/job/{{ labels.whole }}/build",
+        "{{ labels.a }}{{ labels.b }}",  # split across two expressions: the whole output counts
+        "{{ labels.a ~ labels.b }}",
+        "{{ labels.open }}secret:ci_token}",
+        "${secret:ci_token}{{ labels.whole }}",
+        "{{ '$' }}{secret:ci_token}",  # `${` built at render time is never policy text
+    ],
+)
+def test_param_refuses_references_from_the_alert(source: str) -> None:
+    with pytest.raises(RenderError, match=r"a value from the alert contains '\$\{'"):
+        compile_param(source).render(ATTACK)
+
+
+def test_a_filter_that_changes_a_reference_is_refused() -> None:
+    with pytest.raises(RenderError, match="a filter changed"):
+        compile_param("{{ '${secret:ci_token}' | upper }}").render(ATTACK)
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ("${HOME}", "may only start a ${secret:NAME}"),
+        ("${secret:bad-name}", "may only start a ${secret:NAME}"),
+        ("${secret:ci_token", "may only start a ${secret:NAME}"),
+        ("{{ ${secret:x} }}", "does not parse"),
+    ],
+)
+def test_param_compile_rejects(source: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        compile_param(source)
+
+
+def test_param_lists_its_secret_names() -> None:
+    assert compile_param("${secret:a} {{ labels.d }} ${secret:b}").secret_names == {"a", "b"}
+    assert compile_template("${secret:a}").render(ATTACK) == "${secret:a}"  # not a param: as is
+
+
+@given(st.text(max_size=12), st.text(max_size=12))
+def test_no_alert_values_make_a_reference(a: str, b: str) -> None:
+    context = render_context({"a": a, "b": b}, {}, {}, "p")
+    try:
+        rendered = compile_param("u/{{ labels.a }}{{ labels.b }}/${secret:x}").render(context)
+    except RenderError:
+        return
+    assert rendered.count("${") == 1 and rendered.endswith("/${secret:x}")
+
+
+def test_a_slack_text_escapes_what_the_alert_wrote_but_not_the_policy() -> None:
+    from remediator.core.render import compile_mrkdwn  # noqa: PLC0415  # this test only
+
+    template = compile_mrkdwn("<!here> {{ labels.name }} is down: {{ annotations.summary }}")
+    context = {
+        "labels": {"name": "web-1 <@U999>"},
+        "annotations": {"summary": "<!channel> see <https://evil.example|our runbook> & co"},
+    }
+    assert template.render(context) == (
+        "<!here> web-1 &lt;@U999&gt; is down: "
+        "&lt;!channel&gt; see &lt;https://evil.example|our runbook&gt; &amp; co"
+    )
