@@ -8,16 +8,30 @@ daemon never acts blind.
 from __future__ import annotations
 
 import asyncio
+import base64
+import functools
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_fixed
+from yarl import URL
 
 from remediator.core.durations import format_duration
+from remediator.log import redact
+
+P = ParamSpec("P")
+# What one answer may cost: a condition judges a few series, so a bigger answer is a query
+# that selects far too much (or not Prometheus), never evidence. 8 MiB of JSON is some
+# 400k samples; judging more series or samples than below would stall the event loop.
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+MAX_SERIES = 1_000
+MAX_SAMPLES = 200_000
+_THREAD_JSON_BYTES = 256 * 1024  # parse bigger answers off the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +43,24 @@ class Verdict:
 
 
 class Unavailable(Exception):  # noqa: N818  # a state of Prometheus, named as the outcome says
-    """Prometheus could not be queried (down, timeout, 5xx)."""
+    """Prometheus could not be queried (down, timeout, 5xx, an answer too large)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(redact(message))  # an aiohttp error may quote a URL or a header
+        self.retryable = retryable
+
+
+def _never_raises(judge: Callable[P, Verdict]) -> Callable[P, Verdict]:
+    """An answer of an unexpected shape (a proxy's page, a changed API) is "not met"."""
+
+    @functools.wraps(judge)
+    def judged(*args: P.args, **kwargs: P.kwargs) -> Verdict:
+        try:
+            return judge(*args, **kwargs)
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+            return Verdict(False, f"unexpected answer from Prometheus: {type(exc).__name__}")
+
+    return judged
 
 
 def _crosses(value: float, above: float | None, below: float | None) -> bool:
@@ -48,6 +79,22 @@ def _error(body: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _series(body: Mapping[str, Any], values: str = "") -> list[Any] | Verdict:
+    """The answer's series, or the Verdict that ends judging: an error, or too much."""
+    if (problem := _error(body)) is not None:
+        return Verdict(False, problem)
+    series: list[Any] = body.get("data", {}).get("result") or []
+    samples = sum(len(one.get(values) or []) for one in series) if values else len(series)
+    if len(series) > MAX_SERIES or samples > MAX_SAMPLES:
+        return Verdict(
+            False,
+            f"too much to judge: {len(series)} series, {samples} samples (at most "
+            f"{MAX_SERIES} series and {MAX_SAMPLES} samples are)",
+        )
+    return series
+
+
+@_never_raises
 def judge_range(
     body: Mapping[str, Any],
     *,
@@ -57,9 +104,8 @@ def judge_range(
     step: timedelta,
 ) -> Verdict:
     """Met only if every sample of every series crosses the bound over the whole window."""
-    if (problem := _error(body)) is not None:
-        return Verdict(False, problem)
-    series = body.get("data", {}).get("result") or []
+    if isinstance(series := _series(body, "values"), Verdict):
+        return series
     if not series:
         return Verdict(False, "no data: the query returned no series")
     expected = int(window / step) + 1
@@ -91,11 +137,11 @@ def judge_range(
     )
 
 
+@_never_raises
 def judge_instant(body: Mapping[str, Any], *, above: float | None, below: float | None) -> Verdict:
     """For recovery and min_rate: every series' current value crosses the bound."""
-    if (problem := _error(body)) is not None:
-        return Verdict(False, problem)
-    series = body.get("data", {}).get("result") or []
+    if isinstance(series := _series(body), Verdict):
+        return series
     if not series:
         return Verdict(False, "no data: the query returned no series")
     for one in series:
@@ -110,11 +156,11 @@ def judge_instant(body: Mapping[str, Any], *, above: float | None, below: float 
     )
 
 
+@_never_raises
 def judge_present(body: Mapping[str, Any]) -> Verdict:
     """min_rate: a filtering query (`... > 1`) holds when it returns a non-NaN series."""
-    if (problem := _error(body)) is not None:
-        return Verdict(False, problem)
-    series = body.get("data", {}).get("result") or []
+    if isinstance(series := _series(body), Verdict):
+        return series
     values = [float(s["value"][1]) for s in series]
     if not values or any(math.isnan(v) for v in values):
         return Verdict(False, "min_rate not reached (the guard query returned nothing)")
@@ -127,10 +173,20 @@ def default_step(window: timedelta) -> timedelta:
 
 
 class PrometheusChecker:
+    """Queries one Prometheus. A URL's `user:password@` becomes basic auth and is never
+    shown: `url` (and every error message) is the URL without its userinfo."""
+
     def __init__(
         self, url: str, *, timeout: float = 5.0, attempts: int = 3, wait: float = 0.5
     ) -> None:
-        self._base = url.rstrip("/")
+        parsed = URL(url)
+        self._headers: dict[str, str] = {}
+        if parsed.user is not None or parsed.password is not None:
+            # Built by hand: aiohttp.BasicAuth is deprecated, and its successor is newer
+            # than the aiohttp versions this package supports. UTF-8, as RFC 7617 advises.
+            pair = f"{parsed.user or ''}:{parsed.password or ''}".encode()
+            self._headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+        self.url = str(parsed.with_user(None)).rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._attempts = attempts
         self._wait = wait
@@ -140,7 +196,7 @@ class PrometheusChecker:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(Unavailable),
+            retry=retry_if_exception(lambda exc: isinstance(exc, Unavailable) and exc.retryable),
             stop=stop_after_attempt(self._attempts),
             wait=wait_fixed(self._wait),
             reraise=True,
@@ -152,13 +208,46 @@ class PrometheusChecker:
     async def _once(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         assert self._session is not None  # noqa: S101  # set by _get
         try:
-            async with self._session.post(f"{self._base}{path}", data=dict(params)) as resp:
+            # Redirects are not followed: the credentials are for this URL only.
+            async with self._session.post(
+                f"{self.url}{path}",
+                data=dict(params),
+                headers=self._headers,
+                allow_redirects=False,
+            ) as resp:
                 if resp.status >= 500 or resp.status == 429:
-                    raise Unavailable(f"{self._base} answered HTTP {resp.status}")
-                body: dict[str, Any] = await resp.json(content_type=None)
-                return body
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise Unavailable(f"{self._base}: {type(exc).__name__}: {exc}") from None
+                    raise Unavailable(f"{self.url} answered HTTP {resp.status}")
+                if 300 <= resp.status < 400:
+                    where = resp.headers.get("Location", "?")
+                    raise Unavailable(f"{self.url} redirects to {where}", retryable=False)
+                raw = await self._read(resp)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unavailable(f"{self.url}: {type(exc).__name__}: {exc}") from None
+        try:
+            big = len(raw) > _THREAD_JSON_BYTES
+            body = await asyncio.to_thread(json.loads, raw) if big else json.loads(raw)
+        except (ValueError, RecursionError):
+            raise Unavailable(f"{self.url}{path} answered HTTP {resp.status}, not JSON") from None
+        if not isinstance(body, dict):
+            raise Unavailable(f"{self.url}{path} answered JSON that is not an object")
+        return body
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The body, or Unavailable once it is larger than MAX_RESPONSE_BYTES (decoded)."""
+        too_large = Unavailable(
+            f"{self.url}: response larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB "
+            "(does the query select far too many series?)",
+            retryable=False,
+        )
+        if (resp.content_length or 0) > MAX_RESPONSE_BYTES:
+            raise too_large
+        chunks, size = [], 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def range(
         self, query: str, end: datetime, window: timedelta, step: timedelta

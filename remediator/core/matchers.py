@@ -1,7 +1,8 @@
 """Alertmanager label matchers: `name="value"`, `!=`, `=~`, `!~`, regexes fully anchored.
 
 Semantics follow Alertmanager's `pkg/labels`: a missing label matches as the empty string,
-and a regex is compiled as `^(?:RE)$`.
+and a regex means `^(?:RE)$` in Go's RE2 syntax. Regexes run on RE2 (google-re2), never on
+Python's backtracking `re`: label values come from the network, and RE2 is linear in them.
 """
 
 from __future__ import annotations
@@ -11,14 +12,94 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
+
 Op = Literal["=", "!=", "=~", "!~"]
 
+# The matcher *syntax* is parsed with `re` on the policy's own (trusted, short) text; no
+# label value from an alert ever reaches these two patterns.
 _NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
 _MATCHER = re.compile(
     rf"""^\s*(?P<name>{_NAME}|"(?:[^"\\]|\\.)*")\s*(?P<op>=~|!~|!=|=)\s*(?P<value>.*?)\s*$""",
     re.DOTALL,
 )
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _options() -> object:
+    options = re2.Options()
+    options.log_errors = False  # a bad policy regex is reported by `check`, not on stderr
+    options.never_capture = True  # only "does it match" is asked; no submatch bookkeeping
+    return options
+
+
+_OPTIONS = _options()
+
+
+class Re2Pattern:
+    """A typed wrapper over a compiled google-re2 pattern (the package has no stubs)."""
+
+    __slots__ = ("_compiled", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        """Compile `pattern` with Go's RE2 syntax; ValueError says why it cannot be.
+
+        Where Python's `re` and RE2 differ (documented here because policies are often
+        written by someone who tested their regex in Python):
+        - `\\d`, `\\w`, `\\s`, `\\b` are ASCII-only, as in Go: `\\d` does not match `٣`.
+        - No backreferences, lookahead/lookbehind, possessive or atomic groups: an error.
+        - `\\Z` does not exist (use `\\z`); `$` without `(?m)` is the end of the text only.
+        - `(?P<n>...)` and `(?<n>...)` are accepted (named groups; the name is unused).
+        - `.` never matches a newline unless `(?s)`, as Alertmanager compiles without it.
+        C++ RE2 accepts `\\C` (any byte); Go's regexp does not, so neither do we.
+        The pattern must compile on its own: Alertmanager's string splice `^(?:` + RE + `)$`
+        would turn `a)|(b` into "starts with a or ends with b"; here that is an error.
+        """
+        if _has_any_byte_escape(pattern):
+            raise ValueError("\\C (any byte) is not supported by Go's RE2")
+        try:
+            self._compiled = re2.compile(pattern, _OPTIONS)
+        except re2.error as exc:
+            detail = exc.args[0] if exc.args else exc
+            if isinstance(detail, bytes):
+                detail = detail.decode("utf-8", "replace")
+            raise ValueError(str(detail)) from None
+        except UnicodeEncodeError:
+            raise ValueError("the regex is not valid UTF-8 (a lone surrogate)") from None
+        self.pattern = pattern
+
+    def fullmatch(self, value: str) -> bool:
+        """RE2's ANCHOR_BOTH: the same as Go matching `^(?:RE)$`, linear in the value."""
+        return self._compiled.fullmatch(_utf8(value)) is not None
+
+    def __repr__(self) -> str:
+        return f"Re2Pattern({self.pattern!r})"
+
+
+def _has_any_byte_escape(pattern: str) -> bool:
+    """Whether `pattern` uses `\\C` outside a `\\Q...\\E` literal."""
+    index, literal = 0, False
+    while index < len(pattern) - 1:
+        pair = pattern[index : index + 2]
+        if literal:
+            literal = pair != "\\E"
+            index += 1 if literal else 2
+        elif pair == "\\C":
+            return True
+        else:
+            literal = pair == "\\Q"
+            index += 2 if pair[0] == "\\" else 1
+    return False
+
+
+def _utf8(value: str) -> bytes:
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A JSON body may carry a lone surrogate (`"\ud800"`); Go's JSON decoder would
+        # have made it U+FFFD, so the regex sees what Alertmanager's would.
+        return _SURROGATE.sub("\ufffd", value).encode("utf-8")
 
 
 def _unquote(text: str) -> str:
@@ -47,7 +128,7 @@ class Matcher:
     name: str
     op: Op
     value: str
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _regex: Re2Pattern | None = field(default=None, compare=False, repr=False)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")
@@ -57,7 +138,7 @@ class Matcher:
             return actual != self.value
         if self._regex is None:  # only parse_matcher builds regex matchers, always with one
             raise ValueError(f"matcher {self} has no compiled regex")
-        hit = self._regex.fullmatch(actual) is not None
+        hit = self._regex.fullmatch(actual)
         return hit if self.op == "=~" else not hit
 
     def __str__(self) -> str:
@@ -76,10 +157,11 @@ def parse_matcher(text: str) -> Matcher:
     regex = None
     if op in ("=~", "!~"):
         try:
-            # Alertmanager compiles `^(?:RE)$` without (?s); fullmatch is the same anchoring.
-            regex = re.compile(f"(?:{value})")
-        except re.error as exc:
-            raise ValueError(f"invalid regex in matcher {text!r}: {exc}") from None
+            regex = Re2Pattern(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"invalid regex in matcher {text!r}: {exc} (matchers use Go's RE2 syntax)"
+            ) from None
     return Matcher(name, op, value, regex)
 
 

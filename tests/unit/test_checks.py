@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from remediator.checks.prometheus import default_step, judge_instant, judge_present, judge_range
+from remediator.checks.prometheus import (
+    MAX_SAMPLES,
+    MAX_SERIES,
+    default_step,
+    judge_instant,
+    judge_present,
+    judge_range,
+)
 
 WINDOW, STEP = timedelta(seconds=10), timedelta(seconds=2)  # 6 samples cover the window
 
@@ -99,3 +106,43 @@ def test_min_rate_needs_a_series(body: dict[str, Any], ok: bool) -> None:
 )
 def test_default_step_sees_blips(window: timedelta, step: timedelta) -> None:
     assert default_step(window) == step
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "success", "data": "nope"},
+        {"status": "success", "data": {"result": ["x"]}},
+        {"status": "success", "data": {"result": [{"values": [[1, "not a number"]] * 6}]}},
+        {"status": "success", "data": {"result": [{"values": [[1]] * 6}]}},
+        {"status": "success", "data": {"result": [{"value": None}]}},
+    ],
+)
+def test_an_answer_of_unexpected_shape_is_not_met(body: dict[str, Any]) -> None:
+    for verdict in (
+        judge_range(body, above=0.1, below=None, window=WINDOW, step=STEP),
+        judge_instant(body, above=0.1, below=None),
+        judge_present(body),
+    ):
+        assert not verdict.ok
+        assert verdict.reason.startswith(
+            ("unexpected answer from Prometheus", "no data", "too few")
+        )
+
+
+def test_more_series_than_are_judged_is_not_met() -> None:
+    crowded = matrix(*[["0.3"] * 6 for _ in range(MAX_SERIES + 1)])
+    verdict = judge_range(crowded, above=0.1, below=None, window=WINDOW, step=STEP)
+    assert not verdict.ok
+    assert verdict.reason.startswith(f"too much to judge: {MAX_SERIES + 1} series")
+    wide = vector(*["0.01"] * (MAX_SERIES + 1))
+    assert "too much to judge" in judge_instant(wide, above=None, below=0.05).reason
+    assert "too much to judge" in judge_present(wide).reason
+
+
+def test_more_samples_than_are_judged_is_not_met() -> None:
+    per_series = MAX_SAMPLES // 10 + 1
+    long = matrix(*[["0.3"] * per_series for _ in range(10)])
+    verdict = judge_range(long, above=0.1, below=None, window=STEP * (per_series - 1), step=STEP)
+    assert not verdict.ok
+    assert verdict.reason.startswith(f"too much to judge: 10 series, {per_series * 10} samples")
