@@ -17,14 +17,27 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from remediator.core import yamlstrict
-from remediator.core.durations import Rate, format_duration, parse_duration, parse_rate
+from remediator.core import urlscope, yamlstrict
+from remediator.core.durations import (
+    Rate,
+    format_duration,
+    parse_duration,
+    parse_rate,
+    parse_timeout,
+)
 from remediator.core.matchers import Matcher, parse_matcher
-from remediator.core.render import Template, compile_expression, compile_template
+from remediator.core.promql import QueryTemplate, compile_query
+from remediator.core.render import (
+    Template,
+    compile_expression,
+    compile_mrkdwn,
+    compile_param,
+)
 
 
 def _duration(value: object) -> timedelta:
@@ -128,7 +141,7 @@ class ActionSpec(Strict):
 
     @field_validator("params", mode="before")
     @classmethod
-    def _compile(cls, value: object) -> dict[str, Template]:
+    def _compile(cls, value: object, info: ValidationInfo) -> dict[str, Template]:
         if not isinstance(value, dict):
             raise ValueError("expected a mapping of param name to value")  # noqa: TRY004
         value = dict(value)
@@ -137,13 +150,17 @@ class ActionSpec(Strict):
             value.update({f"header.{name}": v for name, v in headers.items()})
         elif headers is not None:
             raise ValueError("headers must be a mapping of header name to value")
+        # A notify text is only posted, never has secrets filled in: an alert's `${` there is
+        # harmless, and each alert value in it is escaped for Slack (compile_mrkdwn). Every
+        # other type's params may carry ${secret:NAME} (compile_param).
+        compile = compile_mrkdwn if info.data.get("type") == "notify" else compile_param
         compiled = {}
         for key, raw in value.items():
             if isinstance(raw, dict | list) or raw is None:
                 raise ValueError(f"param {key!r} must be a string or number")
             text = str(raw).lower() if isinstance(raw, bool) else str(raw)
             try:
-                compiled[str(key)] = compile_template(text)
+                compiled[str(key)] = compile(text)
             except ValueError as exc:
                 raise ValueError(f"param {key!r}: {exc}") from None
         return compiled
@@ -166,7 +183,9 @@ class ActionSpec(Strict):
             _check_static(self.params)
         elif self.type == "http.request":
             _check_http_params(self.params)
-        if self.type in SCOPED_ACTIONS and not self.allow_targets:
+        if self.type == "http.request":
+            _check_http_targets(self.params["url"], self.allow_targets)
+        elif self.type in SCOPED_ACTIONS and not self.allow_targets:
             raise ValueError(
                 "allow_targets is required: list the targets this policy may touch "
                 '(globs such as "web-*"; ["*"] allows everything)'
@@ -185,7 +204,7 @@ def _check_docker_params(params: Mapping[str, Template]) -> None:
         raise ValueError("docker.restart needs both compose_project and compose_service")
     timeout = params.get("timeout")
     if timeout is not None and "{" not in timeout.source:
-        parse_duration(timeout.source)
+        parse_timeout(timeout.source)
 
 
 def _check_static(params: Mapping[str, Template]) -> None:
@@ -205,10 +224,26 @@ def _check_http_params(params: Mapping[str, Template]) -> None:
         raise ValueError("url must start with http:// or https://")
     status = params.get("expect_status")
     if status is not None and "{" not in status.source:
-        expected_statuses(status.source)
+        hook_statuses(status.source)
     timeout = params.get("timeout")
     if timeout is not None and "{" not in timeout.source:
-        parse_duration(timeout.source)
+        parse_timeout(timeout.source)
+
+
+def _check_http_targets(url: Template, allow_targets: tuple[str, ...]) -> None:
+    """allow_targets of an http.request are URLs with a fixed scheme, host and port."""
+    if not allow_targets:
+        raise ValueError(
+            "allow_targets is required: list the URLs this policy may call, with their "
+            'scheme, host and port (e.g. "https://ci.example.com/job/rollback-*/build")'
+        )
+    for entry in allow_targets:
+        urlscope.check_entry(entry)
+    if not any(mark in url.source for mark in ("{{", "{%", "{#")):
+        # A URL with no template in it: `check` can tell now whether it is in scope.
+        reason = urlscope.out_of_scope(url.source.strip(), allow_targets)
+        if reason is not None:
+            raise ValueError(f"params.url: {reason}")
 
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -226,6 +261,16 @@ def expected_statuses(text: str) -> frozenset[int]:
         else:
             raise ValueError(f"expect_status {text!r}: use e.g. 2xx, 200 or 200,202")
     return frozenset(found)
+
+
+def hook_statuses(text: str) -> frozenset[int]:
+    """An http.request's expect_status: as `expected_statuses`, but never a 3xx."""
+    found = expected_statuses(text)
+    if any(300 <= code < 400 for code in found):
+        raise ValueError(
+            f"expect_status {text!r}: a 3xx is never success (redirects are not followed)"
+        )
+    return found
 
 
 class ApprovalWhen(Strict):
@@ -248,15 +293,15 @@ class Guards(Strict):
     dry_run: bool = False
 
 
-def _template(value: object) -> Template:
-    if isinstance(value, Template):
+def _template(value: object) -> QueryTemplate:
+    if isinstance(value, QueryTemplate):
         return value
     if not isinstance(value, str):
         raise ValueError("expected a PromQL string (a template)")  # noqa: TRY004
-    return compile_template(value)
+    return compile_query(value)  # label values are escaped for PromQL (core/promql.py)
 
 
-TemplateField = Annotated[Template, BeforeValidator(_template)]
+TemplateField = Annotated[QueryTemplate, BeforeValidator(_template)]
 
 
 class Threshold(Strict):
