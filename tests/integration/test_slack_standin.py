@@ -23,6 +23,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from remediator.config import SlackConfig
+from remediator.slack import RETRY_AFTER_CAP_SECONDS, SlackApprover, SlackError
 from tests.fixtures.slack_api import SlackAPI, interaction_request
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -317,6 +319,43 @@ async def test_rate_limit_without_retry_handler(slack_api: SlackAPI) -> None:
     assert caught.value.response.status_code == 429
     assert caught.value.response.headers["Retry-After"] == "30"
     assert caught.value.response["error"] == "ratelimited"
+
+
+def approver(api: SlackAPI) -> SlackApprover:
+    """The daemon's own client, with its retry handlers, against the stand-in."""
+    config = SlackConfig.model_validate(
+        {
+            "bot_token": api.token,
+            "signing_secret": SECRET,
+            "channel": CH,
+            "api_url": api.url + "/api/",
+        }
+    )
+    return SlackApprover(config)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "times", "posted", "calls"),
+    [
+        (3600, 1, False, 1),  # over the cap: refused at once, never slept on
+        (int(RETRY_AFTER_CAP_SECONDS) + 1, 1, False, 1),
+        (1, 1, True, 2),  # a short wait is honoured
+        (0, 5, False, 3),  # and retried a bounded number of times
+    ],
+)
+async def test_the_daemon_caps_retry_after(
+    slack_api: SlackAPI, retry_after: int, times: int, posted: bool, calls: int
+) -> None:
+    slack_api.rate_limit_next("chat.postMessage", retry_after=retry_after, times=times)
+    started = time.monotonic()
+    if posted:
+        await approver(slack_api).post("after a 429")
+    else:
+        with pytest.raises(SlackError, match=f"rate limited \\(Retry-After {retry_after}s"):
+            await approver(slack_api).post("never posted")
+    assert time.monotonic() - started < (retry_after + 3 if posted else 3)
+    assert len(slack_api.calls_to("chat.postMessage")) == calls
+    assert [m["text"] for m in slack_api.messages(CH)] == (["after a 429"] if posted else [])
 
 
 async def test_fail_next(slack_api: SlackAPI, client: AsyncWebClient) -> None:
