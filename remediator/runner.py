@@ -1,17 +1,22 @@
-"""Carries out committed actions in the background: slots, retries of transient errors,
-verification, the result record, and a bounded drain at shutdown.
+"""Carries out committed actions in the background: one action per target at a time, slots,
+the pause/breaker/cooldown check when an action starts and before each retry, retries of
+transient errors, verification, the result record, and a bounded drain at shutdown.
 
-Nothing here decides whether to act; the pipeline did, durably, before anything is submitted.
+The pipeline decided to act, durably, before anything is submitted; what is asked again
+here (through `admit`) is only whether that still holds now that the action's turn came.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
+from structlog.typing import FilteringBoundLogger
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from remediator import log
@@ -22,8 +27,26 @@ from remediator.core.outcomes import Outcome
 from remediator.errors import ActionError, RemediatorError
 from remediator.metrics import Metrics
 from remediator.store.base import Interrupted, Store
+from remediator.targets import LastDone, TargetLocks, target_key
 
 _log = log.get("remediator.runner")
+
+# (outcome, reason) that holds an action back: paused, tripped or cooldown.
+Hold = tuple[str, str]
+# Asked when an action's turn comes (slot and target held) and before each retry; the second
+# argument is when the last action of the same (policy, target) that ran here ended, or None.
+# Returns the Hold that stops it, or None to go. Raises RemediatorError when it cannot tell.
+Admit = Callable[[ActionRequest, datetime | None], Awaitable[Hold | None]]
+
+NOT_STARTED = "the daemon stopped before this action started; not re-run"
+_HELD = frozenset({Outcome.PAUSED, Outcome.TRIPPED, Outcome.COOLDOWN})
+
+
+class _Attempted(NamedTuple):
+    outcome: str
+    reason: str
+    verified: bool  # False: evidence the action does not help (trips the breaker)
+    reached: bool  # False: certainly never reached its target (starts no cooldown)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -40,7 +63,10 @@ class Runner:
         *,
         max_concurrent: int,
         on_unverified: Callable[[str, str], Awaitable[None]],
-        on_finished: Callable[[ActionRequest, str, str, float], Awaitable[None]] | None = None,
+        on_finished: Callable[[ActionRequest, str, str, float], Coroutine[Any, Any, None]]
+        | None = None,
+        admit: Admit | None = None,
+        on_held: Callable[[ActionRequest], None] | None = None,
         checker: PrometheusChecker | None = None,
         retry_attempts: int = 3,
         retry_wait: float = 0.5,
@@ -50,12 +76,21 @@ class Runner:
         self._metrics = metrics
         self._clock = clock
         self._slots = asyncio.Semaphore(max_concurrent)
+        self._targets = TargetLocks()
+        self._done = LastDone()
         self._on_unverified = on_unverified
         self._on_finished = on_finished
+        self._admit = admit
+        self._on_held = on_held
         self._checker = checker
         self._attempts = retry_attempts
         self._wait = retry_wait
         self._tasks: dict[int, tuple[ActionRequest, asyncio.Task[None]]] = {}
+        # Past the queue (slot and target held): a drain lets these finish or decide for
+        # themselves; the others it cancels and records interrupted.
+        self._claimed: set[int] = set()
+        self._draining = False
+        self._reports: set[asyncio.Task[None]] = set()
 
     @property
     def running(self) -> int:
@@ -68,7 +103,11 @@ class Runner:
     def submit(self, request: ActionRequest) -> None:
         task = asyncio.create_task(self._run(request), name=f"action-{request.action_id}")
         self._tasks[request.action_id] = (request, task)
-        task.add_done_callback(lambda _: self._tasks.pop(request.action_id, None))
+        task.add_done_callback(lambda _: self._forget(request.action_id))
+
+    def _forget(self, action_id: int) -> None:
+        self._tasks.pop(action_id, None)
+        self._claimed.discard(action_id)
 
     async def _run(self, request: ActionRequest) -> None:
         bound = _log.bind(
@@ -77,51 +116,157 @@ class Runner:
             action=request.type,
             target=request.target,
         )
-        async with self._slots:  # max_concurrent_actions: later actions queue here
-            started = time.monotonic()
-            try:
-                starting = await self._store.start_action(request.action_id, self._clock())
-            except RemediatorError as exc:
-                # Not started: left pending, so its lease runs out and it is recorded
-                # interrupted; never run without the record saying it runs.
+        if self._draining:  # submitted after the drain began (an approval click)
+            await self._not_run(request, bound, NOT_STARTED)
+            return
+        # One action per target: the later one waits here, holding no slot, through the
+        # earlier one's execution and verification, then has its guards checked again.
+        key = target_key(request.type, request.target)
+        if self._targets.busy(key):
+            bound.info("action.waiting", reason="another action on this target is under way")
+        async with self._targets.hold(key), contextlib.AsyncExitStack() as held:
+            try:  # and across replicas sharing the store
+                await held.enter_async_context(self._store.target_lease("/".join(key)))
+            except RemediatorError as exc:  # left pending: its lease runs out, never run
                 bound.error("action.start_failed", error=str(exc))
                 return
-            if not starting:
-                bound.warning(
-                    "action.not_started",
-                    reason="no longer pending (its lease ran out and it was recorded interrupted)",
-                )
-                return
-            bound.info("action.started")
-            outcome, reason, verified = await self._attempt(request)
-            duration = time.monotonic() - started
-            self._metrics.action_duration.labels(request.type).observe(duration)
-            self._metrics.actions.labels(request.policy, request.type, outcome).inc()
-            self._metrics.decisions.labels(request.policy, outcome).inc()
-            try:
-                await self._store.finish_action(request.action_id, outcome, reason, self._clock())
-            except RemediatorError as exc:
-                # Left `running`: once its lease runs out it is recorded interrupted, never lost.
-                bound.error("action.record_failed", error=str(exc))
-            done = {"outcome": outcome, "reason": reason, "duration_seconds": round(duration, 3)}
-            if outcome == Outcome.EXECUTED:
-                bound.info("action.executed", **done)
-            else:
-                bound.warning("action.failed", **done)
-            if not verified:
-                await self._on_unverified(request.policy, reason)
-            if self._on_finished is not None:
-                await self._on_finished(request, outcome, reason, duration)
+            await self._turn(request, bound)
 
-    async def _attempt(self, request: ActionRequest) -> tuple[Outcome, str, bool]:
+    async def _turn(self, request: ActionRequest, bound: FilteringBoundLogger) -> None:
+        """With its target held: a slot for the start and the execution, then verification
+        without the slot, the record, the breaker; the Slack post is spawned, never awaited."""
         params = dict(request.params)
-        query, bound = params.pop(VERIFY_QUERY, None), params.pop(VERIFY_BOUND, None)
-        outcome, reason, verified = await self._execute(replace(request, params=params))
-        if outcome != Outcome.EXECUTED or query is None or bound is None:
-            return outcome, reason, verified
+        query, limit = params.pop(VERIFY_QUERY, None), params.pop(VERIFY_BOUND, None)
+        async with self._slots:  # max_concurrent_actions: later actions queue here
+            self._claimed.add(request.action_id)  # no await since the slot: drain sees it
+            if not await self._start(request, bound):
+                return
+            started = time.monotonic()
+            done = await self._execute(replace(request, params=params), bound)
+        # The slot covers execution only: a verification that waits minutes for Prometheus
+        # must not stop other targets' actions (the target stays held until it ends).
+        if done.outcome == Outcome.EXECUTED and query is not None and limit is not None:
+            done = await self._verify(request, query, limit, done)
+        duration = time.monotonic() - started
+        self._metrics.action_duration.labels(request.type).observe(duration)
+        self._metrics.actions.labels(request.policy, request.type, done.outcome).inc()
+        self._metrics.decisions.labels(request.policy, done.outcome).inc()
+        try:
+            recorded = await self._store.finish_action(
+                request.action_id, done.outcome, done.reason, self._clock()
+            )
+        except RemediatorError as exc:
+            # Left `running`: once its lease runs out it is recorded interrupted, never lost.
+            bound.error("action.record_failed", error=str(exc))
+        else:
+            if recorded is False:
+                bound.warning("action.record_refused", outcome=done.outcome)
+        result = {
+            "outcome": done.outcome,
+            "reason": done.reason,
+            "duration_seconds": round(duration, 3),
+        }
+        if done.outcome == Outcome.EXECUTED:
+            bound.info("action.executed", **result)
+        elif done.outcome in _HELD:
+            bound.warning("action.held", **result)
+        else:
+            bound.warning("action.failed", **result)
+        if not done.verified:  # before the target is released: the next one sees the breaker
+            await self._on_unverified(request.policy, done.reason)
+        if done.reached:
+            self._done.put(request.policy, request.target, self._clock())
+        self._report(request, done.outcome, done.reason, duration)
+
+    async def _start(self, request: ActionRequest, bound: FilteringBoundLogger) -> bool:
+        """Its turn came (target and slot held). True: recorded running, and pause, breaker
+        and cooldown still let it go. False: it never runs, and its record says why.
+
+        Recorded running first, checked second: from then on the row is ours alone (a lapsed
+        lease elsewhere cannot record it interrupted meanwhile) and its result, even `paused`,
+        is finish_action's to write; a pause that lands after the check finds it under way."""
+        if self._draining:
+            await self._not_run(request, bound, NOT_STARTED)
+            return False
+        try:
+            starting = await self._store.start_action(request.action_id, self._clock())
+        except RemediatorError as exc:
+            # Left pending: its lease runs out and it is recorded interrupted; never run
+            # without the record saying it runs.
+            bound.error("action.start_failed", error=str(exc))
+            return False
+        if not starting:
+            bound.warning(
+                "action.not_started",
+                reason="no longer pending (its lease ran out and it was recorded interrupted)",
+            )
+            return False
+        if self._draining:  # the drain began while it was being recorded: still not run
+            await self._not_run(request, bound, NOT_STARTED)
+            return False
+        try:
+            held = await self._check(request)
+        except RemediatorError as exc:  # never run without knowing it is not paused
+            reason = f"pause and breaker could not be read when its turn came ({exc}); not run"
+            await self._not_run(request, bound, reason)
+            return False
+        if held is not None:
+            outcome, why = held
+            await self._hold(
+                request, bound, outcome, f"{why}, when this action's turn came; not run"
+            )
+            return False
+        if self._draining:  # the drain began while the switches were read
+            await self._not_run(request, bound, NOT_STARTED)
+            return False
+        bound.info("action.started")
+        return True
+
+    async def _check(self, request: ActionRequest) -> Hold | None:
+        if self._admit is None:
+            return None
+        return await self._admit(request, self._done.get(request.policy, request.target))
+
+    async def _hold(
+        self, request: ActionRequest, bound: FilteringBoundLogger, outcome: str, reason: str
+    ) -> None:
+        """Paused, tripped or in cooldown when its turn came: its final record, never run."""
+        try:
+            recorded = await self._store.finish_action(
+                request.action_id, outcome, reason, self._clock()
+            )
+        except RemediatorError as exc:
+            # Left running: its lease runs out and it is recorded interrupted; never run.
+            bound.error("action.record_failed", error=str(exc))
+            return
+        if recorded is False:
+            bound.warning("action.record_refused", outcome=outcome, reason=reason)
+            return
+        self._metrics.actions.labels(request.policy, request.type, outcome).inc()
+        self._metrics.decisions.labels(request.policy, outcome).inc()
+        bound.warning("action.held", outcome=outcome, reason=reason)
+        if self._on_held is not None:  # the store reopened its episode; caches must follow
+            self._on_held(request)
+        self._report(request, outcome, reason, 0.0)
+
+    async def _not_run(
+        self, request: ActionRequest, bound: FilteringBoundLogger, reason: str
+    ) -> None:
+        """Recorded `interrupted` (pending, or running but not executed): never run."""
+        try:
+            found = await self._store.interrupt_actions([request.action_id], self._clock(), reason)
+        except RemediatorError as exc:  # left unfinished: its lease runs out, interrupted
+            bound.error("action.record_failed", error=str(exc))
+            return
+        self.record_interrupted(found)
+
+    async def _verify(
+        self, request: ActionRequest, query: str, limit: str, done: _Attempted
+    ) -> _Attempted:
         if self._checker is None:
-            return Outcome.FAILED, f"{reason}; not verified: no Prometheus configured", False
-        side, _, value = bound.partition(" ")
+            reason = f"{done.reason}; not verified: no Prometheus configured"
+            return _Attempted(Outcome.FAILED, reason, False, True)
+        side, _, value = limit.partition(" ")
         threshold = float(value)
         recovered = await wait_recovered(
             self._checker,
@@ -131,13 +276,17 @@ class Runner:
             within=request.verify_within,
         )
         if not recovered.ok:
-            return Outcome.FAILED, f"{reason}; not recovered: {recovered.reason}", False
-        return outcome, f"{reason}; recovered: {recovered.reason}", True
+            reason = f"{done.reason}; not recovered: {recovered.reason}"
+            return _Attempted(Outcome.FAILED, reason, False, True)
+        return done._replace(reason=f"{done.reason}; recovered: {recovered.reason}")
 
-    async def _execute(self, request: ActionRequest) -> tuple[Outcome, str, bool]:
+    async def _execute(self, request: ActionRequest, bound: FilteringBoundLogger) -> _Attempted:
         executor = self._executors.get(request.type)
         if executor is None:
-            return Outcome.FAILED, f"no executor configured for {request.type}", True
+            return _Attempted(
+                Outcome.FAILED, f"no executor configured for {request.type}", True, False
+            )
+        last: ActionError | None = None
         try:
             result: ActionResult | None = None
             async for attempt in AsyncRetrying(
@@ -146,20 +295,84 @@ class Runner:
                 wait=wait_exponential(multiplier=self._wait, max=10),
                 reraise=True,
             ):
+                if last is not None:  # a retry: the pause or a breaker may have come since
+                    stopped = await self._before_retry(request, last)
+                    if stopped is not None:
+                        return stopped
                 with attempt:
-                    result = await executor.execute(request)
+                    try:
+                        result = await executor.execute(request)
+                    except ActionError as exc:
+                        last = exc
+                        raise
         except ActionError as exc:
-            return Outcome.FAILED, exc.reason, True
+            return _Attempted(Outcome.FAILED, exc.reason, True, not exc.retryable)
         except Exception as exc:  # noqa: BLE001  # an executor bug must end as `failed`, not vanish
-            _log.exception("action.crashed", action_id=request.action_id)
-            return Outcome.FAILED, f"executor error: {type(exc).__name__}: {exc}", True
+            bound.exception("action.crashed")
+            return _Attempted(
+                Outcome.FAILED, f"executor error: {type(exc).__name__}: {exc}", True, True
+            )
         assert result is not None  # noqa: S101  # AsyncRetrying ran at least once or raised
         if result.ok:
-            return Outcome.EXECUTED, result.detail, True
-        return Outcome.FAILED, result.detail, result.verified
+            return _Attempted(Outcome.EXECUTED, result.detail, True, True)
+        return _Attempted(Outcome.FAILED, result.detail, result.verified, True)
+
+    async def _before_retry(self, request: ActionRequest, error: ActionError) -> _Attempted | None:
+        """Every attempt so far certainly failed to reach the target (only those are retried)."""
+        try:
+            held = await self._check(request)
+        except RemediatorError as exc:
+            reason = f"{error.reason}; not retried: cannot check pause and breaker: {exc}"
+            return _Attempted(Outcome.FAILED, reason, True, False)
+        if held is None:
+            return None
+        outcome, why = held
+        return _Attempted(
+            outcome, f"{why}, before a retry; not retried after: {error.reason}", True, False
+        )
+
+    def _report(self, request: ActionRequest, outcome: str, reason: str, seconds: float) -> None:
+        """The result to Slack: spawned, so no post ever holds a slot or a target."""
+        if self._on_finished is None:
+            return
+        task = asyncio.create_task(
+            self._on_finished(request, outcome, reason, seconds),
+            name=f"action-report-{request.action_id}",
+        )
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
 
     async def drain(self, within: timedelta) -> None:
-        """Let running actions finish `within` the bound; then cancel and record the rest."""
+        """Start nothing new: record queued actions interrupted; let running ones finish
+        `within` the bound; then cancel and record the rest."""
+        self._draining = True
+        queued = {
+            action_id: task
+            for action_id, (_, task) in self._tasks.items()
+            if action_id not in self._claimed
+        }
+        if queued:
+            _log.info("runner.draining_queued", actions=len(queued))
+            for task in queued.values():
+                task.cancel()  # each waits for its target or a slot: nothing has started
+            await asyncio.wait(queued.values())
+            try:
+                found = await self._store.interrupt_actions(
+                    list(queued), self._clock(), NOT_STARTED
+                )
+            except RemediatorError as exc:  # left pending: recorded interrupted at the next start
+                _log.error("runner.record_failed", error=str(exc), actions=sorted(queued))
+            else:
+                self.record_interrupted(found)
+        await self._drain_running(within)
+        if self._reports:  # let result posts go out, briefly
+            _, late = await asyncio.wait(set(self._reports), timeout=5)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+
+    async def _drain_running(self, within: timedelta) -> None:
         if not self._tasks:
             return
         running = dict(self._tasks)
