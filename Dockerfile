@@ -2,9 +2,10 @@
 # the container user needs the socket's group (e.g. `group_add: ["${DOCKER_GID}"]`).
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY remediator ./remediator
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# constraints.txt pins every runtime dependency to a tested release above the advisory floors.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt .
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/remediator --create-home remediator

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test test-deps lint bench check clean
+.PHONY: run test test-deps lint bench check clean constraints
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,13 @@ lint: $(STAMP)
 
 bench: $(STAMP) test-deps
 	$(BIN)/python bench/webhook_bench.py $(BENCH_ARGS)
+
+# The exact runtime versions the image installs: a clean venv with only what pyproject asks.
+constraints:
+	rm -rf .constraints-venv && $(PY) -m venv .constraints-venv
+	.constraints-venv/bin/pip install --quiet --disable-pip-version-check .
+	{ sed -n '1,3p' constraints.txt; .constraints-venv/bin/pip freeze --exclude remediator; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf .constraints-venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis remediator.db*

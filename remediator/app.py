@@ -16,13 +16,13 @@ from remediator.actions.docker import DockerExecutor
 from remediator.actions.http import HttpExecutor
 from remediator.actions.notify import NotifyExecutor
 from remediator.checks.prometheus import PrometheusChecker
-from remediator.config import Config, parse_listen
+from remediator.config import Config, network_problems, open_endpoints, parse_listen
 from remediator.core.policy import Policy
 from remediator.engine import Engine
 from remediator.errors import ConfigError
 from remediator.metrics import Metrics
 from remediator.pipeline import Settings
-from remediator.policy_files import load_policies
+from remediator.policy_files import load_policies, retention_problems
 from remediator.slack import SlackApprover
 from remediator.store.base import Store
 from remediator.store.postgres import PostgresStore
@@ -53,7 +53,7 @@ def build_executors(
     if slack is not None:
         executors["notify"] = NotifyExecutor(slack)
     if any(p.action.type == "http.request" for p in policies):
-        executors["http.request"] = HttpExecutor(config.http.secrets)
+        executors["http.request"] = HttpExecutor(config.action_secrets())
     # Built only when used: a Docker-only setup should not report an unreachable cluster.
     if any(p.action.type.startswith("kubernetes.") for p in policies):
         # Imported only when a policy needs it: the client library alone is ~50 MiB resident.
@@ -93,33 +93,47 @@ def build_slack(config: Config) -> SlackApprover | None:
     return SlackApprover(slack)
 
 
-def _warn_open_endpoints(config: Config) -> None:
-    auth = config.auth
-    for block, endpoint, who_can in (
-        (auth.alertmanager, "/webhook/alertmanager", "send alerts"),
-        (auth.datadog, "/webhook/datadog", "send alerts"),
-        (auth.api, "/api/v1", "pause, resume and approve"),
-    ):
-        if block is None:
-            name = endpoint.rsplit("/", 1)[-1].replace("v1", "api")
+def _check_open_endpoints(config: Config) -> None:
+    """Open endpoints: a config error off loopback (parse_config says so too), else a warning."""
+    problems = network_problems(config)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    who_can = {"alertmanager": "send alerts", "datadog": "send alerts", "api": "pause and approve"}
+    for endpoint, key in open_endpoints(config):
+        _log.warning(
+            "auth.open",
+            endpoint=endpoint,
+            detail=f"auth.{key} is not set: any local process can {who_can[key]}",
+        )
+    for key in ("alertmanager", "datadog", "api"):
+        block = getattr(config.auth, key)
+        if block is not None and block.allow_unauthenticated:
             _log.warning(
                 "auth.open",
-                endpoint=endpoint,
-                detail=f"auth.{name} is not set: anyone who can reach it can {who_can}",
+                endpoint=key,
+                detail=f"auth.{key}.allow_unauthenticated is true: anyone who can reach "
+                f"the daemon can {who_can[key]}",
             )
 
 
 async def run(config: Config, stop: asyncio.Event | None = None) -> None:
     """Serve until `stop` is set (or a signal sets it)."""
-    policies = load_policies(config.policy_paths(), must_exist=config.policies_configured)
+    log.register_secrets(config.secret_values())
+    _check_open_endpoints(config)
+    policies = load_policies(
+        config.policy_paths(),
+        must_exist=config.policies_configured,
+        secrets=config.action_secrets(),
+    )
+    too_long = retention_problems(config.retention, config.limits.global_rate.window, policies)
+    if too_long:
+        raise ConfigError("\n".join(too_long))
     if not policies:
         _log.warning(
             "policies.none",
             paths=[str(p) for p in config.policy_paths()],
             detail="no policies loaded: alerts are received and counted, none is acted on",
         )
-    log.register_secrets(config.secrets())
-    _warn_open_endpoints(config)
     stop = stop or asyncio.Event()
     slack = build_slack(config)  # before the store opens: a config error must leave nothing open
     executors = build_executors(config, policies, slack)
@@ -139,6 +153,7 @@ async def run(config: Config, stop: asyncio.Event | None = None) -> None:
         post_results=config.slack.post_results,
         checker=build_checker(config, policies),
         action_lease=config.action_lease,
+        retention=config.retention,
     )
     try:
         await engine.start()

@@ -17,7 +17,7 @@ from remediator.config import Config, kubeconfig_source, load_config
 from remediator.errors import ConfigError, IngestError, PolicyError, StoreError
 from remediator.ingest.alertmanager import parse_alertmanager
 from remediator.ingest.datadog import parse_datadog
-from remediator.policy_files import load_policies
+from remediator.policy_files import load_policies, retention_problems
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,13 +58,25 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("REMEDIATOR_API_TOKEN"),
         help="API bearer token (or REMEDIATOR_API_TOKEN)",
     )
-    appr.add_argument("--by", default=os.environ.get("USER", "cli"), help="who decides")
+    appr.add_argument(
+        "--by",
+        default=os.environ.get("USER", "cli"),
+        help="a note recorded with the decision; the approver is the token's identity",
+    )
     return parser
 
 
 def _load(config_path: Path | None) -> tuple[Config, list[Any]]:
     config = load_config(config_path)
-    return config, load_policies(config.policy_paths(), must_exist=config.policies_configured)
+    policies = load_policies(
+        config.policy_paths(),
+        must_exist=config.policies_configured,
+        secrets=config.action_secrets(),
+    )
+    too_long = retention_problems(config.retention, config.limits.global_rate.window, policies)
+    if too_long:
+        raise ConfigError("\n".join(too_long))
+    return config, policies
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -166,13 +178,14 @@ def _serve(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         asyncio.run(run(config))
     except ConfigError as exc:
+        # Exit 2, a usage error, before anything listens: an orchestrator shows it at once.
         logger.error("config.invalid", error=str(exc))
         print(exc, file=sys.stderr)
-        return 1
+        return 2
     except PolicyError as exc:
         logger.error("policies.invalid", problems=exc.problems)
         print("\n".join(exc.problems), file=sys.stderr)
-        return 1
+        return 2
     except StoreError as exc:
         logger.error("store.unavailable", error=str(exc))
         return 1

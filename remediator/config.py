@@ -5,6 +5,7 @@ Loading is pure over (text, environment, base folder); `load_config` is the thin
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -77,24 +78,91 @@ class BasicCredentials(Section):
     password: NonEmptySecret
 
 
-class AlertmanagerAuth(Section):
+class EndpointAuth(Section):
+    """Every endpoint's block may instead be `{allow_unauthenticated: true}`: deliberately open."""
+
+    allow_unauthenticated: bool = False
+
+    def _one_of(self, *given: object) -> None:
+        present = sum(value is not None for value in given)
+        if self.allow_unauthenticated and present:
+            raise ValueError("allow_unauthenticated: true cannot be combined with credentials")
+        if not self.allow_unauthenticated and present != 1:
+            raise ValueError(self._which)
+
+    _which = "set credentials"
+
+
+class AlertmanagerAuth(EndpointAuth):
     bearer_token: NonEmptySecret | None = None
     basic: BasicCredentials | None = None
+    _which = "set exactly one of bearer_token or basic (or allow_unauthenticated: true)"
 
     @model_validator(mode="after")
     def _exactly_one(self) -> AlertmanagerAuth:
-        if (self.bearer_token is None) == (self.basic is None):
-            raise ValueError("set exactly one of bearer_token or basic")
+        self._one_of(self.bearer_token, self.basic)
         return self
 
 
-class DatadogAuth(Section):
+class DatadogAuth(EndpointAuth):
     header: str = "X-Remediator-Token"
-    token: NonEmptySecret
+    token: NonEmptySecret | None = None
+    _which = "set token (or allow_unauthenticated: true)"
+
+    @model_validator(mode="after")
+    def _token(self) -> DatadogAuth:
+        self._one_of(self.token)
+        return self
 
 
-class ApiAuth(Section):
-    bearer_token: NonEmptySecret
+_TOKEN_NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,64}$")
+
+
+class ApiAuth(EndpointAuth):
+    """Named tokens: the caller's identity is `api:<name>` (who approved, paused, reset)."""
+
+    tokens: dict[str, NonEmptySecret] | None = None
+    bearer_token: NonEmptySecret | None = None  # shorthand for tokens: {api: ...}
+    read: bool = False  # GET /api/v1/* needs a token too
+    _which = "set tokens or bearer_token (or allow_unauthenticated: true)"
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _token_files(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, dict):
+            return value
+        base = Path((info.context or {}).get("base_dir", "."))
+        resolved: dict[str, Any] = {}
+        for key, raw in value.items():
+            name = str(key)
+            if name.endswith("_file"):
+                name = name.removesuffix("_file")
+                path = base / str(raw)
+                try:
+                    raw = path.read_text(encoding="utf-8").strip()  # noqa: PLW2901
+                except OSError as exc:
+                    raise ValueError(f"{key}: cannot read {path}: {exc.strerror}") from None
+            if name in resolved:
+                raise ValueError(f"token {name} is set twice")
+            resolved[name] = raw
+        return resolved
+
+    @model_validator(mode="after")
+    def _named(self) -> ApiAuth:
+        self._one_of(self.tokens if self.tokens else None, self.bearer_token)
+        for name in self.tokens or {}:
+            if not _TOKEN_NAME.match(name):
+                raise ValueError(f"token name {name!r}: use letters, digits, _ . - (1-64)")
+        values = [t.get_secret_value() for t in self.identities().values()]
+        if len(set(values)) != len(values):
+            raise ValueError("two token names share one token: each identity needs its own")
+        return self
+
+    def identities(self) -> dict[str, SecretStr]:
+        """identity (`api:NAME`) -> its token."""
+        if self.bearer_token is not None:
+            return {"api:api": self.bearer_token}
+        return {f"api:{name}": token for name, token in (self.tokens or {}).items()}
 
 
 class AuthConfig(Section):
@@ -109,13 +177,41 @@ class SlackConfig(Section):
     channel: str | None = None
     approvers: tuple[str, ...] = ()
     api_url: str = "https://slack.com/api/"
+    # Optional: interactions from any other workspace (team.id) are refused.
+    team_id: str | None = None
     # Not in SPEC's sample: also post every executed or failed action to the channel.
     post_results: bool = False
 
 
 class HttpConfig(Section):
-    # Values for ${secret:NAME} in http.request params; filled in only when sending.
+    # Kept for configs written before the top-level `secrets`: the same ${secret:NAME} values.
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
+
+
+def _secret_files(value: Any, info: ValidationInfo) -> Any:
+    """`secrets: {pg_password_file: /run/secrets/pg}` defines ${secret:pg_password}."""
+    if not isinstance(value, dict):
+        return value
+    base = Path((info.context or {}).get("base_dir", "."))
+    resolved: dict[str, Any] = {}
+    for key, raw in value.items():
+        name = str(key)
+        if name.endswith("_file"):
+            name = name.removesuffix("_file")
+            path = base / str(raw)
+            try:
+                raw = path.read_text(encoding="utf-8").strip()  # noqa: PLW2901
+            except OSError as exc:
+                raise ValueError(f"{key}: cannot read {path}: {exc.strerror}") from None
+        if name in resolved:
+            raise ValueError(f"secret {name} is set twice")
+        if not _SECRET_NAME.match(name):
+            raise ValueError(f"secret name {name!r}: use letters, digits and _")
+        resolved[name] = raw
+    return resolved
+
+
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 class DockerConfig(Section):
@@ -157,6 +253,11 @@ class Config(Section):
     kubernetes: KubernetesConfig = KubernetesConfig()
     prometheus: PrometheusConfig = PrometheusConfig()
     limits: LimitsConfig = LimitsConfig()
+    # Audit rows older than this are pruned; a pending approval and whatever dedup still
+    # needs for an episode seen within it are kept.
+    retention: Duration = timedelta(days=30)
+    # Values for ${secret:NAME} in action params, filled in only when the action runs.
+    secrets: dict[str, NonEmptySecret] = Field(default_factory=dict)
     # Where relative paths (policies, sqlite file) are resolved: the config file's folder.
     base_dir: str = Field(default=".", exclude=True)
 
@@ -165,6 +266,22 @@ class Config(Section):
     def _listen(cls, value: str) -> str:
         parse_listen(value)
         return value
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secrets_files(cls, value: Any, info: ValidationInfo) -> Any:
+        return _secret_files(value, info)
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: timedelta) -> timedelta:
+        if value < timedelta(hours=1):
+            raise ValueError("must be at least 1h (the audit log is what operators read)")
+        return value
+
+    def action_secrets(self) -> dict[str, SecretStr]:
+        """${secret:NAME} values: `secrets`, then the older `http.secrets`."""
+        return {**self.http.secrets, **self.secrets}
 
     @field_validator("action_lease")
     @classmethod
@@ -190,7 +307,7 @@ class Config(Section):
     def state_target(self) -> StateTarget:
         return parse_state_url(self.state, Path(self.base_dir))
 
-    def secrets(self) -> list[str]:
+    def secret_values(self) -> list[str]:
         """Every secret value, so the log redactor can mask one that leaks into a message."""
         found: list[str] = []
 
@@ -207,10 +324,11 @@ class Config(Section):
                     walk(value)
 
         walk(self)
-        password = urlsplit(self.state).password  # postgresql://user:PASSWORD@host/db
-        if password:
-            found.append(unquote(password))
-            found.append(password)
+        for url in (self.state, self.prometheus.url):  # scheme://user:PASSWORD@host/...
+            password = urlsplit(url).password
+            if password:
+                found.append(unquote(password))
+                found.append(password)
         return found
 
 
@@ -247,6 +365,43 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"listen must be HOST:PORT, got {value!r}")
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104  # ":9595" means all interfaces, as in Go
+
+
+ENDPOINTS = (
+    ("/webhook/alertmanager", "alertmanager"),
+    ("/webhook/datadog", "datadog"),
+    ("/api/v1 (writes) and /-/reload", "api"),
+)
+
+
+def open_endpoints(config: Config) -> list[tuple[str, str]]:
+    """(endpoint, auth key) of every endpoint with no auth block at all."""
+    return [(ep, key) for ep, key in ENDPOINTS if getattr(config.auth, key) is None]
+
+
+def network_problems(config: Config) -> list[str]:
+    """`auth.KEY: message` for each endpoint left open on a non-loopback listen address.
+
+    On loopback only local processes can reach it, and `serve` warns; on any other address
+    one unauthenticated POST could act, so an open endpoint must be said out loud.
+    """
+    host, _ = parse_listen(config.listen)
+    if is_loopback(host):
+        return []
+    return [
+        f"auth.{key}: {endpoint} has no auth while listening on {config.listen}; set "
+        f"credentials, or auth.{key}: {{allow_unauthenticated: true}} to leave it open"
+        for endpoint, key in open_endpoints(config)
+    ]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a hostname other than localhost may resolve to anything
 
 
 def _substitute(node: Any, path: str, env: Mapping[str, str]) -> Any:
@@ -286,13 +441,17 @@ def parse_config(
         raise ConfigError(f"{filename}: {exc}") from None
     substituted["base_dir"] = str(base_dir)
     try:
-        return Config.model_validate(substituted, context={"base_dir": str(base_dir)})
+        config = Config.model_validate(substituted, context={"base_dir": str(base_dir)})
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"]) or "(config)"
             lines.append(f"{filename}: {where}: {error['msg'].removeprefix('Value error, ')}")
         raise ConfigError("\n".join(lines)) from None
+    problems = network_problems(config)
+    if problems:
+        raise ConfigError("\n".join(f"{filename}: {line}" for line in problems))
+    return config
 
 
 def kubeconfig_source(kubeconfig: str | None) -> str | None:

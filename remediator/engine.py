@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -18,6 +19,9 @@ from remediator.checks.prometheus import PrometheusChecker
 from remediator.core import approval as approvals
 from remediator.core.alert import Alert
 from remediator.core.dedup import Claim
+from remediator.core.job import scope_check
+from remediator.core.limits import cooldown_reason
+from remediator.core.mrkdwn import escape_mrkdwn
 from remediator.core.outcomes import EXECUTING, Outcome
 from remediator.core.policy import Policy
 from remediator.errors import StoreError
@@ -31,14 +35,22 @@ from remediator.pipeline import (
     matching,
     repeat_verdict,
 )
-from remediator.runner import Runner, request_for
-from remediator.slack import SlackApprover, SlackError, request_message, status_line
+from remediator.runner import Hold, Runner, request_for
+from remediator.slack import (
+    SlackApprover,
+    SlackError,
+    code_span,
+    mention,
+    request_message,
+    status_line,
+)
 from remediator.store.base import Store, Transaction
 
 _log = log.get("remediator.engine")
 K = TypeVar("K")
 V = TypeVar("V")
 PAUSED_FLAG = "paused"
+PRUNE_EVERY = 3600.0  # seconds; the first prune runs at start
 TRIPPED_PREFIX = "tripped:"
 
 
@@ -51,6 +63,11 @@ class BoundedCache(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         return self._items.get(key)
+
+    def discard(self, doomed: Callable[[K, V], bool]) -> None:
+        """Forget every entry `doomed` names (a scan: for rare events only)."""
+        for key in [k for k, v in self._items.items() if doomed(k, v)]:
+            del self._items[key]
 
     def put(self, key: K, value: V) -> None:
         self._items[key] = value
@@ -71,11 +88,14 @@ class Engine:
         settings: Settings,
         dry_run: bool,
         max_concurrent: int,
-        cache_size: int = 200_000,
+        # Caches only, never truth: a forgotten entry costs one store round trip. 50k entries
+        # of digests stay within a few MiB, so a storm of new alerts cannot grow memory.
+        cache_size: int = 50_000,
         slack: SlackApprover | None = None,
         post_results: bool = False,
         checker: PrometheusChecker | None = None,
         action_lease: timedelta = timedelta(seconds=30),
+        retention: timedelta = timedelta(days=30),
     ) -> None:
         self.policies = list(policies)
         self._by_name = {p.name: p for p in policies}
@@ -93,6 +113,8 @@ class Engine:
             max_concurrent=max_concurrent,
             on_unverified=self.trip,
             on_finished=self._finished,
+            admit=self.admit,
+            on_held=self._reopened,
             checker=checker,
         )
         self.slack = slack
@@ -105,6 +127,7 @@ class Engine:
         self._repeats: dict[int, int] = {}
         self._pending_approvals = 0
         self.action_lease = action_lease
+        self.retention = retention
         # Breakers tripped here whose flag could not be written yet: kept tripped regardless
         # of what the store says, and written by the next sync.
         self._unrecorded_trips: dict[str, str] = {}
@@ -130,6 +153,7 @@ class Engine:
             asyncio.create_task(self._every(1.0, self.sync), name="sync"),
             asyncio.create_task(self._every(15.0, self.probe_backends), name="probe-backends"),
             asyncio.create_task(self._every(renew, self.renew_leases), name="renew-leases"),
+            asyncio.create_task(self._every(PRUNE_EVERY, self.prune), name="prune"),
         ]
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -196,7 +220,7 @@ class Engine:
                 )
             for alert in alerts:
                 if alert.cycle is None:  # a cycle group is not an episode: never a cache key
-                    seen = (alert.labels, tuple(matching(self.policies, alert)))
+                    seen = (labels_digest(alert.labels), tuple(matching(self.policies, alert)))
                     self._episodes.put((alert.episode, alert.status), seen)
         self._apply(decided)
         return decided
@@ -212,7 +236,7 @@ class Engine:
             seen = None if alert.cycle else self._episodes.get((alert.episode, alert.status))
             # Same labels: the matching set cannot differ (a sender reusing a fingerprint
             # for other labels falls through to the full pipeline).
-            if seen is None or seen[0] != alert.labels:
+            if seen is None or seen[0] != labels_digest(alert.labels):
                 return None
             for policy in seen[1]:
                 claim = self._claims.get((policy.name, alert.episode))
@@ -273,6 +297,13 @@ class Engine:
         verify = found.verify.within if found else timedelta(minutes=2)
         self.runner.submit(request_for(action_id, policy, action, target, params, verify))
 
+    def _reopened(self, request: ActionRequest) -> None:
+        """An action held at its turn (paused, tripped) reopened its episode in the store: no
+        cached claim may still answer its repeats as settled. Dropping extra entries is safe."""
+        self._claims.discard(
+            lambda key, claim: key[0] == request.policy and claim.target == request.target
+        )
+
     def _closed(
         self, item: approvals.Approval, result: str | None, shown: str | None = None, **log: Any
     ) -> None:
@@ -331,10 +362,16 @@ class Engine:
         await self.store.heartbeat(self.runner.holding(), now)
         self.runner.record_interrupted(await self.store.interrupt_stale(now, self.action_lease))
 
+    async def prune(self) -> None:
+        """Audit rows older than `retention` go, in short batches (see Store.prune)."""
+        pruned = await self.store.prune(self.clock() - self.retention)
+        if any(pruned.values()):
+            _log.info("store.pruned", retention=str(self.retention), **pruned)
+
     async def flush_repeats(self) -> None:
         counts, self._repeats = self._repeats, {}
         try:
-            await self.store.add_repeats(counts)
+            await self.store.add_repeats(counts, self.clock())
         except StoreError:
             for decision_id, n in counts.items():  # keep them for the next flush
                 self._repeats[decision_id] = self._repeats.get(decision_id, 0) + n
@@ -348,6 +385,21 @@ class Engine:
         self.metrics.paused.set(int(paused))
         _log.warning("remediation.paused" if paused else "remediation.resumed")
 
+    async def admit(self, request: ActionRequest, last_done: datetime | None) -> Hold | None:
+        """An action's turn came, or a retry is due: the switches as the store holds them now
+        (another replica may have paused), then the policy's cooldown counted from when the
+        last action on this (policy, target) here ended. None: it may run."""
+        gates = self._adopt(await self.store.flags(""))
+        held = gates.holding(request.policy)
+        if held is not None:
+            why = "remediation is paused" if held is Outcome.PAUSED else "circuit breaker is open"
+            return held, why
+        policy = self._by_name.get(request.policy)
+        if policy is None:
+            return None
+        reason = cooldown_reason(last_done, policy.guards.cooldown, self.clock())
+        return None if reason is None else (Outcome.COOLDOWN, reason)
+
     async def trip(self, policy: str, reason: str) -> None:
         try:
             await self.store.set_flag(TRIPPED_PREFIX + policy, reason)
@@ -359,7 +411,8 @@ class Engine:
         _log.warning("policy.tripped", policy=policy, reason=reason)
         if self.slack is not None:
             text = (
-                f":rotating_light: Policy `{policy}` tripped: {reason}. It takes no action until "
+                f":rotating_light: Policy `{policy}` tripped: {escape_mrkdwn(reason)}. "
+                "It takes no action until "
                 f"someone checks and resets it: `POST /api/v1/policies/{policy}/reset`"
             )
             self.spawn(self._say(text))
@@ -377,9 +430,12 @@ class Engine:
     # --- approvals -------------------------------------------------------------------------
 
     async def decide_approval(
-        self, approval_id: str, who: str, *, approve: bool
+        self, approval_id: str, who: str, *, approve: bool, note: str = ""
     ) -> approvals.Approval | None:
-        """Apply one human decision; None for an unknown id; raises ApprovalRefused."""
+        """Apply one human decision; None for an unknown id; raises ApprovalRefused.
+
+        `who` is an authenticated identity (a Slack user ID from a signed click, or the API
+        token's `api:NAME`), never text the caller chose; `note` is recorded beside it."""
         now = self.clock()
         outcome: str | None = None
         submit: _Submit | None = None
@@ -397,6 +453,11 @@ class Engine:
                 await tx.set_outcome(updated.decision_id, outcome, f"denied by {who}")
             elif updated.state is approvals.ApprovalState.APPROVED:
                 outcome, submit = await self._approved(tx, updated, now)
+        try:
+            event = "approved" if approve else "denied"
+            await self.store.add_approval_event(approval_id, who, event, note, now)
+        except StoreError as exc:  # the decision itself is committed; only the note is lost
+            _log.error("approval.event_failed", approval_id=approval_id, error=str(exc))
         if updated.state is approvals.ApprovalState.PENDING:  # one of N approvers so far
             self.spawn(self._refresh(updated.id))
         else:
@@ -414,17 +475,24 @@ class Engine:
         policy = self._by_name.get(approval.policy)
         if policy is None:
             reason = f"approved by {who}, but policy {approval.policy} is no longer loaded"
-            await tx.set_outcome(approval.decision_id, Outcome.FAILED, reason)
+            await _settle(tx, approval.decision_id, Outcome.FAILED, reason)
             return Outcome.FAILED, None
+        # The scope as it is now, not as it was when the request was made: a policy narrowed
+        # since (or a namespace protected since) wins over an approval given for the old one.
+        out = scope_check(policy, approval.target, self.settings.protected_namespaces)
+        if out is not None:
+            reason = f"approved by {who}, but {out.reason}"
+            await _settle(tx, approval.decision_id, out.outcome, reason)
+            return out.outcome, None
         gates = self._adopt(await tx.flags())
         held = gates.holding(policy.name)
         if held is not None:
-            await tx.set_outcome(approval.decision_id, held, f"approved by {who} while {held}")
+            await _settle(tx, approval.decision_id, held, f"approved by {who} while {held}")
             return held, None
         stop = await limits(tx, policy, approval.target, now, gates, self.settings)
         if stop is not None:
             reason = f"approved by {who}, but {stop.reason}"
-            await tx.set_outcome(approval.decision_id, stop.outcome, reason)
+            await _settle(tx, approval.decision_id, stop.outcome, reason)
             return stop.outcome, None
         params = await tx.approval_params(approval.id)
         dry = gates.dry_run or policy.guards.dry_run
@@ -438,11 +506,9 @@ class Engine:
             now=now,
         )
         if dry:
-            await tx.set_outcome(
-                approval.decision_id, Outcome.DRY_RUN, f"approved by {who}; dry run"
-            )
+            await _settle(tx, approval.decision_id, Outcome.DRY_RUN, f"approved by {who}; dry run")
             return Outcome.DRY_RUN, None
-        await tx.set_outcome(approval.decision_id, EXECUTING, f"approved by {who}")
+        await _settle(tx, approval.decision_id, EXECUTING, f"approved by {who}")
         return EXECUTING, (action_id, policy.name, approval.action, approval.target, params)
 
     async def expire_approvals(self) -> None:
@@ -470,6 +536,8 @@ class Engine:
     async def probe_backends(self) -> None:
         for backend, executor in self._backends().items():
             self._probed(backend, await executor.probe())
+        if self.checker is not None:  # conditions and verification depend on it
+            self._probed("prometheus", await self.checker.probe())
 
     def _probed(self, backend: str, reason: str | None) -> None:
         """What the last probe of a backend (or the state store, each second) found."""
@@ -505,7 +573,7 @@ class Engine:
             return
         # In Slack an empty approver list means nobody: a button must never approve by itself.
         if user not in current.approvers:
-            reason = f"<@{user}> is not an approver of policy {current.policy}"
+            reason = f"{mention(user)} is not an approver of policy {current.policy}"
             await self.store.add_approval_event(approval_id, user, "refused", reason, self.clock())
             self.metrics.approval_decisions.labels(current.policy, "refused").inc()
             _log.warning(
@@ -523,7 +591,7 @@ class Engine:
             await self.store.add_approval_event(
                 approval_id, user, "click_refused", exc.reason, self.clock()
             )
-            await self._tell(channel, user, f"Nothing changed: {exc.reason}.")
+            await self._tell(channel, user, f"Nothing changed: {escape_mrkdwn(exc.reason)}.")
 
     async def _say(self, text: str) -> None:
         assert self.slack is not None  # noqa: S101  # callers check
@@ -575,8 +643,10 @@ class Engine:
         if self.slack is None:
             return
         mark = ":white_check_mark:" if outcome == Outcome.EXECUTED else ":x:"
+        # Targets and reasons carry alert text: shown as text, never as Slack markup.
         text = (
-            f"{mark} `{request.type}` on `{request.target}` {outcome} in {seconds:.1f}s: {reason}"
+            f"{mark} `{request.type}` on {code_span(request.target)} {outcome} in "
+            f"{seconds:.1f}s: {escape_mrkdwn(reason)}"
         )
         try:
             approval = await self.store.approval_for_action(request.action_id)
@@ -589,13 +659,33 @@ class Engine:
             _log.error("slack.result_failed", action_id=request.action_id, error=str(exc))
 
 
+async def _settle(tx: Transaction, decision_id: int, outcome: str, reason: str) -> None:
+    """An approved decision's outcome. The store refuses when the decision is no longer open
+    (someone else settled it): raising rolls the whole approval back, action row included."""
+    if not await tx.set_outcome(decision_id, outcome, reason):
+        raise approvals.ApprovalRefused(
+            f"decision {decision_id} was settled meanwhile; nothing changed", conflict=True
+        )
+
+
 def _describe(outcome: str | None, approval: approvals.Approval) -> str | None:
     if outcome is None or approval.state is not approvals.ApprovalState.APPROVED:
         return None
     if outcome == EXECUTING:
-        return f"running `{approval.action}` on `{approval.target}`"
+        return f"running `{approval.action}` on {code_span(approval.target)}"
     return f"not run: {outcome}"
 
 
 _Submit = tuple[int, str, str, str, dict[str, str]]
-_Seen = tuple[Mapping[str, str], tuple[Policy, ...]]
+_Seen = tuple[bytes, tuple[Policy, ...]]
+
+
+def labels_digest(labels: Mapping[str, str]) -> bytes:
+    """16 bytes that stand for a label set in the episode cache (a dict would cost ~1 KiB)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, value in sorted(labels.items()):
+        for part in (name, value):  # length-prefixed: no separator a value could forge
+            raw = part.encode("utf-8", "surrogatepass")
+            digest.update(len(raw).to_bytes(4, "big"))
+            digest.update(raw)
+    return digest.digest()

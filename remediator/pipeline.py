@@ -115,6 +115,16 @@ def matching(policies: Sequence[Policy], alert: Alert) -> list[Policy]:
     ]
 
 
+def concerns(policies: Sequence[Policy], alert: Alert) -> bool:
+    """Some policy matches the alert's source and labels, in either status: its episode (and
+    a resolve that ends it or cancels an approval) is worth recording. Anything else leaves
+    no state, so a storm of unrelated alerts cannot grow the store."""
+    return any(
+        p.matches_source(alert.source) and matches_all(p.match.matchers, alert.labels)
+        for p in policies
+    )
+
+
 def repeat_verdict(claim: Claim, policy: str, alert: Alert, gates: Gates) -> Verdict | None:
     """A repeat answered from a known claim with no write but a counter; None: needs the store."""
     seen = classify(claim, gates.holding(policy) is not None)
@@ -157,6 +167,8 @@ async def decide(
     decided = Decided()
     checked = conditions or {}
     for index, raw in enumerate(alerts):
+        if not concerns(policies, raw):
+            continue  # no policy could ever act on it: counted by the engine, never stored
         alert = raw
         if raw.cycle is not None:  # the sender gave no incident id: the store numbers cycles
             alert = replace(raw, episode=await tx.episode_cycle(raw.episode, raw.cycle), cycle=None)

@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.slack_api",
     "tests.fixtures.prometheus",
     "tests.fixtures.postgres",
+    "tests.fixtures.http_hook",
 ]
 
 # Real webhook bodies (see corpus/SOURCES.md), kept in the repo so a fresh clone has them.

@@ -29,7 +29,7 @@ class Approval:
     requested_at: datetime
     expires_at: datetime
     required: int
-    approvers: tuple[str, ...]  # empty: anyone the API token holder names
+    approvers: tuple[str, ...]  # Slack user IDs and api:NAME; empty: any API token (Slack: nobody)
     approved_by: tuple[str, ...] = ()
     decided_by: str | None = None
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 _FRACTION = re.compile(
-    r"^(?P<head>[^.]+T\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)$"
+    r"^(?P<head>[^.]+T\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)$",
+    re.ASCII,  # \d must not admit other scripts' digits
 )
 GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
@@ -20,7 +21,11 @@ def parse_rfc3339_ns(text: str) -> tuple[datetime, int]:
     if found is None:
         raise ValueError(f"not an RFC3339 timestamp: {text!r}")
     zone = "+00:00" if found["zone"] == "Z" else found["zone"]
-    whole = datetime.fromisoformat(found["head"] + zone).astimezone(UTC)
+    try:
+        whole = datetime.fromisoformat(found["head"] + zone).astimezone(UTC)
+    except (ValueError, OverflowError):
+        # 0001-01-01T00:00:00+01:00 is before year 1 in UTC: Python cannot hold it.
+        raise ValueError(f"timestamp out of range: {text!r}") from None
     digits = (found["frac"] or "")[:9].ljust(9, "0")
     nanos = int(digits)
     # Integer arithmetic: the same instant written in two time zones gives the same key.

@@ -36,8 +36,19 @@ def load_all(text: str) -> Iterator[Any]:
 
 
 def describe(exc: Exception) -> str:
-    """One line for a YAML error, without PyYAML's `in "<unicode string>"` noise."""
-    return " ".join(str(exc).replace(' in "<unicode string>",', " at").split())
+    """One line for a YAML error: what and where (line and column), never the text itself.
+
+    PyYAML's own message quotes the offending line, which may hold an inline secret
+    (`token: "abc` with a missing quote) that `check` and `serve` would then print.
+    """
+    if isinstance(exc, yaml.MarkedYAMLError):
+        parts = [p for p in (exc.context, exc.problem) if p]
+        what = "; ".join(" ".join(p.split()) for p in parts) or "invalid YAML"
+        mark = exc.problem_mark or exc.context_mark
+        if mark is not None:
+            return f"{what} at line {mark.line + 1}, column {mark.column + 1}"
+        return what
+    return f"invalid YAML ({type(exc).__name__})"
 
 
 def load(text: str) -> Any:

@@ -1,4 +1,8 @@
-"""Request authentication: bearer tokens and basic credentials, compared in constant time."""
+"""Request authentication: bearer tokens and basic credentials, compared in constant time.
+
+Every check takes the header as it arrived; a value that is not valid text (aiohttp hands
+undecodable bytes through as surrogates) simply does not match — never an exception.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,28 @@ from pydantic import SecretStr
 from remediator.config import AlertmanagerAuth, ApiAuth, DatadogAuth
 
 
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _same(given: str, expected: SecretStr) -> bool:
-    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+    try:
+        raw = _bytes(given)
+    except UnicodeEncodeError:  # lone surrogates that were never bytes: not a credential
+        return False
+    return hmac.compare_digest(raw, _bytes(expected.get_secret_value()))
+
+
+def _bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, credentials = header.partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else None
 
 
 def bearer_ok(header: str | None, token: SecretStr) -> bool:
-    if not header:
-        return False
-    scheme, _, credentials = header.partition(" ")
-    return scheme.lower() == "bearer" and _same(credentials.strip(), token)
+    given = _bearer(header)
+    return given is not None and _same(given, token)
 
 
 def basic_ok(header: str | None, username: str, password: SecretStr) -> bool:
@@ -26,15 +43,18 @@ def basic_ok(header: str | None, username: str, password: SecretStr) -> bool:
         return False
     try:
         given = BasicAuth.decode(header)
-    except ValueError:
+    except (ValueError, UnicodeError):
         return False
     # Both compared even if the first differs, so timing says nothing about which one.
-    user_ok = hmac.compare_digest(given.login.encode(), username.encode())
+    try:
+        user_ok = hmac.compare_digest(_bytes(given.login), _bytes(username))
+    except UnicodeEncodeError:
+        return False
     return _same(given.password, password) & user_ok
 
 
 def alertmanager_ok(header: str | None, auth: AlertmanagerAuth | None) -> bool:
-    if auth is None:
+    if auth is None or auth.allow_unauthenticated:
         return True
     if auth.bearer_token is not None:
         return bearer_ok(header, auth.bearer_token)
@@ -42,11 +62,29 @@ def alertmanager_ok(header: str | None, auth: AlertmanagerAuth | None) -> bool:
     return basic_ok(header, auth.basic.username, auth.basic.password)
 
 
-def api_ok(header: str | None, auth: ApiAuth | None) -> bool:
-    return True if auth is None else bearer_ok(header, auth.bearer_token)
-
-
 def datadog_ok(value: str | None, auth: DatadogAuth | None) -> bool:
-    if auth is None:
+    if auth is None or auth.allow_unauthenticated:
         return True
+    assert auth.token is not None  # noqa: S101  # config validation demands a token
     return value is not None and _same(value, auth.token)
+
+
+OPEN = "api:anonymous"
+
+
+def api_identity(header: str | None, auth: ApiAuth | None) -> str | None:
+    """The caller's identity `api:NAME` from its bearer token; None when it matches none.
+
+    With no API auth (loopback only, or allow_unauthenticated) every caller is `api:anonymous`.
+    Every token is compared, so timing does not tell which name came close.
+    """
+    if auth is None or auth.allow_unauthenticated:
+        return OPEN
+    given = _bearer(header)
+    if given is None:
+        return None
+    found = None
+    for identity, token in auth.identities().items():
+        if _same(given, token):
+            found = identity
+    return found

@@ -24,6 +24,7 @@ from remediator.ingest.alertmanager import parse_alertmanager
 from remediator.ingest.datadog import parse_datadog
 from remediator.slack import APPROVE, DENY
 from remediator.web import auth
+from remediator.web.browser import browser_guard, no_server_errors
 
 _log = log.get("remediator.web")
 ENGINE = web.AppKey("engine", Engine)
@@ -92,25 +93,37 @@ def _dd_auth(request: web.Request, config: Config) -> bool:
     return auth.datadog_ok(request.headers.get(dd.header) if dd else None, dd)
 
 
+IDENTITY = web.RequestKey("identity", str)  # the caller of an API write: api:NAME
+
+
 def _api_write(
     handler: Callable[[web.Request], Awaitable[web.Response]],
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    unguarded = _api_read(handler)
+    """Needs `auth.api`: the caller's identity (`api:NAME`) is what the handler acts as."""
+    unguarded = _api_read(handler, authenticate=False)
 
     async def guarded(request: web.Request) -> web.Response:
-        if not auth.api_ok(request.headers.get("Authorization"), request.app[CONFIG].auth.api):
+        who = auth.api_identity(request.headers.get("Authorization"), request.app[CONFIG].auth.api)
+        if who is None:
+            _log.warning("api.unauthorized", path=request.path, remote=request.remote)
             return _error(401, "missing or wrong API bearer token")
+        request[IDENTITY] = who
         return await unguarded(request)
 
     return guarded
 
 
 def _api_read(
-    handler: Callable[[web.Request], Awaitable[web.Response]],
+    handler: Callable[[web.Request], Awaitable[web.Response]], *, authenticate: bool = True
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Reads answer 503 too when the store is down: a retryable state, not a server bug."""
+    """Reads answer 503 too when the store is down: a retryable state, not a server bug.
+    With `auth.api.read: true` they need a token like writes."""
 
     async def guarded(request: web.Request) -> web.Response:
+        api = request.app[CONFIG].auth.api
+        needs_token = authenticate and api is not None and api.read
+        if needs_token and auth.api_identity(request.headers.get("Authorization"), api) is None:
+            return _error(401, "missing or wrong API bearer token (auth.api.read is on)")
         try:
             return await handler(request)
         except StoreError as exc:
@@ -122,7 +135,8 @@ def _api_read(
 
 async def decisions(request: web.Request) -> web.Response:
     raw = request.query.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+    # isdigit() alone admits "²" and other digits int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 10_000:
         return _error(400, "limit must be an integer from 1 to 10000")
     records = await request.app[ENGINE].store.decisions(int(raw))
     return web.json_response({"decisions": [r.to_api() for r in records]})
@@ -148,23 +162,31 @@ def _approval_json(a: Approval) -> dict[str, object]:
 
 
 async def _approval(request: web.Request, *, approve: bool) -> web.Response:
-    try:
-        body: Any = await request.json() if request.can_read_body else {}
-    except ValueError:
-        return _error(400, 'body must be JSON such as {"by": "alice"}')
-    who = body.get("by") if isinstance(body, dict) else None
-    if not isinstance(who, str) or not who.strip():
-        return _error(400, 'body must name who decides: {"by": "alice"}')
+    """The approver is the token's identity; `{"by": ...}` in the body is only a note."""
+    note = ""
+    if request.can_read_body:
+        try:
+            body: Any = await request.json()
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
+            return _error(400, 'body must be JSON such as {"by": "alice"}, or empty')
+        raw = body.get("by") if isinstance(body, dict) else None
+        note = raw.strip()[:200] if isinstance(raw, str) else ""
+    who = request[IDENTITY]
     try:
         result = await request.app[ENGINE].decide_approval(
-            request.match_info["id"], who.strip(), approve=approve
+            request.match_info["id"], who, approve=approve, note=note
         )
     except ApprovalRefused as exc:
         return _error(409 if exc.conflict else 403, exc.reason)
     if result is None:
         return _error(404, "no such approval")
     return web.json_response(
-        {"id": result.id, "state": result.state.value, "approved_by": list(result.approved_by)}
+        {
+            "id": result.id,
+            "state": result.state.value,
+            "approved_by": list(result.approved_by),
+            "by": who,
+        }
     )
 
 
@@ -196,6 +218,16 @@ async def slack_interactions(request: web.Request) -> web.Response:
         )
     except (KeyError, IndexError, ValueError, TypeError, UnicodeDecodeError) as exc:
         return _error(400, f"not a block_actions payload: {type(exc).__name__}")
+    expected_team = request.app[CONFIG].slack.team_id
+    team = payload.get("team")
+    team_id = team.get("id") if isinstance(team, dict) else None
+    if expected_team is not None and team_id != expected_team:
+        # Signed by Slack, so the click is real, but from another workspace sharing this app
+        # (or a Slack Connect channel): it changes nothing. Slack still gets its 200, as for any
+        # refused click; a 403 would only show the clicker a generic error.
+        engine.metrics.webhook_rejected.labels("slack", "403").inc()
+        _log.warning("slack.foreign_team", team_id=str(team_id), user=user, remote=request.remote)
+        return web.Response(status=200)
     if payload.get("type") != "block_actions" or action_id not in (APPROVE, DENY):
         return web.Response(status=200)  # other interactions are not ours; acknowledge them
     _log.info("slack.click", user=user, action=action_id, approval_id=approval_id)
@@ -262,7 +294,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def build_app(engine: Engine, config: Config) -> web.Application:
-    app = web.Application(client_max_size=config.max_body_bytes)
+    app = web.Application(
+        client_max_size=config.max_body_bytes,
+        middlewares=[no_server_errors, browser_guard],
+    )
     app[ENGINE] = engine
     app[CONFIG] = config
     app[STATE] = {"draining": False}

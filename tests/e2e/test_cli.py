@@ -57,7 +57,7 @@ def test_check_passes_the_shipped_examples_and_deploy_config() -> None:
         "check",
         "--config",
         "deploy/remediator.yaml",
-        env={"AM_TOKEN": "t0ken", "API_TOKEN": "t0ken2"},
+        env={"AM_TOKEN": "t0ken", "API_TOKEN": "t0ken2", "DD_TOKEN": "t0ken3"},
     )
     assert done.returncode == 0, done.stderr
 

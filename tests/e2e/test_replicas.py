@@ -3,6 +3,7 @@ webhook, an approval or a crash reaches, a real container is restarted exactly a
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from tests.fixtures.alertmanager import container_down
-from tests.fixtures.daemon import Daemon, DaemonFactory
+from tests.fixtures.daemon import AM_TOKEN, API_TOKEN, Daemon, DaemonFactory
 from tests.fixtures.docker_engine import DockerEngine
 from tests.fixtures.postgres import Postgres
 from tests.fixtures.procs import wait_for
@@ -39,8 +40,11 @@ def _pair(
     daemon_factory: DaemonFactory, state: str, policies: str, docker: DockerEngine
 ) -> tuple[Daemon, Daemon]:
     """Two replicas: same policies, same database, own ports; started together."""
+    auth = {"alertmanager": {"bearer_token": AM_TOKEN}, "api": {"tokens": TOKENS}}
     replicas = [
-        daemon_factory(policies, state=state, docker={"url": docker.url}, action_lease=LEASE)
+        daemon_factory(
+            policies, state=state, docker={"url": docker.url}, action_lease=LEASE, auth=auth
+        )
         for _ in range(2)
     ]
     for replica in replicas:
@@ -125,8 +129,14 @@ def _readyz_is(daemon: Daemon, status: int) -> bool:
     return daemon.request("GET", "/readyz")[0] == status
 
 
+# Each person has a token of their own: the approver is the token's identity, api:NAME.
+TOKENS = {"api": API_TOKEN, "ana": "ana-token-0123456", "bob": "bob-token-0123456"}
+
+
 def _approve(daemon: Daemon, approval_id: str, who: str) -> tuple[int, Any]:
-    return daemon.api("POST", f"/api/v1/approvals/{approval_id}/approve", {"by": who})
+    headers = {"Authorization": f"Bearer {TOKENS[who]}", "Content-Type": "application/json"}
+    body = json.dumps({"by": f"{who} on call"}).encode()
+    return daemon.request("POST", f"/api/v1/approvals/{approval_id}/approve", body, headers)
 
 
 def test_one_alert_sent_to_both_replicas_30_times_restarts_once(
@@ -211,7 +221,7 @@ def test_an_approval_requested_on_one_replica_is_approved_on_the_other_once(
     approval = requested["approval_id"]
     status, approved = _approve(b, approval, "ana")
     assert status == 200, approved
-    assert approved["state"] == "approved" and approved["approved_by"] == ["ana"]
+    assert approved["state"] == "approved" and approved["approved_by"] == ["api:ana"]
     a.wait_decisions(
         lambda ds: any(d["id"] == requested["id"] and d["outcome"] == "executed" for d in ds),
         timeout=30,
@@ -243,7 +253,7 @@ def test_an_approval_requested_on_one_replica_is_approved_on_the_other_once(
     assert [d["outcome"] for d in decisions] == ["executed", "executed"]
     status, detail = b.request("GET", f"/api/v1/approvals/{approval}")
     assert status == 200 and detail["state"] == "approved"
-    assert detail["approved_by"] == won["approved_by"] == [("ana", "bob")[winner]]
+    assert detail["approved_by"] == won["approved_by"] == [("api:ana", "api:bob")[winner]]
     assert _restarts(docker, second, since) == (1, 1)
     assert _restarts(docker, first, since) == (1, 1)
     # The replica whose click won took the approval and ran it; the other ran nothing new.

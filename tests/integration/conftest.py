@@ -31,6 +31,8 @@ AM_TOKEN = "am-token-abcdef"
 API_TOKEN = "api-token-123456"
 AUTH = {"Authorization": f"Bearer {AM_TOKEN}"}
 API = {"Authorization": f"Bearer {API_TOKEN}"}
+# Named API tokens: each is its own identity api:NAME (approvers list them that way).
+PEOPLE = {name: f"{name}-token-0123456" for name in ("alice", "bob", "mallory")}
 
 
 @dataclass
@@ -44,9 +46,8 @@ class Harness:
         self, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None
     ) -> tuple[int, Any]:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        resp = await self.client.post(
-            "/webhook/alertmanager", data=data, headers=AUTH if headers is None else headers
-        )
+        sent = {"Content-Type": "application/json", **(AUTH if headers is None else headers)}
+        resp = await self.client.post("/webhook/alertmanager", data=data, headers=sent)
         payload = (
             await resp.json() if resp.content_type == "application/json" else await resp.text()
         )
@@ -63,9 +64,17 @@ class Harness:
         return [d["outcome"] for d in await self.decisions()]
 
     async def api(
-        self, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+        self,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        who: str | None = None,
     ) -> tuple[int, Any]:
-        resp = await self.client.post(path, json=body, headers=API if headers is None else headers)
+        """POST to the API as the token `api` or, with `who`, as that person's token."""
+        if headers is None:
+            headers = API if who is None else {"Authorization": f"Bearer {PEOPLE[who]}"}
+        resp = await self.client.post(path, json=body, headers=headers)
         return resp.status, await resp.json()
 
     async def wait_outcome(
@@ -115,7 +124,12 @@ async def harness(
         folder = tmp_path / f"h{len(made)}"
         (folder / "policies").mkdir(parents=True)
         (folder / "policies" / "p.yaml").write_text(policies)
-        base = f"auth: {{alertmanager: {{bearer_token: {AM_TOKEN}}}, api: {{bearer_token: {API_TOKEN}}}}}\n"
+        tokens = ", ".join(
+            f"{name}: {token}" for name, token in {"api": API_TOKEN, **PEOPLE}.items()
+        )
+        base = (
+            f"auth: {{alertmanager: {{bearer_token: {AM_TOKEN}}}, api: {{tokens: {{{tokens}}}}}}}\n"
+        )
         text = (
             config if config.lstrip().startswith("auth:") or "\nauth:" in config else base + config
         )

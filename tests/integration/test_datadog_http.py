@@ -37,7 +37,8 @@ HEADERS = {"X-Remediator-Token": DD_TOKEN, "Content-Type": "application/json"}
 
 
 async def post(h: Harness, body: bytes, headers: dict[str, str] = HEADERS) -> tuple[int, Any]:
-    resp = await h.client.post("/webhook/datadog", data=body, headers=headers)
+    sent = {"Content-Type": "application/json", **headers}  # Datadog sends JSON
+    resp = await h.client.post("/webhook/datadog", data=body, headers=sent)
     return resp.status, await resp.json()
 
 

@@ -202,7 +202,7 @@ async def test_resolved_alerts_do_not_match_firing_policies(harness: HarnessFact
     assert status == 200 and answer["decisions"] == []
 
 
-APPROVAL = policy(guards="approval: always, approvers: [alice, bob]")
+APPROVAL = policy(guards="approval: always, approvers: ['api:alice', 'api:bob']")
 
 
 async def test_approval_flow_through_the_api(harness: HarnessFactory) -> None:
@@ -224,11 +224,17 @@ async def test_approval_flow_through_the_api(harness: HarnessFactory) -> None:
         "approved_by",
     }
     assert h.metric("remediator_approvals_pending") == 1
-    status, answer = await h.api(f"/api/v1/approvals/{approval_id}/approve", {"by": "mallory"})
+    status, answer = await h.api(
+        f"/api/v1/approvals/{approval_id}/approve", {"by": "via the API"}, who="mallory"
+    )
     assert status == 403 and "not an approver" in answer["error"]
-    status, answer = await h.api(f"/api/v1/approvals/{approval_id}/approve", {"by": "alice"})
+    status, answer = await h.api(
+        f"/api/v1/approvals/{approval_id}/approve", {"by": "via the API"}, who="alice"
+    )
     assert status == 200 and answer["state"] == "approved"
-    status, _ = await h.api(f"/api/v1/approvals/{approval_id}/deny", {"by": "bob"})
+    status, _ = await h.api(
+        f"/api/v1/approvals/{approval_id}/deny", {"by": "via the API"}, who="bob"
+    )
     assert status == 409  # the first decision wins
     [record] = await h.decisions()
     assert record["outcome"] == "dry_run" and record["approval_id"] == approval_id
@@ -245,11 +251,13 @@ async def test_approval_flow_through_the_api(harness: HarnessFactory) -> None:
 async def test_denied_approval(harness: HarnessFactory) -> None:
     h = await harness(APPROVAL)
     [decision] = (await h.post(message(alert("web-1"))))[1]["decisions"]
-    assert (await h.api(f"/api/v1/approvals/{decision['approval_id']}/deny", {"by": "bob"}))[
-        0
-    ] == 200
+    assert (
+        await h.api(
+            f"/api/v1/approvals/{decision['approval_id']}/deny", {"by": "via the API"}, who="bob"
+        )
+    )[0] == 200
     assert await h.outcomes() == ["denied"]
-    assert "denied by bob" in (await h.decisions())[0]["reason"]
+    assert "denied by api:bob" in (await h.decisions())[0]["reason"]
 
 
 async def test_expired_approvals_never_run(harness: HarnessFactory) -> None:
@@ -275,7 +283,9 @@ async def test_a_resolved_alert_cancels_its_pending_approval(harness: HarnessFac
     [decision] = (await h.post(message(alert("web-1"))))[1]["decisions"]
     await h.post(message(alert("web-1", status="resolved")))
     assert await h.outcomes() == ["cancelled"]
-    status, _ = await h.api(f"/api/v1/approvals/{decision['approval_id']}/approve", {"by": "alice"})
+    status, _ = await h.api(
+        f"/api/v1/approvals/{decision['approval_id']}/approve", {"by": "via the API"}, who="alice"
+    )
     assert status == 409
 
 
@@ -283,11 +293,15 @@ async def test_an_approval_does_not_override_the_kill_switch(harness: HarnessFac
     h = await harness(APPROVAL)
     [decision] = (await h.post(message(alert("web-1"))))[1]["decisions"]
     await h.api("/api/v1/pause")
-    assert (await h.api(f"/api/v1/approvals/{decision['approval_id']}/approve", {"by": "alice"}))[
-        0
-    ] == 200
+    assert (
+        await h.api(
+            f"/api/v1/approvals/{decision['approval_id']}/approve",
+            {"by": "via the API"},
+            who="alice",
+        )
+    )[0] == 200
     [record] = await h.decisions()
-    assert record["outcome"] == "paused" and "approved by alice" in record["reason"]
+    assert record["outcome"] == "paused" and "approved by api:alice" in record["reason"]
 
 
 async def test_two_person_rule(harness: HarnessFactory) -> None:
@@ -298,9 +312,9 @@ async def test_two_person_rule(harness: HarnessFactory) -> None:
     )
     [decision] = (await h.post(message(alert("web-1"))))[1]["decisions"]
     path = f"/api/v1/approvals/{decision['approval_id']}/approve"
-    assert (await h.api(path, {"by": "alice"}))[1]["state"] == "pending"
-    assert (await h.api(path, {"by": "alice"}))[0] == 409
-    assert (await h.api(path, {"by": "bob"}))[1]["state"] == "approved"
+    assert (await h.api(path, {"by": "via the API"}, who="alice"))[1]["state"] == "pending"
+    assert (await h.api(path, {"by": "via the API"}, who="alice"))[0] == 409
+    assert (await h.api(path, {"by": "via the API"}, who="bob"))[1]["state"] == "approved"
     assert await h.outcomes() == ["dry_run"]
 
 

@@ -38,7 +38,7 @@ slack:
   bot_token: {slack.token}
   signing_secret: {SECRET}
   channel: {CHANNEL}
-  approvers: [U111, U222]
+  approvers: [U111, U222, "api:api"]
   api_url: {slack.url}/api/
 limits:
   approval_ttl: 15m{extra}
@@ -364,3 +364,69 @@ async def test_a_tripped_breaker_is_announced(harness: HarnessFactory, slack_api
     [posted] = await eventually(lambda: slack_api.messages(CHANNEL), "the breaker message")
     assert "Policy `restart-web` tripped: not recovered within 2m" in posted["text"]
     assert "POST /api/v1/policies/restart-web/reset" in posted["text"]
+
+
+async def test_a_click_from_another_workspace_is_refused(
+    harness: HarnessFactory, slack_api: SlackAPI
+) -> None:
+    h = await harness(
+        policy("approval: always, dry_run: true"),
+        config(slack_api).replace("  api_url:", "  team_id: T111\n  api_url:"),
+    )
+    decision, message = await request_approval(h, slack_api)
+    body, headers = slack_api.click(
+        SECRET,
+        channel=CHANNEL,
+        ts=message["ts"],
+        action_id="approve",
+        user_id="U111",
+        team_id="T0FOREIGN",
+    )
+    resp = await h.client.post("/slack/interactions", data=body, headers=headers)
+    assert resp.status == 200  # Slack's contract: acknowledge; the click itself changes nothing
+    assert h.metric("remediator_webhook_rejected_total", endpoint="slack", code="403") == 1
+    detail = await (await h.client.get(f"/api/v1/approvals/{decision['approval_id']}")).json()
+    assert (detail["state"], detail["events"]) == ("pending", [])
+    assert await h.outcomes() == ["awaiting_approval"] and not slack_api.ephemerals
+    # a payload without any team is foreign too
+    body, headers = interaction_request(
+        SECRET,
+        user_id="U111",
+        action_id="approve",
+        value=decision["approval_id"],
+        channel=CHANNEL,
+        message_ts=message["ts"],
+        team_id="",
+    )
+    assert (await h.client.post("/slack/interactions", data=body, headers=headers)).status == 200
+    assert h.metric("remediator_webhook_rejected_total", endpoint="slack", code="403") == 2
+    assert await click(h, message, "U111") == 200  # our own workspace (T111) is honoured
+    await eventually(lambda: h.metric("remediator_approvals_pending") == 0, "the approval")
+    assert await h.outcomes() == ["dry_run"]
+
+
+async def test_a_long_retry_after_fails_the_post_at_once(
+    harness: HarnessFactory, slack_api: SlackAPI
+) -> None:
+    slack_api.rate_limit_next("chat.postMessage", retry_after=3600)
+    h = await harness(policy("approval: always, dry_run: true"), config(slack_api))
+    started = time.monotonic()
+    [decision] = (await h.post(alert("web-1")))[1]["decisions"]
+    await eventually(
+        lambda: h.engine._spawned == set() and slack_api.calls_to("chat.postMessage"),
+        "the refused post",
+    )
+    assert time.monotonic() - started < 5
+    assert len(slack_api.calls_to("chat.postMessage")) == 1 and not slack_api.messages(CHANNEL)
+    status, _ = await h.api(f"/api/v1/approvals/{decision['approval_id']}/approve", {"by": "U111"})
+    assert status == 200
+    assert await h.outcomes() == ["dry_run"]
+
+
+async def test_a_short_retry_after_is_waited_for(
+    harness: HarnessFactory, slack_api: SlackAPI
+) -> None:
+    slack_api.rate_limit_next("chat.postMessage", retry_after=1)
+    h = await harness(policy(), config(slack_api))
+    _, message = await request_approval(h, slack_api)
+    assert len(slack_api.calls_to("chat.postMessage")) == 2 and message["blocks"]

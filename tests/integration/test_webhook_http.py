@@ -175,7 +175,8 @@ async def test_chunked_body_over_the_limit_is_413(harness: HarnessFactory) -> No
         for _ in range(10):
             yield b" " * 1000
 
-    resp = await h.client.post("/webhook/alertmanager", data=chunks(), headers=AUTH)
+    headers = {**AUTH, "Content-Type": "application/json"}
+    resp = await h.client.post("/webhook/alertmanager", data=chunks(), headers=headers)
     assert resp.status == 413
     assert await h.decisions() == []
 
@@ -259,7 +260,13 @@ async def test_api_writes_need_the_api_token(harness: HarnessFactory) -> None:
     assert h.engine.gates.paused is False
     assert (await h.api("/api/v1/policies/nope/reset"))[0] == 404
     assert (await h.api("/api/v1/approvals/nope/approve", {"by": "alice"}))[0] == 404
-    assert (await h.api("/api/v1/approvals/nope/approve", {}))[0] == 400
+    assert (await h.api("/api/v1/approvals/nope/approve", {}))[0] == 404  # `by` is optional
+    resp = await h.client.post(
+        "/api/v1/approvals/nope/approve",
+        data=b'{"by": ',
+        headers={**API, "Content-Type": "application/json"},
+    )
+    assert resp.status == 400
 
 
 async def test_metrics_and_health_endpoints(harness: HarnessFactory) -> None:

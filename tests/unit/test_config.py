@@ -61,13 +61,13 @@ limits: {max_concurrent_actions: 2, global_rate: "10/1h", approval_ttl: "5m"}
     config = parse_config(text, "r.yaml", env, tmp_path)
     assert config.auth.alertmanager is not None and config.auth.alertmanager.basic is not None
     assert config.auth.alertmanager.basic.password.get_secret_value() == "s3cret-pw"  # trimmed
-    assert (
-        config.auth.api is not None and config.auth.api.bearer_token.get_secret_value() == "api-tok"
-    )
+    assert config.auth.api is not None and config.auth.api.bearer_token is not None
+    assert config.auth.api.bearer_token.get_secret_value() == "api-tok"
+    assert list(config.auth.api.identities()) == ["api:api"]
     assert config.limits.approval_ttl == timedelta(minutes=5)
     assert config.state_target().path == str(tmp_path / "state.db")
     assert config.policy_paths() == [tmp_path / "policies"]
-    assert set(config.secrets()) == {"s3cret-pw", "dd-tok", "api-tok", "xoxb-1", "sig"}
+    assert set(config.secret_values()) == {"s3cret-pw", "dd-tok", "api-tok", "xoxb-1", "sig"}
     assert "s3cret-pw" not in repr(config) and "api-tok" not in repr(config)
 
 
@@ -152,10 +152,34 @@ def test_a_postgresql_state_url_is_accepted_and_its_password_is_a_secret() -> No
     assert (target.kind, target.path) == ("postgresql", url)
     assert config.action_lease == timedelta(seconds=9)
     # Both spellings: the URL as written and the password it stands for.
-    assert {"p%40ss", "p@ss"} <= set(config.secrets())
+    assert {"p%40ss", "p@ss"} <= set(config.secret_values())
 
 
 def test_the_postgresql_password_never_reaches_a_log_line() -> None:
     url = "postgresql://remediator:hunter2@db:5432/remediator"
     assert redact(url) == "postgresql://remediator:***@db:5432/remediator"
     assert redact("postgresql://db/x") == "postgresql://db/x"
+
+
+def test_retention_must_outlast_every_window_the_guards_count() -> None:
+    from remediator.core.policy import parse_policies  # noqa: PLC0415  # this test only
+    from remediator.policy_files import retention_problems  # noqa: PLC0415
+
+    text = """
+name: a
+action: {type: docker.restart, params: {container: x}, allow_targets: [x]}
+guards: {cooldown: 2d, rate_limit: "5/3d"}
+---
+name: b
+action: {type: docker.restart, params: {container: x}, allow_targets: [x]}
+guards: {cooldown: 1h}
+"""
+    policies, problems = parse_policies(text, "p.yaml")
+    assert problems == []
+    assert retention_problems(timedelta(days=30), timedelta(hours=1), policies) == []
+    found = retention_problems(timedelta(days=1), timedelta(days=2), policies)
+    assert found == [
+        "retention (1d) is shorter than limits.global_rate's window (2d)",
+        "policy a: guards.cooldown: 2d is longer than retention (1d); raise retention",
+        "policy a: guards.rate_limit: 3d is longer than retention (1d); raise retention",
+    ]

@@ -125,8 +125,8 @@ def test_no_persistent_volume_is_shipped() -> None:
 def test_the_shipped_config_and_policies_load(tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
     text = config_text().replace(SECRETS, str(tmp_path / "secrets"))
-    for name in ("am-token", "api-token"):
-        (tmp_path / "secrets" / name).write_text("s3cret-token\n")
+    for name in ("am-token", "dd-token", "api-token"):
+        (tmp_path / "secrets" / name).write_text(f"s3cret-{name}\n")
     state_url = "postgresql://remediator:pw@db:5432/remediator"
     (tmp_path / "secrets" / "state-url").write_text(state_url + "\n")
     config = parse_config(text, "remediator.yaml", {})

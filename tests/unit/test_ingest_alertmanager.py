@@ -186,3 +186,20 @@ def test_timestamps(text: str) -> None:
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     assert moment.tzinfo is UTC
     assert (moment - epoch) // timedelta(microseconds=1) == ns // 1000
+
+
+@pytest.mark.parametrize(
+    "starts_at",
+    [
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC: OverflowError, once a 500
+        "9999-12-31T23:59:59-01:00",  # after year 9999 in UTC
+        "2026-13-01T00:00:00Z",
+        "\uff12\uff10\uff12\uff16-01-01T00:00:00Z",  # fullwidth digits: not RFC 3339
+        "2026-01-01T00:00:00.\uff11Z",
+    ],
+)
+def test_a_timestamp_python_cannot_hold_is_a_400(starts_at: str) -> None:
+    body = json.dumps({"alerts": [{"labels": {"a": "b"}, "startsAt": starts_at}]}).encode()
+    with pytest.raises(IngestError) as raised:
+        parse_alertmanager(body)
+    assert raised.value.status == 400 and "alerts.0" in raised.value.reason

@@ -1,0 +1,33 @@
+"""The engine's in-memory caches are bounded: a storm of new alerts cannot grow them past
+their limit, and the episode cache keeps a 16-byte digest, not the label set."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from remediator.engine import BoundedCache, labels_digest
+
+
+def test_a_cache_never_holds_more_than_its_limit() -> None:
+    cache: BoundedCache[int, int] = BoundedCache(100)
+    for key in range(10_000):
+        cache.put(key, key)
+        assert len(cache._items) <= 100  # the bound under test
+    assert cache.get(9_999) == 9_999  # the newest survive
+    assert cache.get(0) is None  # the oldest went
+
+
+labels = st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=6)
+
+
+@given(labels, labels)
+def test_the_digest_tells_label_sets_apart(a: dict[str, str], b: dict[str, str]) -> None:
+    assert (labels_digest(a) == labels_digest(b)) == (a == b)
+    assert len(labels_digest(a)) == 16
+
+
+def test_the_digest_does_not_confuse_names_and_values() -> None:
+    assert labels_digest({"a": "b\x00c"}) != labels_digest({"a": "b", "c": ""})
+    assert labels_digest({"ab": "c"}) != labels_digest({"a": "bc"})
+    assert labels_digest({"a": "b\x01c\x00d"}) != labels_digest({"a": "b", "c": "d"})
