@@ -22,7 +22,7 @@ from remediator.engine import Engine
 from remediator.errors import ConfigError
 from remediator.metrics import Metrics
 from remediator.pipeline import Settings
-from remediator.policy_files import load_policies, retention_problems
+from remediator.policy_files import load_configured
 from remediator.slack import SlackApprover
 from remediator.store.base import Store
 from remediator.store.postgres import PostgresStore
@@ -120,14 +120,7 @@ async def run(config: Config, stop: asyncio.Event | None = None) -> None:
     """Serve until `stop` is set (or a signal sets it)."""
     log.register_secrets(config.secret_values())
     _check_open_endpoints(config)
-    policies = load_policies(
-        config.policy_paths(),
-        must_exist=config.policies_configured,
-        secrets=config.action_secrets(),
-    )
-    too_long = retention_problems(config.retention, config.limits.global_rate.window, policies)
-    if too_long:
-        raise ConfigError("\n".join(too_long))
+    policies = load_configured(config)
     if not policies:
         _log.warning(
             "policies.none",

@@ -17,7 +17,7 @@ from remediator.config import Config, kubeconfig_source, load_config
 from remediator.errors import ConfigError, IngestError, PolicyError, StoreError
 from remediator.ingest.alertmanager import parse_alertmanager
 from remediator.ingest.datadog import parse_datadog
-from remediator.policy_files import load_policies, retention_problems
+from remediator.policy_files import load_configured
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,14 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load(config_path: Path | None) -> tuple[Config, list[Any]]:
     config = load_config(config_path)
-    policies = load_policies(
-        config.policy_paths(),
-        must_exist=config.policies_configured,
-        secrets=config.action_secrets(),
-    )
-    too_long = retention_problems(config.retention, config.limits.global_rate.window, policies)
-    if too_long:
-        raise ConfigError("\n".join(too_long))
+    policies = load_configured(config)
     return config, policies
 
 

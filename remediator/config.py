@@ -129,23 +129,7 @@ class ApiAuth(EndpointAuth):
     @field_validator("tokens", mode="before")
     @classmethod
     def _token_files(cls, value: Any, info: ValidationInfo) -> Any:
-        if not isinstance(value, dict):
-            return value
-        base = Path((info.context or {}).get("base_dir", "."))
-        resolved: dict[str, Any] = {}
-        for key, raw in value.items():
-            name = str(key)
-            if name.endswith("_file"):
-                name = name.removesuffix("_file")
-                path = base / str(raw)
-                try:
-                    raw = path.read_text(encoding="utf-8").strip()  # noqa: PLW2901
-                except OSError as exc:
-                    raise ValueError(f"{key}: cannot read {path}: {exc.strerror}") from None
-            if name in resolved:
-                raise ValueError(f"token {name} is set twice")
-            resolved[name] = raw
-        return resolved
+        return named_secrets(value, info, "token")
 
     @model_validator(mode="after")
     def _named(self) -> ApiAuth:
@@ -188,8 +172,9 @@ class HttpConfig(Section):
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
 
 
-def _secret_files(value: Any, info: ValidationInfo) -> Any:
-    """`secrets: {pg_password_file: /run/secrets/pg}` defines ${secret:pg_password}."""
+def named_secrets(value: Any, info: ValidationInfo, what: str) -> Any:
+    """A mapping of name -> secret where `NAME_file: PATH` reads NAME's value from a file
+    (`secrets: {pg_password_file: /run/secrets/pg}` defines ${secret:pg_password})."""
     if not isinstance(value, dict):
         return value
     base = Path((info.context or {}).get("base_dir", "."))
@@ -204,9 +189,7 @@ def _secret_files(value: Any, info: ValidationInfo) -> Any:
             except OSError as exc:
                 raise ValueError(f"{key}: cannot read {path}: {exc.strerror}") from None
         if name in resolved:
-            raise ValueError(f"secret {name} is set twice")
-        if not _SECRET_NAME.match(name):
-            raise ValueError(f"secret name {name!r}: use letters, digits and _")
+            raise ValueError(f"{what} {name} is set twice")
         resolved[name] = raw
     return resolved
 
@@ -270,7 +253,11 @@ class Config(Section):
     @field_validator("secrets", mode="before")
     @classmethod
     def _secrets_files(cls, value: Any, info: ValidationInfo) -> Any:
-        return _secret_files(value, info)
+        resolved = named_secrets(value, info, "secret")
+        for name in resolved if isinstance(resolved, dict) else ():
+            if not _SECRET_NAME.match(name):
+                raise ValueError(f"secret name {name!r}: use letters, digits and _")
+        return resolved
 
     @field_validator("retention")
     @classmethod

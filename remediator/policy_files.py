@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
+from remediator.config import Config
 from remediator.core.durations import format_duration
 from remediator.core.job import secret_names
 from remediator.core.policy import Policy, check_unique, parse_policies
-from remediator.errors import PolicyError
+from remediator.errors import ConfigError, PolicyError
 
 
 def policy_files(paths: Iterable[Path], *, must_exist: bool) -> tuple[list[Path], list[str]]:
@@ -81,3 +82,17 @@ def retention_problems(
                     f"retention ({format_duration(retention)}); raise retention"
                 )
     return problems
+
+
+def load_configured(config: Config) -> list[Policy]:
+    """The policies `config` names, checked against it: secrets it defines, windows its
+    retention keeps. PolicyError or ConfigError list every problem."""
+    policies = load_policies(
+        config.policy_paths(),
+        must_exist=config.policies_configured,
+        secrets=config.action_secrets(),
+    )
+    too_long = retention_problems(config.retention, config.limits.global_rate.window, policies)
+    if too_long:
+        raise ConfigError("\n".join(too_long))
+    return policies

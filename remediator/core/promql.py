@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2 import meta, nodes
+from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from remediator.core.render import TEMPLATE_NAMES
+from remediator.core.render import parse_checked
 from remediator.errors import RenderError
 
 # Go's strconv.Quote short escapes. A quote is escaped only inside a string opened with it:
@@ -176,15 +176,11 @@ class QueryTemplate:
 
 def compile_query(source: str) -> QueryTemplate:
     """Parse, name-check and context-check a query template. ValueError names the problem."""
+    ast = parse_checked(_ENV, source)
     try:
-        ast = _ENV.parse(source)
         contexts = _contexts(source)
     except jinja2.TemplateSyntaxError as exc:
         raise ValueError(f"template does not parse: {exc.message} (line {exc.lineno})") from None
-    unknown = sorted(meta.find_undeclared_variables(ast) - TEMPLATE_NAMES)
-    if unknown:
-        allowed = ", ".join(sorted(TEMPLATE_NAMES))
-        raise ValueError(f"template names {', '.join(unknown)}; templates may only use {allowed}")
     for statement in ast.find_all(nodes.Stmt):
         if not isinstance(statement, _STATEMENTS):
             name = type(statement).__name__

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from remediator.core.mrkdwn import escape_mrkdwn
@@ -77,17 +77,22 @@ class Template:
         return text
 
 
-def compile_template(source: str) -> Template:
-    """Parse and name-check a template. ValueError names the problem."""
+def parse_checked(env: jinja2.Environment, source: str) -> nodes.Template:
+    """Parse a template and check it names only TEMPLATE_NAMES. ValueError names the problem."""
     try:
-        ast = _ENV.parse(source)
+        ast = env.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         raise ValueError(f"template does not parse: {exc.message} (line {exc.lineno})") from None
     unknown = sorted(meta.find_undeclared_variables(ast) - TEMPLATE_NAMES)
     if unknown:
         allowed = ", ".join(sorted(TEMPLATE_NAMES))
         raise ValueError(f"template names {', '.join(unknown)}; templates may only use {allowed}")
-    return Template(source, _ENV.from_string(ast))
+    return ast
+
+
+def compile_template(source: str) -> Template:
+    """Parse and name-check a template. ValueError names the problem."""
+    return Template(source, _ENV.from_string(parse_checked(_ENV, source)))
 
 
 def compile_param(source: str) -> Template:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from tests.conftest import CORPUS
 from tests.fixtures.daemon import API_TOKEN, DaemonFactory
 from tests.fixtures.datadog import SAMPLE, render
 from tests.fixtures.postgres import Postgres
-from tests.fixtures.procs import require_binary
+from tests.fixtures.procs import remediator_cli, require_binary
 
 REPO = Path(__file__).resolve().parents[2]
 UNHEALTHY_WEB_1 = {
@@ -33,15 +31,7 @@ UNHEALTHY_WEB_1 = {
 def cli(
     *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "remediator", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
+    return remediator_cli(*args, cwd=cwd, env=env)
 
 
 def test_version() -> None:

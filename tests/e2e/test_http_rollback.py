@@ -4,16 +4,14 @@ loopback hook, once, with the secret header filled in only on the wire."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from tests.fixtures.alertmanager import AlertmanagerFactory, firing
 from tests.fixtures.daemon import AM_TOKEN, DaemonFactory
+from tests.fixtures.http_hook import Hook
 from tests.fixtures.procs import wait_for
 
 CI_TOKEN = "ci-secret-token-abcdef123456"
@@ -34,39 +32,9 @@ guards: {cooldown: 1h}
 """
 
 
-class Hook:
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.status = 201
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                hook.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": body}
-                )
-                self.send_response(hook.status)
-                self.end_headers()
-                self.wfile.write(b'{"queued": true}')
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
-
-
 @pytest.fixture
 def hook() -> Iterator[Hook]:
-    found = Hook()
+    found = Hook(status=201, body=b'{"queued": true}')
     yield found
     found.close()
 
@@ -90,9 +58,9 @@ def test_http_rollback_runs_once_with_the_secret_only_on_the_wire(
         lambda ds: any(d["outcome"] == "deduplicated" for d in ds), timeout=30, what="a repeat"
     )
     [sent] = hook.requests
-    assert sent["path"] == "/job/rollback-checkout/build"
-    assert sent["headers"]["Authorization"] == f"Bearer {CI_TOKEN}"
-    assert json.loads(sent["body"]) == {"deployment": "checkout", "reason": "checkout 14% 5xx"}
+    assert sent.path == "/job/rollback-checkout/build"
+    assert sent.headers["Authorization"] == f"Bearer {CI_TOKEN}"
+    assert json.loads(sent.body) == {"deployment": "checkout", "reason": "checkout 14% 5xx"}
     [executed] = [d for d in decisions if d["outcome"] == "executed"]
     assert "answered 201" in executed["reason"]
     everything = json.dumps(daemon.decisions()) + daemon.log()

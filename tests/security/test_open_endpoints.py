@@ -5,9 +5,6 @@ every shipped config sets auth for every endpoint it serves."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +12,7 @@ import yaml
 
 from remediator.config import ENDPOINTS, parse_config
 from tests.fixtures.daemon import AM_TOKEN, API_TOKEN, DaemonFactory
-from tests.fixtures.procs import free_port
+from tests.fixtures.procs import free_port, remediator_cli
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = """
@@ -23,17 +20,6 @@ name: restart-web
 match: {matchers: ['alertname="Down"']}
 action: {type: docker.restart, params: {container: "{{ labels.name }}"}, allow_targets: ["web-*"]}
 """
-
-
-def _remediator(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "remediator", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def _write(tmp_path: Path, config: dict[str, object]) -> None:
@@ -52,12 +38,12 @@ def test_serve_refuses_an_open_endpoint_on_a_network_address(tmp_path: Path, mis
     }
     del auth[missing]
     _write(tmp_path, {"listen": f"0.0.0.0:{port}", "policies": ["./policies"], "auth": auth})
-    served = _remediator("serve", "--config", "remediator.yaml", cwd=tmp_path)
+    served = remediator_cli("serve", "--config", "remediator.yaml", cwd=tmp_path)
     endpoint = {key: ep for ep, key in ENDPOINTS}[missing]
     assert served.returncode == 2, served.stderr
     assert f"auth.{missing}: {endpoint} has no auth" in served.stderr
     assert not (tmp_path / "remediator.db").exists()  # refused before opening anything
-    checked = _remediator("check", "--config", "remediator.yaml", cwd=tmp_path)
+    checked = remediator_cli("check", "--config", "remediator.yaml", cwd=tmp_path)
     assert checked.returncode == 1
     assert f"remediator.yaml: auth.{missing}: {endpoint} has no auth" in checked.stderr
 
@@ -133,7 +119,7 @@ def test_every_shipped_config_sets_auth_for_every_endpoint(tmp_path: Path) -> No
 
 def test_every_shipped_config_passes_check_on_a_network_address(tmp_path: Path) -> None:
     """The same files, made to listen on 0.0.0.0 as in a container: still valid."""
-    env = {**os.environ, "AM_TOKEN": "a" * 16, "DD_TOKEN": "d" * 16, "API_TOKEN": "p" * 16}
+    env = {"AM_TOKEN": "a" * 16, "DD_TOKEN": "d" * 16, "API_TOKEN": "p" * 16}
     for index, (name, text) in enumerate(_shipped_configs(tmp_path).items()):
         folder = tmp_path / f"c{index}"
         (folder / "policies").mkdir(parents=True)
@@ -141,13 +127,5 @@ def test_every_shipped_config_passes_check_on_a_network_address(tmp_path: Path) 
         data["listen"] = "0.0.0.0:9595"
         data["policies"] = [str(REPO / "policies")]
         (folder / "remediator.yaml").write_text(yaml.safe_dump(data))
-        done = subprocess.run(
-            [sys.executable, "-m", "remediator", "check", "--config", "remediator.yaml"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env=env,
-        )
+        done = remediator_cli("check", "--config", "remediator.yaml", cwd=folder, env=env)
         assert done.returncode == 0, (name, done.stderr)

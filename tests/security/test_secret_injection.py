@@ -5,8 +5,6 @@ what a hook answers (its body echoing the secret, a 500) never reaches a reason.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.daemon import Daemon, DaemonFactory
-from tests.fixtures.procs import free_port
+from tests.fixtures.procs import free_port, remediator_cli
 from tests.security.test_ssrf import CI_TOKEN, ScriptedHook, alert, outcomes, start
 
 POLICIES = """
@@ -152,14 +150,7 @@ def test_a_secret_the_config_does_not_define_is_refused_before_serving(tmp_path:
         f'policies: ["./policies"]\nsecrets: {{ci_token: "{CI_TOKEN}"}}\n'
     )
     for command, code in (("check", 1), ("serve", 2)):
-        done = subprocess.run(
-            [sys.executable, "-m", "remediator", command, "--config", "remediator.yaml"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = remediator_cli(command, "--config", "remediator.yaml", cwd=tmp_path)
         assert done.returncode == code, done.stderr
         assert "policy hook: action.params: ${secret:ci_tokn} is not configured" in done.stderr
         assert CI_TOKEN not in done.stdout + done.stderr

@@ -5,12 +5,10 @@ library log records go through the same redactor as ours."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.fixtures.daemon import AM_TOKEN, API_TOKEN, DaemonFactory
-from tests.fixtures.procs import free_port, wait_for
+from tests.fixtures.procs import free_port, remediator_cli, wait_for
 
 INLINE_SECRET = "inline-secret-value-31337"
 PROM_PASSWORD = "prom-password-424242"
@@ -23,30 +21,19 @@ condition:
 """
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "remediator", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_a_yaml_error_never_quotes_the_line_that_holds_a_secret(tmp_path: Path) -> None:
     (tmp_path / "remediator.yaml").write_text(
         f'auth:\n  api: {{bearer_token: "{INLINE_SECRET}}}\nlisten: "127.0.0.1:1"\n'
     )
     for command in ("check", "serve"):
-        done = _run([command, "--config", "remediator.yaml"], tmp_path)
+        done = remediator_cli(command, "--config", "remediator.yaml", cwd=tmp_path)
         assert done.returncode in (1, 2)
         assert "line" in done.stderr and "column" in done.stderr, done.stderr
         assert INLINE_SECRET not in done.stdout + done.stderr
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "p.yaml").write_text(f"name: x\naction: {{type: '{INLINE_SECRET}\n")
     (tmp_path / "remediator.yaml").write_text("policies: [./policies]\n")
-    done = _run(["check", "--config", "remediator.yaml"], tmp_path)
+    done = remediator_cli("check", "--config", "remediator.yaml", cwd=tmp_path)
     assert done.returncode == 1 and "line" in done.stderr
     assert INLINE_SECRET not in done.stdout + done.stderr
 

@@ -5,73 +5,37 @@ host or port; a hook's redirect is never followed, so the secret header goes now
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fixtures.daemon import Daemon, DaemonFactory
+from tests.fixtures.http_hook import Hook, Received
+from tests.fixtures.procs import remediator_cli
 
 CI_TOKEN = "ci-secret-token-ssrf-7f3a9c"
 STARTS = "2026-11-22T10:00:00Z"
 
 
-@dataclass(frozen=True)
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class ScriptedHook:
-    """A loopback server that records every request and answers by path: `/redirect/` with a
-    302 to `location`, `/echo/` (200) and `/fail/` (500) with the request echoed back
-    (secret header included, as a careless hook would), anything else 200."""
+class ScriptedHook(Hook):
+    """Answers by path: `/redirect/` with a 302 to `location`, `/echo/` (200) and `/fail/`
+    (500) with the request echoed back (secret header included, as a careless hook would),
+    anything else 200 with no body."""
 
     def __init__(self) -> None:
-        self.requests: list[Seen] = []
         self.location = ""
-        hook = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def _any(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                hook.requests.append(Seen(self.command, self.path, dict(self.headers), body))
-                echo = json.dumps({"headers": dict(self.headers), "body": body.decode()})
-                answer = echo.encode() + b" HOOK-BODY " + echo[::-1].encode()
-                if self.path.startswith("/redirect/"):
-                    self.send_response(302)
-                    self.send_header("Location", hook.location)
-                    answer = b""
-                else:
-                    self.send_response(500 if self.path.startswith("/fail/") else 200)
-                if not self.path.startswith(("/echo/", "/fail/")):
-                    answer = b""
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            do_GET = do_POST = do_PUT = _any  # noqa: N815  # http.server's naming
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port: int = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+    def answer(self, received: Received) -> tuple[int, dict[str, str], bytes]:
+        if received.path.startswith("/redirect/"):
+            return 302, {"Location": self.location}, b""
+        echo = json.dumps({"headers": received.headers, "body": received.body.decode()})
+        answer = echo.encode() + b" HOOK-BODY " + echo[::-1].encode()
+        if received.path.startswith("/fail/"):
+            return 500, {}, answer
+        return 200, {}, answer if received.path.startswith("/echo/") else b""
 
 
 @pytest.fixture
@@ -220,13 +184,6 @@ def test_check_refuses_an_allowlist_that_lets_a_label_pick_the_host(
         f"  allow_targets: {allow}\n"
     )
     (tmp_path / "remediator.yaml").write_text("policies: [./policies]\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "remediator", "check", "--config", "remediator.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = remediator_cli("check", "--config", "remediator.yaml", cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert problem in done.stdout + done.stderr

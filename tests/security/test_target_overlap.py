@@ -11,13 +11,14 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
 from typing import Any
 
 import pytest
 
 from tests.fixtures.daemon import Daemon, DaemonFactory
+from tests.fixtures.http_hook import Hook as BaseHook
+from tests.fixtures.http_hook import Received
 from tests.fixtures.procs import wait_for
 from tests.fixtures.prometheus import ErrorApp, PrometheusFactory
 
@@ -25,7 +26,7 @@ from tests.fixtures.prometheus import ErrorApp, PrometheusFactory
 NEVER_RECOVERS = "{within: %s, prometheus: {query: 'vector(1)', below: 0.5}}"
 
 
-class Hook:
+class Hook(BaseHook):
     """A loopback deploy hook (a CI job's trigger). Records when each request entered and left;
     a request to a held path waits until the test lets it go, as a slow job would."""
 
@@ -34,24 +35,10 @@ class Hook:
         self.inside: list[str] = []
         self._held: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
-        hook = self
+        super().__init__(status=201, body=b'{"queued": true}')
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # http.server's naming
-                hook._serve(self)
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
-        handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
-        path = handler.path
+    def answer(self, received: Received) -> tuple[int, dict[str, str], bytes]:
+        path = received.path
         entered = time.monotonic()
         with self._lock:
             self.inside.append(path)
@@ -61,9 +48,7 @@ class Hook:
         with self._lock:
             self.inside.remove(path)
             self.spans.append((path, entered, time.monotonic()))
-        handler.send_response(201)
-        handler.end_headers()
-        handler.wfile.write(b'{"queued": true}')
+        return super().answer(received)
 
     def hold(self, path: str) -> None:
         with self._lock:
@@ -81,9 +66,7 @@ class Hook:
         with self._lock:
             for gate in self._held.values():
                 gate.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+        super().close()
 
 
 @pytest.fixture
