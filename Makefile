@@ -33,6 +33,7 @@ lint: $(STAMP)
 
 bench: $(STAMP) test-deps
 	$(BIN)/python bench/webhook_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/storm_memory.py
 
 # The exact runtime versions the image installs: a clean venv with only what pyproject asks.
 constraints:
