@@ -4,6 +4,8 @@ body that is not JSON is 415, and an unexpected exception is answered 400, never
 Any web page open on an operator's machine can make the browser POST to the daemon, but a
 browser can only send `text/plain`, form or multipart bodies without a CORS preflight, and it
 always names the page's origin. Alertmanager, Datadog, Slack and the CLI send no `Origin`.
+A page whose own name was made to resolve to 127.0.0.1 (DNS rebinding) is same-origin, so a
+daemon on loopback also refuses any `Host` that is not a loopback address or `localhost`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from remediator import log
+from remediator.config import is_loopback
 
 _log = log.get("remediator.web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -35,14 +39,38 @@ def same_origin(request: web.Request) -> bool:
     )
 
 
+def loopback_host(request: web.Request) -> bool:
+    """The Host header names this machine's loopback (as every local client writes it)."""
+    host = request.headers.get("Host", "")
+    name = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] or host
+    return is_loopback(name.lower())
+
+
 def _has_body(request: web.Request) -> bool:
     if request.content_length is not None:
         return request.content_length > 0
     return request.body_exists  # chunked: a body of unknown length
 
 
-@web.middleware
-async def browser_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+def browser_guard(on_loopback: bool) -> Middleware:
+    """The middleware; `on_loopback`: the daemon listens on a loopback address only."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if on_loopback and not loopback_host(request):
+            _log.warning(
+                "http.foreign_host",
+                path=request.path,
+                host=request.headers.get("Host", "")[:200],
+                remote=request.remote,
+            )
+            return _error(403, "Host is not a loopback address (DNS rebinding is refused)")
+        return await _browser_guard(request, handler)
+
+    return guard
+
+
+async def _browser_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not same_origin(request):
         _log.warning(
             "http.foreign_origin",

@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from remediator import log
-from remediator.config import Config
+from remediator.config import Config, is_loopback, parse_listen
 from remediator.core.alert import Alert
 from remediator.core.approval import Approval, ApprovalRefused
 from remediator.engine import Engine
@@ -296,7 +296,10 @@ async def readyz(request: web.Request) -> web.Response:
 def build_app(engine: Engine, config: Config) -> web.Application:
     app = web.Application(
         client_max_size=config.max_body_bytes,
-        middlewares=[no_server_errors, browser_guard],
+        middlewares=[
+            no_server_errors,
+            browser_guard(is_loopback(parse_listen(config.listen)[0])),
+        ],
     )
     app[ENGINE] = engine
     app[CONFIG] = config

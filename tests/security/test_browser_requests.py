@@ -82,3 +82,25 @@ def test_same_origin_and_origin_less_json_requests_still_work(
     status, answer = open_daemon.request("POST", "/webhook/alertmanager", ALERT, typed)
     assert status == 200, answer
     wait_for(lambda: http_hook.requests, timeout=20, what="the hook called by a real sender")
+
+
+@pytest.mark.parametrize("host", ["evil.example", "rebind.evil.example:9595", "10.0.0.1", ""])
+def test_a_rebound_name_is_403_on_a_loopback_daemon(
+    open_daemon: Daemon, http_hook: Hook, host: str
+) -> None:
+    """DNS rebinding: the attacker's page is same-origin with itself, so it may send JSON;
+    only the Host header still names the attacker's domain."""
+    page = f"http://{host}"
+    headers = {"Content-Type": "application/json", "Host": host, "Origin": page}
+    assert open_daemon.request("POST", "/webhook/alertmanager", ALERT, headers)[0] == 403
+    assert open_daemon.request("POST", "/api/v1/pause", b"", {"Host": host})[0] == 403
+    assert open_daemon.decisions() == []
+    assert open_daemon.request("GET", "/healthz")[1]["paused"] is False
+    assert open_daemon.events("http.foreign_host")
+    assert http_hook.requests == []
+
+
+@pytest.mark.parametrize("name", ["localhost", "127.0.0.1", "LOCALHOST"])
+def test_local_names_for_this_machine_are_served(open_daemon: Daemon, name: str) -> None:
+    host = f"{name}:{open_daemon.port}"
+    assert open_daemon.request("GET", "/healthz", None, {"Host": host})[0] == 200
