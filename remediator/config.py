@@ -5,6 +5,7 @@ Loading is pure over (text, environment, base folder); `load_config` is the thin
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -382,6 +383,7 @@ def network_problems(config: Config) -> list[str]:
     ]
 
 
+@functools.lru_cache(maxsize=64)  # asked per request with the Host header's name
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

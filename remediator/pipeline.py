@@ -105,24 +105,19 @@ class Decided:
         self.repeats[decision_id] = self.repeats.get(decision_id, 0) + 1
 
 
-def matching(policies: Sequence[Policy], alert: Alert) -> list[Policy]:
+def concerned(policies: Sequence[Policy], alert: Alert) -> list[Policy]:
+    """Policies matching the alert's source and labels, in either status: an alert none
+    concerns leaves no state (so a storm of unrelated alerts cannot grow the store), while
+    one some concern is recorded even when resolved (it ends an episode, cancels approvals)."""
     return [
         p
         for p in policies
-        if p.matches_source(alert.source)
-        and p.match.status == alert.status
-        and matches_all(p.match.matchers, alert.labels)
+        if p.matches_source(alert.source) and matches_all(p.match.matchers, alert.labels)
     ]
 
 
-def concerns(policies: Sequence[Policy], alert: Alert) -> bool:
-    """Some policy matches the alert's source and labels, in either status: its episode (and
-    a resolve that ends it or cancels an approval) is worth recording. Anything else leaves
-    no state, so a storm of unrelated alerts cannot grow the store."""
-    return any(
-        p.matches_source(alert.source) and matches_all(p.match.matchers, alert.labels)
-        for p in policies
-    )
+def matching(policies: Sequence[Policy], alert: Alert) -> list[Policy]:
+    return [p for p in concerned(policies, alert) if p.match.status == alert.status]
 
 
 def repeat_verdict(claim: Claim, policy: str, alert: Alert, gates: Gates) -> Verdict | None:
@@ -167,7 +162,8 @@ async def decide(
     decided = Decided()
     checked = conditions or {}
     for index, raw in enumerate(alerts):
-        if not concerns(policies, raw):
+        candidates = concerned(policies, raw)
+        if not candidates:
             continue  # no policy could ever act on it: counted by the engine, never stored
         alert = raw
         if raw.cycle is not None:  # the sender gave no incident id: the store numbers cycles
@@ -175,7 +171,7 @@ async def decide(
         await tx.note_episode(alert, now)
         if alert.status == "resolved":
             await _cancel_approvals(tx, alert, decided)
-        for policy in matching(policies, alert):
+        for policy in (p for p in candidates if p.match.status == alert.status):
             condition = checked.get((policy.name, index), _UNCHECKED)
             await _decide_one(tx, decided, alert, policy, now, gates, settings, condition)
     return decided

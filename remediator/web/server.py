@@ -216,7 +216,7 @@ async def slack_interactions(request: web.Request) -> web.Response:
         channel = str(
             (payload.get("channel") or {}).get("id") or payload["container"]["channel_id"]
         )
-    except (KeyError, IndexError, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (KeyError, IndexError, ValueError, TypeError, RecursionError) as exc:
         return _error(400, f"not a block_actions payload: {type(exc).__name__}")
     expected_team = request.app[CONFIG].slack.team_id
     team = payload.get("team")
