@@ -19,23 +19,20 @@ from remediator.checks.prometheus import PrometheusChecker
 from remediator.core import approval as approvals
 from remediator.core.alert import Alert
 from remediator.core.dedup import Claim
-from remediator.core.job import scope_check
+from remediator.core.guards import AT_APPROVAL, first_stop, settled_repeat
+from remediator.core.job import Job, Met, Stopped
+from remediator.core.judge import Verdict
 from remediator.core.limits import cooldown_reason
 from remediator.core.mrkdwn import escape_mrkdwn
 from remediator.core.outcomes import EXECUTING, Outcome
 from remediator.core.policy import Policy
+from remediator.core.policy_index import PolicyIndex
 from remediator.errors import StoreError
+from remediator.groupcommit import GroupCommit
 from remediator.metrics import Metrics
-from remediator.pipeline import (
-    Decided,
-    Gates,
-    Settings,
-    decide,
-    limits,
-    matching,
-    repeat_verdict,
-)
+from remediator.pipeline import Decided, Gates, Settings, decide, read_facts
 from remediator.runner import Hold, Runner, request_for
+from remediator.sink import OutcomeSink
 from remediator.slack import (
     SlackApprover,
     SlackError,
@@ -98,7 +95,10 @@ class Engine:
         retention: timedelta = timedelta(days=30),
     ) -> None:
         self.policies = list(policies)
+        self.index = PolicyIndex(self.policies)
         self._by_name = {p.name: p for p in policies}
+        self.sink = OutcomeSink(metrics)
+        self._commits: GroupCommit[_Work, Decided] = GroupCommit(self._decide_group)
         self.store = store
         self.executors = executors
         self.metrics = metrics
@@ -116,6 +116,7 @@ class Engine:
             admit=self.admit,
             on_held=self._reopened,
             checker=checker,
+            sink=self.sink,
         )
         self.slack = slack
         self.checker = checker
@@ -163,6 +164,7 @@ class Engine:
         task.add_done_callback(self._spawned.discard)
 
     async def stop(self, drain: timedelta) -> None:
+        await self._commits.wait_idle()  # webhooks already in a transaction commit first
         await self.runner.drain(drain)
         if self._spawned:  # let result replies and message updates go out, briefly
             _, late = await asyncio.wait(set(self._spawned), timeout=5)
@@ -202,28 +204,45 @@ class Engine:
     # --- intake ----------------------------------------------------------------------------
 
     async def ingest(self, alerts: Sequence[Alert]) -> Decided:
-        """Decide every alert; returns only after the decisions are committed."""
+        """Decide every alert; returns only after the decisions are committed. Webhooks that
+        arrive while a transaction runs share the next one (groupcommit.py)."""
         for alert in alerts:
             self.metrics.received(alert.source, alert.status).inc()
         decided = self._known_repeats(alerts)
-        if decided is None:
-            now = self.clock()
-            conditions = None
-            if self.checker is not None:
-                conditions = await evaluate_conditions(
-                    self.checker, alerts, self.policies, now, self._settled_episode
-                )
-            async with self.store.transaction() as tx:
-                gates = self._adopt(await tx.flags())  # another replica may have paused
-                decided = await decide(
-                    alerts, self.policies, tx, now, gates, self.settings, conditions
-                )
-            for alert in alerts:
-                if alert.cycle is None:  # a cycle group is not an episode: never a cache key
-                    seen = (labels_digest(alert.labels), tuple(matching(self.policies, alert)))
-                    self._episodes.put((alert.episode, alert.status), seen)
+        if decided is not None:
+            self._apply(decided)
+            return decided
+        conditions = None
+        if self.checker is not None:
+            conditions = await evaluate_conditions(
+                self.checker, alerts, self.index, self.clock(), self._settled_episode
+            )
+        return await self._commits.submit((alerts, conditions or {}))
+
+    async def _decide_group(self, group: Sequence[_Work]) -> list[Decided]:
+        """Several webhooks' alerts judged as one batch in one transaction; each gets back
+        its own verdicts, and the whole batch is applied once, after the commit."""
+        alerts: list[Alert] = []
+        conditions: dict[tuple[str, int], Stopped | Met] = {}
+        bounds = []
+        for batch, checked in group:
+            offset = len(alerts)
+            alerts.extend(batch)
+            conditions.update({(p, i + offset): r for (p, i), r in checked.items()})
+            bounds.append((offset, len(alerts)))
+        now = self.clock()
+        async with self.store.transaction() as tx:
+            gates = self._adopt(await tx.flags())  # another replica may have paused
+            decided = await decide(alerts, self.index, tx, now, gates, self.settings, conditions)
+        for alert in alerts:
+            if alert.cycle is None:  # a cycle group is not an episode: never a cache key
+                seen = (labels_digest(alert.labels), tuple(self.index.matching(alert)))
+                self._episodes.put((alert.episode, alert.status), seen)
         self._apply(decided)
-        return decided
+        return [
+            Decided(verdicts=[v for v in decided.verdicts if start <= v.index < end])
+            for start, end in bounds
+        ]
 
     def _settled_episode(self, policy: str, episode: str) -> bool:
         claim = self._claims.get((policy, episode))
@@ -232,7 +251,7 @@ class Engine:
     def _known_repeats(self, alerts: Sequence[Alert]) -> Decided | None:
         """Every alert a repeat of a settled episode: answer without touching the store."""
         decided = Decided()
-        for alert in alerts:
+        for position, alert in enumerate(alerts):
             seen = None if alert.cycle else self._episodes.get((alert.episode, alert.status))
             # Same labels: the matching set cannot differ (a sender reusing a fingerprint
             # for other labels falls through to the full pipeline).
@@ -240,13 +259,23 @@ class Engine:
                 return None
             for policy in seen[1]:
                 claim = self._claims.get((policy.name, alert.episode))
-                verdict = (
-                    None if claim is None else repeat_verdict(claim, policy.name, alert, self.gates)
-                )
-                if verdict is None:
+                stop = None if claim is None else settled_repeat(claim, self.gates, policy.name)
+                if claim is None or stop is None or stop.repeat_of is None:
                     return None
-                decided.count_repeat(verdict.decision_id)
-                decided.verdicts.append(verdict)
+                decided.count_repeat(stop.repeat_of)
+                decided.verdicts.append(
+                    Verdict(
+                        stop.repeat_of,
+                        policy.name,
+                        alert,
+                        claim.action,
+                        claim.target,
+                        stop.outcome,
+                        stop.reason,
+                        new=False,
+                        index=position,
+                    )
+                )
         return decided
 
     def _apply(self, decided: Decided) -> None:
@@ -255,19 +284,7 @@ class Engine:
         for decision_id, count in decided.repeats.items():
             self._repeats[decision_id] = self._repeats.get(decision_id, 0) + count
         for verdict in decided.verdicts:
-            if verdict.outcome != EXECUTING:
-                self.metrics.decided(verdict.policy, verdict.outcome).inc()
-            if verdict.new:
-                _log.info(
-                    "decision.recorded",
-                    decision_id=verdict.decision_id,
-                    policy=verdict.policy,
-                    outcome=verdict.outcome,
-                    reason=verdict.reason,
-                    alertname=verdict.alert.name,
-                    fingerprint=verdict.alert.fingerprint,
-                    target=verdict.target,
-                )
+            self.sink.recorded(verdict)
             if verdict.action_id is not None:
                 self._submit(
                     verdict.action_id,
@@ -311,8 +328,8 @@ class Engine:
         self._pending_approvals -= 1
         self.metrics.approvals_pending.set(self._pending_approvals)
         self.metrics.approval_decisions.labels(item.policy, item.state.value).inc()
-        if result is not None and result != EXECUTING:
-            self.metrics.decided(item.policy, result).inc()
+        if result is not None:
+            self.sink.settled(item.policy, result)
         _log.info(f"approval.{item.state.value}", approval_id=item.id, policy=item.policy, **log)
         self.spawn(self._refresh(item.id, shown))
 
@@ -477,25 +494,21 @@ class Engine:
             reason = f"approved by {who}, but policy {approval.policy} is no longer loaded"
             await _settle(tx, approval.decision_id, Outcome.FAILED, reason)
             return Outcome.FAILED, None
-        # The scope as it is now, not as it was when the request was made: a policy narrowed
-        # since (or a namespace protected since) wins over an approval given for the old one.
-        out = scope_check(policy, approval.target, self.settings.protected_namespaces)
-        if out is not None:
-            reason = f"approved by {who}, but {out.reason}"
-            await _settle(tx, approval.decision_id, out.outcome, reason)
-            return out.outcome, None
+        # The guards an approval never overrides (scope as it is now, the kill switch, the
+        # breaker, cooldown and limits, dry run): the same stages, over facts read now.
         gates = self._adopt(await tx.flags())
-        held = gates.holding(policy.name)
-        if held is not None:
-            await _settle(tx, approval.decision_id, held, f"approved by {who} while {held}")
-            return held, None
-        stop = await limits(tx, policy, approval.target, now, gates, self.settings)
-        if stop is not None:
-            reason = f"approved by {who}, but {stop.reason}"
+        job = Job(None, policy, now, approval.action, approval.target, {})
+        facts = await read_facts(tx, [job], now, gates, self.settings, {})
+        stop = first_stop(job, facts, now, AT_APPROVAL)
+        if stop is not None and stop.outcome is not Outcome.DRY_RUN:
+            if stop.outcome in (Outcome.PAUSED, Outcome.TRIPPED):
+                reason = f"approved by {who} while {stop.outcome}"
+            else:
+                reason = f"approved by {who}, but {stop.reason}"
             await _settle(tx, approval.decision_id, stop.outcome, reason)
             return stop.outcome, None
         params = await tx.approval_params(approval.id)
-        dry = gates.dry_run or policy.guards.dry_run
+        dry = stop is not None  # only the dry_run stage is left to stop it here
         action_id = await tx.add_action(
             approval.decision_id,
             policy.name,
@@ -677,6 +690,7 @@ def _describe(outcome: str | None, approval: approvals.Approval) -> str | None:
 
 
 _Submit = tuple[int, str, str, str, dict[str, str]]
+_Work = tuple[Sequence[Alert], Mapping[tuple[str, int], Stopped | Met]]
 _Seen = tuple[bytes, tuple[Policy, ...]]
 
 

@@ -26,6 +26,7 @@ from remediator.core.job import VERIFY_BOUND, VERIFY_QUERY
 from remediator.core.outcomes import Outcome
 from remediator.errors import ActionError, RemediatorError
 from remediator.metrics import Metrics
+from remediator.sink import OutcomeSink
 from remediator.store.base import Interrupted, Store
 from remediator.targets import LastDone, TargetLocks, target_key
 
@@ -68,12 +69,14 @@ class Runner:
         admit: Admit | None = None,
         on_held: Callable[[ActionRequest], None] | None = None,
         checker: PrometheusChecker | None = None,
+        sink: OutcomeSink | None = None,
         retry_attempts: int = 3,
         retry_wait: float = 0.5,
     ) -> None:
         self._store = store
         self._executors = executors
         self._metrics = metrics
+        self._sink = sink or OutcomeSink(metrics)
         self._clock = clock
         self._slots = asyncio.Semaphore(max_concurrent)
         self._targets = TargetLocks()
@@ -150,7 +153,7 @@ class Runner:
         duration = time.monotonic() - started
         self._metrics.action_duration.labels(request.type).observe(duration)
         self._metrics.actions.labels(request.policy, request.type, done.outcome).inc()
-        self._metrics.decisions.labels(request.policy, done.outcome).inc()
+        self._sink.settled(request.policy, done.outcome)
         try:
             recorded = await self._store.finish_action(
                 request.action_id, done.outcome, done.reason, self._clock()
@@ -243,7 +246,7 @@ class Runner:
             bound.warning("action.record_refused", outcome=outcome, reason=reason)
             return
         self._metrics.actions.labels(request.policy, request.type, outcome).inc()
-        self._metrics.decisions.labels(request.policy, outcome).inc()
+        self._sink.settled(request.policy, outcome)
         bound.warning("action.held", outcome=outcome, reason=reason)
         if self._on_held is not None:  # the store reopened its episode; caches must follow
             self._on_held(request)
@@ -394,7 +397,7 @@ class Runner:
         """Metrics and log for actions the store recorded interrupted, whoever held them."""
         for item in found:
             self._metrics.actions.labels(item.policy, item.type, Outcome.INTERRUPTED).inc()
-            self._metrics.decisions.labels(item.policy, Outcome.INTERRUPTED).inc()
+            self._sink.settled(item.policy, Outcome.INTERRUPTED)
             _log.warning(
                 "action.interrupted",
                 action_id=item.action_id,

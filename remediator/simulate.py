@@ -15,20 +15,14 @@ from remediator.checks.conditions import evaluate_conditions
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.config import Config
 from remediator.core.alert import Alert
-from remediator.core.dedup import Seen, classify
-from remediator.core.job import Job, Met, Stopped, build_job
-from remediator.core.limits import cooldown_reason, rate_reason
+from remediator.core.guards import STAGES, Facts
+from remediator.core.job import Job, render_job
+from remediator.core.outcomes import Outcome
 from remediator.core.policy import Policy
+from remediator.core.policy_index import PolicyIndex
 from remediator.engine import PAUSED_FLAG, TRIPPED_PREFIX
-from remediator.errors import RenderError
-from remediator.pipeline import (
-    Gates,
-    Settings,
-    decide,
-    matching,
-    needs_approval,
-)
-from remediator.store.base import Store, Transaction
+from remediator.pipeline import Gates, Settings, decide, read_facts
+from remediator.store.base import Store
 from remediator.store.postgres import PostgresStore, SchemaMissingError
 from remediator.store.sqlite import SqliteStore
 
@@ -40,54 +34,22 @@ class GuardVerdict:
     detail: str
 
 
-async def _guards(
-    tx: Transaction, alert: Alert, policy: Policy, now: datetime, gates: Gates, settings: Settings
-) -> tuple[Job | Stopped, list[GuardVerdict]]:
-    """Each guard evaluated on its own, even after one would already have stopped the job."""
-    out: list[GuardVerdict] = []
-    job = build_job(policy, alert, now, settings.protected_namespaces)
-    if not isinstance(job, Job):
-        out.append(GuardVerdict(job.outcome.value, False, job.reason))
-        return job, out
-    out.append(GuardVerdict("render", True, f"target {job.target}"))
-    out.append(GuardVerdict("scope", True, f"{job.target} is in allow_targets"))
-    claim = await tx.claim(policy.name, alert.episode)
-    seen = classify(claim, gates.holding(policy.name) is not None)
-    dedup_ok = seen in (Seen.NEW, Seen.REDECIDE)
-    detail = (
-        "new episode"
-        if claim is None
-        else f"episode decided by decision {claim.decision_id} ({claim.outcome})"
-    )
-    out.append(GuardVerdict("dedup", dedup_ok, detail))
-    out.append(GuardVerdict("paused", not gates.paused, "paused" if gates.paused else "not paused"))
-    tripped = policy.name in gates.tripped
-    out.append(GuardVerdict("breaker", not tripped, "open (tripped)" if tripped else "closed"))
-    last = await tx.last_action_at(policy.name, job.target)
-    reason = cooldown_reason(last, policy.guards.cooldown, now)
-    out.append(
-        GuardVerdict("cooldown", reason is None, reason or "no recent action on this target")
-    )
-    rate = policy.guards.rate_limit
-    if rate is not None:
-        count = await tx.count_actions(now - rate.window, policy=policy.name, dry_run=None)
-        reason = rate_reason(count, rate, "policy rate_limit")
-        out.append(GuardVerdict("rate_limit", reason is None, reason or f"{count} of {rate}"))
-    count = await tx.count_actions(
-        now - settings.global_rate.window, policy=None, dry_run=None if gates.dry_run else False
-    )
-    reason = rate_reason(count, settings.global_rate, "global_rate")
-    out.append(
-        GuardVerdict("global_rate", reason is None, reason or f"{count} of {settings.global_rate}")
-    )
-    try:
-        needed = needs_approval(job)
-        out.append(GuardVerdict("approval", not needed, "required" if needed else "not required"))
-    except RenderError as exc:
-        out.append(GuardVerdict("approval", False, str(exc)))
-    dry = gates.dry_run or policy.guards.dry_run
-    out.append(GuardVerdict("dry_run", not dry, "dry run: would not execute" if dry else "live"))
-    return job, out
+def _guards(job: Job, facts: Facts, now: datetime) -> list[GuardVerdict]:
+    """Each stage of guards.STAGES on its own, even after one would already have stopped
+    the job (decide gives the authoritative outcome); a job that did not render or is out
+    of scope shows only that."""
+    if job.error is not None:
+        return [GuardVerdict(job.error.outcome.value, False, job.error.reason)]
+    out = [GuardVerdict("render", True, f"target {job.target}")]
+    for stage in STAGES:
+        stop = stage.check(job, facts, now)
+        if stage.name == "scope" and stop is not None:
+            return [*out, GuardVerdict(stop.outcome.value, False, stop.reason)]
+        if stage.name == "condition" and job.policy.condition is None:
+            continue
+        shown = stage.passed(job, facts) if stop is None or stage.name == "dedup" else stop.reason
+        out.append(GuardVerdict(stage.name, stop is None, shown))
+    return out
 
 
 def state_path(config: Config) -> str:
@@ -148,7 +110,15 @@ async def _simulate(
                 checker, alerts, policies, now, lambda _p, _e: False
             )
         async with store.transaction(commit=False) as tx:
-            for alert in alerts:
+            index = PolicyIndex(policies)
+            jobs: list[list[Job]] = [
+                [render_job(p, alert, now, position) for p in index.matching(alert)]
+                for position, alert in enumerate(alerts)
+            ]
+            facts = await read_facts(
+                tx, [j for row in jobs for j in row], now, gates, settings, conditions or {}
+            )
+            for alert, row in zip(alerts, jobs, strict=True):
                 entry: dict[str, Any] = {
                     "alertname": alert.name,
                     "status": alert.status,
@@ -157,14 +127,14 @@ async def _simulate(
                     "labels": dict(alert.labels),
                     "policies": [],
                 }
-                for policy in matching(policies, alert):
-                    job, guards = await _guards(tx, alert, policy, now, gates, settings)
+                for job in row:
+                    guards = _guards(job, facts, now)
                     entry["policies"].append(
                         {
-                            "policy": policy.name,
-                            "action": policy.action.type,
-                            "target": job.target,
-                            "params": dict(job.params) if isinstance(job, Job) else {},
+                            "policy": job.policy.name,
+                            "action": job.action,
+                            "target": job.target or (job.error.target if job.error else ""),
+                            "params": dict(job.params) if job.error is None else {},
                             "guards": [
                                 {"guard": g.guard, "ok": g.ok, "detail": g.detail} for g in guards
                             ],
@@ -172,23 +142,13 @@ async def _simulate(
                     )
                 report.append(entry)
             # The authoritative outcome, alert by alert, exactly as the daemon would decide.
-            decided = await decide(alerts, policies, tx, now, gates, settings, conditions)
+            decided = await decide(alerts, index, tx, now, gates, settings, conditions)
         outcomes = iter(decided.verdicts)
-        for index, entry in enumerate(report):
+        for entry in report:
             for item in entry["policies"]:
-                if conditions is not None and (item["policy"], index) in conditions:
-                    result = conditions[(item["policy"], index)]
-                    item["guards"].insert(
-                        2,
-                        {
-                            "guard": "condition",
-                            "ok": isinstance(result, Met),
-                            "detail": result.reason,
-                        },
-                    )
                 verdict = next(outcomes)
-                outcome = "executed" if verdict.outcome == "executing" else verdict.outcome
-                item["outcome"] = outcome
+                outcome = verdict.outcome
+                item["outcome"] = "executed" if outcome is Outcome.EXECUTING else outcome.value
                 item["reason"] = verdict.reason
         return report
     finally:

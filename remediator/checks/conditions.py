@@ -16,9 +16,9 @@ from remediator.core.alert import Alert
 from remediator.core.job import Met, Stopped
 from remediator.core.outcomes import Outcome
 from remediator.core.policy import Policy
+from remediator.core.policy_index import PolicyIndex
 from remediator.core.render import render_context
 from remediator.errors import RenderError
-from remediator.pipeline import matching
 
 # Seconds the condition stage of one webhook may take in all. Unbounded, the retries
 # (3 attempts x 5 s, min_rate then the range query) reach ~32 s, while Datadog gives up on
@@ -30,7 +30,7 @@ CONDITION_DEADLINE = 10.0
 async def evaluate_conditions(
     checker: PrometheusChecker,
     alerts: Sequence[Alert],
-    policies: Sequence[Policy],
+    policies: Sequence[Policy] | PolicyIndex,
     now: datetime,
     settled: Callable[[str, str], bool],
     deadline: float = CONDITION_DEADLINE,
@@ -43,10 +43,11 @@ async def evaluate_conditions(
     """
     until = asyncio.get_running_loop().time() + deadline
     pending: dict[tuple[str, int], Awaitable[Stopped | Met]] = {}
-    for index, alert in enumerate(alerts):
-        for policy in matching(policies, alert):
+    index = policies if isinstance(policies, PolicyIndex) else PolicyIndex(policies)
+    for position, alert in enumerate(alerts):
+        for policy in index.matching(alert):
             if policy.condition is not None and not settled(policy.name, alert.episode):
-                pending[(policy.name, index)] = _condition(
+                pending[(policy.name, position)] = _condition(
                     checker, policy, alert, now, until, deadline
                 )
     results = await asyncio.gather(*pending.values())

@@ -18,7 +18,7 @@ from remediator.core.alert import Alert
 from remediator.core.durations import parse_timeout
 from remediator.core.kube_params import validate_kube_params
 from remediator.core.outcomes import Outcome
-from remediator.core.policy import Policy, hook_statuses
+from remediator.core.policy import ApprovalWhen, Policy, hook_statuses
 from remediator.core.render import render_context
 from remediator.errors import RenderError
 
@@ -30,28 +30,42 @@ _COMPOSE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
-    """One (alert, policy) pair with its action rendered; passed from stage to stage."""
+class Stopped:
+    """A stage ended the job with an outcome; `target` is what was rendered, if anything.
+    `repeat_of`: the job is a repeat counted on this existing decision (no new record)."""
 
-    alert: Alert
+    outcome: Outcome
+    reason: str
+    target: str = ""
+    repeat_of: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One (alert, policy) pair with its action rendered; passed from stage to stage.
+
+    `alert` is None for an approved request judged again when its approval arrives (only
+    the stages that need no alert run then); `error` is why rendering failed, if it did;
+    `index` is the alert's position in its batch (where its condition result is kept)."""
+
+    alert: Alert | None
     policy: Policy
     now: datetime
     action: str
     target: str
     params: Mapping[str, str]
+    index: int = -1
+    error: Stopped | None = None
+    episode: str = ""
 
     @property
     def dry_run(self) -> bool:
         return self.policy.guards.dry_run
 
-
-@dataclass(frozen=True, slots=True)
-class Stopped:
-    """A stage ended the job with an outcome; `target` is what was rendered, if anything."""
-
-    outcome: Outcome
-    reason: str
-    target: str = ""
+    @property
+    def key(self) -> tuple[str, str]:
+        """What dedup claims: one decision per (policy, firing episode)."""
+        return (self.policy.name, self.episode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,14 +166,10 @@ def scope_check(
     return None
 
 
-def build_job(
-    policy: Policy, alert: Alert, now: datetime, protected: frozenset[str] = frozenset()
-) -> Job | Stopped:
-    """Render + scope check: a Job ready for the guards, or the outcome that stopped it.
-
-    `protected` namespaces (kubernetes.protected_namespaces) are out of scope whatever a
-    policy's allow_targets say.
-    """
+def render_job(policy: Policy, alert: Alert, now: datetime, index: int = -1) -> Job:
+    """Render the policy's action for the alert (params, target, verify query). A failure is
+    kept in `Job.error` for the scope stage to report, so a repeat of an episode that did
+    not render is still counted by dedup first, like any other repeat."""
     try:
         params = render_params(policy, alert)
         if policy.action.type == "docker.restart":
@@ -171,7 +181,8 @@ def build_job(
         else:
             target = _kube_target(params)
     except RenderError as exc:
-        return Stopped(Outcome.RENDER_ERROR, str(exc))
+        error = Stopped(Outcome.RENDER_ERROR, str(exc))
+        return Job(alert, policy, now, policy.action.type, "", {}, index, error, alert.episode)
     check = policy.verify.prometheus
     if check is not None:  # stored with the action, so an approved action verifies too
         try:
@@ -180,11 +191,41 @@ def build_job(
             )
             params[VERIFY_QUERY] = check.query.render(context)
         except RenderError as exc:
-            return Stopped(Outcome.RENDER_ERROR, f"verify.prometheus: {exc}", target)
+            error = Stopped(Outcome.RENDER_ERROR, f"verify.prometheus: {exc}", target)
+            return Job(
+                alert, policy, now, policy.action.type, target, {}, index, error, alert.episode
+            )
         params[VERIFY_BOUND] = (
             f"above {check.above}" if check.above is not None else f"below {check.below}"
         )
-    stopped = scope_check(policy, target, protected)
-    if stopped is not None:
-        return stopped
-    return Job(alert, policy, now, policy.action.type, target, params)
+    return Job(alert, policy, now, policy.action.type, target, params, index, None, alert.episode)
+
+
+def build_job(
+    policy: Policy, alert: Alert, now: datetime, protected: frozenset[str] = frozenset()
+) -> Job | Stopped:
+    """Render + scope check: a Job ready for the guards, or the outcome that stopped it.
+
+    `protected` namespaces (kubernetes.protected_namespaces) are out of scope whatever a
+    policy's allow_targets say.
+    """
+    job = render_job(policy, alert, now)
+    if job.error is not None:
+        return job.error
+    stopped = scope_check(policy, job.target, protected)
+    return job if stopped is None else stopped
+
+
+def needs_approval(job: Job) -> bool:
+    """Whether the policy's approval rule asks a human for this job (`when` is rendered
+    against the alert); raises RenderError when `when` cannot be rendered."""
+    rule = job.policy.guards.approval
+    if isinstance(rule, ApprovalWhen):
+        if job.alert is None:  # an approved request: its approval is already given
+            return False
+        alert = job.alert
+        context = render_context(
+            alert.labels, alert.annotations, alert.template_view(), job.policy.name
+        )
+        return rule.when.render(context) == "true"
+    return rule == "always"

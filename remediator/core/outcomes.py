@@ -22,11 +22,14 @@ class Outcome(StrEnum):
     TRIPPED = "tripped"
     RENDER_ERROR = "render_error"
     INTERRUPTED = "interrupted"
+    # Not a final outcome: what an audit record shows between "decided to act" and the
+    # result. Never counted in remediator_decisions_total; the final outcome replaces it.
+    EXECUTING = "executing"
 
 
-# Not an outcome: the state an audit record shows between "decided to act" and the result.
-# It is never counted in remediator_decisions_total; the final outcome replaces it.
-EXECUTING = "executing"
+EXECUTING = Outcome.EXECUTING
+# What SPEC lists as a decision's outcome: every member but the transient `executing`.
+FINAL = frozenset(Outcome) - {Outcome.EXECUTING}
 
 # Outcomes that do not settle an episode: once the daemon is resumed, the breaker reset or
 # the condition met, a repeat of the same episode is decided afresh, not deduplicated.

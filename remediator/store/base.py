@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,12 +24,14 @@ from typing import Any, Protocol
 from remediator.core.alert import Alert
 from remediator.core.approval import Approval, ApprovalRefused, ApprovalState
 from remediator.core.dedup import Claim
+from remediator.core.judge import Decided, Ids
 from remediator.core.outcomes import EXECUTING, PROVISIONAL, Outcome
+from remediator.core.records import NewDecision as NewDecision  # noqa: PLC0414  # re-exported for callers
 from remediator.errors import StoreError
 from remediator.log import redact
 
 # One schema version for both backends; each keeps its own DDL and migrations.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 UNFINISHED = ("pending", "running")
 # Results of an action that never ran because the kill switch or its breaker held it when its
 # turn came: like a decision held at the door, they leave the episode open (provisional).
@@ -173,19 +175,6 @@ def approval_from_row(row: Any, when: Callable[[Any], datetime]) -> Approval:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class NewDecision:
-    time: datetime
-    policy: str
-    alert: Alert
-    action: str
-    target: str
-    outcome: str
-    reason: str
-    approval_id: str | None = None
-    repeats: int = 0
-
-
 class Transaction(Protocol):
     """Reads see the transaction's own writes; nothing is visible to others before commit.
 
@@ -219,8 +208,36 @@ class Transaction(Protocol):
 
     async def last_action_at(self, policy: str, target: str) -> datetime | None: ...
     async def count_actions(
-        self, since: datetime, *, policy: str | None, dry_run: bool | None
-    ) -> int: ...
+        self, since: datetime, *, policy: str | None, dry_run: bool | None, limit: int | None = None
+    ) -> int:
+        """Actions created after `since`, counted up to `limit` (None: all)."""
+        ...
+
+    # One batch (core/judge.py): its facts read in a few statements, its rows in one each.
+    async def claims_of(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Claim]:
+        """The claims of these (policy, episode) keys that exist."""
+        ...
+
+    async def last_actions(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], datetime]:
+        """When the last action of each (policy, target) that has one was created."""
+        ...
+
+    async def pending_for(self, episodes: Collection[str]) -> dict[str, list[Approval]]:
+        """The pending approvals of these episodes."""
+        ...
+
+    async def reserve_ids(self, decisions: int, actions: int) -> Ids:
+        """At least this many decision and action ids, unique and never used before."""
+        ...
+
+    async def write(self, decided: Decided, now: datetime) -> None:
+        """Every row of one judgement: sightings, decisions, claims (ClaimConflictError
+        rather than replace a settled claim of another decision), actions, approval
+        requests, cancellations."""
+        ...
+
     async def note_episode(self, alert: Alert, now: datetime) -> None:
         """Record a sighting: the first one is kept, `now` is the episode's last-seen time
         (what keeps its claim from a prune), a resolve stamps its end (only the first)."""

@@ -1,0 +1,46 @@
+"""The rows a judgement writes, as plain data: what the store receives in one batch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from remediator.core.alert import Alert
+from remediator.core.approval import Approval
+
+
+@dataclass(frozen=True, slots=True)
+class NewDecision:
+    time: datetime
+    policy: str
+    alert: Alert
+    action: str
+    target: str
+    outcome: str
+    reason: str
+    approval_id: str | None = None
+    repeats: int = 0
+    id: int | None = None  # set by a batch (ids reserved up front); None: the store numbers it
+
+
+@dataclass(frozen=True, slots=True)
+class NewAction:
+    id: int
+    decision_id: int
+    policy: str
+    type: str
+    target: str
+    params: Mapping[str, str]
+    dry_run: bool
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRow:
+    """A new approval request with what its Slack message shows (`context`)."""
+
+    approval: Approval
+    episode: str
+    params: Mapping[str, str]
+    context: Mapping[str, object] = field(default_factory=dict)

@@ -1,0 +1,84 @@
+"""Group commit: concurrent callers share one run, each gets its own result after it, and a
+failed shared run is retried per caller so one bad item fails only itself."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from remediator.groupcommit import GroupCommit
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.runs: list[list[int]] = []
+        self.gate = asyncio.Event()
+
+    async def run(self, items: Sequence[int]) -> list[int]:
+        self.runs.append(list(items))
+        await self.gate.wait()
+        if any(i < 0 for i in items):
+            raise ValueError(f"bad item in {list(items)}")
+        return [i * 10 for i in items]
+
+
+async def test_callers_that_arrive_during_a_run_share_the_next_one() -> None:
+    rec = Recorder()
+    commits: GroupCommit[int, int] = GroupCommit(rec.run)
+    first = asyncio.create_task(commits.submit(1))
+    await asyncio.sleep(0)  # the first run starts and waits on the gate
+    rest = [asyncio.create_task(commits.submit(n)) for n in (2, 3, 4)]
+    await asyncio.sleep(0)
+    assert not any(t.done() for t in [first, *rest])  # nobody answered before its commit
+    rec.gate.set()
+    assert await asyncio.gather(first, *rest) == [10, 20, 30, 40]
+    assert rec.runs == [[1], [2, 3, 4]]
+
+
+async def test_a_failed_group_is_retried_alone_so_only_the_bad_item_fails() -> None:
+    rec = Recorder()
+    commits: GroupCommit[int, int] = GroupCommit(rec.run)
+    rec.gate.set()
+    blocker = asyncio.Event()
+
+    async def slow(items: Sequence[int]) -> list[int]:
+        if items == [0]:
+            await blocker.wait()
+        return await rec.run(items)
+
+    commits = GroupCommit(slow)
+    head = asyncio.create_task(commits.submit(0))
+    await asyncio.sleep(0)
+    tasks = [asyncio.create_task(commits.submit(n)) for n in (5, -1, 6)]
+    await asyncio.sleep(0)
+    blocker.set()
+    assert await head == 0
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results[0] == 50 and results[2] == 60
+    assert isinstance(results[1], ValueError)
+    assert rec.runs == [[0], [5, -1, 6], [5], [-1], [6]]
+
+
+async def test_groups_are_bounded() -> None:
+    rec = Recorder()
+    rec.gate.set()
+    commits: GroupCommit[int, int] = GroupCommit(rec.run, max_group=2)
+    assert await asyncio.gather(*(commits.submit(n) for n in range(5))) == [0, 10, 20, 30, 40]
+    assert all(len(run) <= 2 for run in rec.runs)
+
+
+async def test_a_caller_that_goes_away_does_not_cancel_the_shared_work() -> None:
+    rec = Recorder()
+    commits: GroupCommit[int, int] = GroupCommit(rec.run)
+    leaver = asyncio.create_task(commits.submit(1))
+    stayer = asyncio.create_task(commits.submit(2))
+    await asyncio.sleep(0)
+    leaver.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leaver
+    rec.gate.set()
+    assert await stayer == 20
+    await commits.wait_idle()
+    assert rec.runs == [[1, 2]]
