@@ -234,9 +234,12 @@ class Engine:
         async with self.store.transaction() as tx:
             gates = self._adopt(await tx.flags())  # another replica may have paused
             decided = await decide(alerts, self.index, tx, now, gates, self.settings, conditions)
-        for alert in alerts:
+        # What each alert matched, from the judgement itself: the next repeat is answered
+        # from memory. An alert no policy concerns is cached as matching nothing.
+        matched = {s.index: tuple(job.policy for job in s.jobs) for s in decided.matched}
+        for position, alert in enumerate(alerts):
             if alert.cycle is None:  # a cycle group is not an episode: never a cache key
-                seen = (labels_digest(alert.labels), tuple(self.index.matching(alert)))
+                seen = (labels_digest(alert.labels), matched.get(position, ()))
                 self._episodes.put((alert.episode, alert.status), seen)
         self._apply(decided)
         return [

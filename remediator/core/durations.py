@@ -5,6 +5,7 @@ Absurd values are refused here, so a templated duration can never overflow `time
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +31,7 @@ MAX_ACTION_TIMEOUT = timedelta(minutes=10)
 _RATE = re.compile(r"^\s*(?P<count>\d+)\s*/\s*(?P<window>\S+)\s*$")
 
 
+@functools.lru_cache(maxsize=256)  # policies render the same few values for every alert
 def parse_duration(text: str) -> timedelta:
     """`10s`, `5m`, `1h30m`, `250ms` → timedelta. Raises ValueError with a readable reason."""
     value = text.strip()

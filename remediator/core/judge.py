@@ -64,6 +64,7 @@ class Decided:
     requested: list[approvals.Approval] = field(default_factory=list)
     cancelled: list[approvals.Approval] = field(default_factory=list)
     sightings: list[Alert] = field(default_factory=list)
+    matched: list[Sighting] = field(default_factory=list)  # what each alert matched
     decisions: list[NewDecision] = field(default_factory=list)
     actions: list[NewAction] = field(default_factory=list)
     approval_rows: list[ApprovalRow] = field(default_factory=list)
@@ -283,6 +284,7 @@ def judge(
     waiting = {episode: list(items) for episode, items in (pending or {}).items()}
     for sighting in sightings:
         batch.out.sightings.append(sighting.alert)
+        batch.out.matched.append(sighting)
         if sighting.alert.status == "resolved":
             batch.cancel(sighting.alert, waiting)
         for job in sighting.jobs:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import sqlite3
@@ -203,8 +204,10 @@ async def _rollback(db: aiosqlite.Connection) -> None:
         await asyncio.shield(db.execute("ROLLBACK"))
 
 
+@functools.lru_cache(maxsize=1024)
 def _ts(value: datetime) -> str:
-    # Fixed-width UTC text sorts like time, so range queries can compare strings.
+    # Fixed-width UTC text sorts like time, so range queries can compare strings. Cached:
+    # a batch writes the same `now` and the same startsAt many times.
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
