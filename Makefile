@@ -33,7 +33,7 @@ lint: $(STAMP)
 
 bench: $(STAMP) test-deps
 	$(BIN)/python bench/webhook_bench.py $(BENCH_ARGS)
-	$(BIN)/python bench/storm_memory.py
+	$(BIN)/python bench/storm.py $(STORM_ARGS)
 
 # The exact runtime versions the image installs: a clean venv with only what pyproject asks.
 constraints:
