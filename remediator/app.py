@@ -1,5 +1,6 @@
-"""Wiring and lifecycle: builds store, executors, engine and web server from the config,
-runs until SIGTERM/SIGINT, then stops intake, drains actions (bounded) and closes the store.
+"""Wiring and lifecycle: builds store, executors, the daemon's parts and web server from the
+config, runs until SIGTERM/SIGINT, then stops intake, drains actions (bounded) and closes
+the store.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from remediator.actions.notify import NotifyExecutor
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.config import Config, network_problems, open_endpoints, parse_listen
 from remediator.core.policy import Policy
-from remediator.engine import Engine
+from remediator.daemon import Daemon, build_daemon
 from remediator.errors import ConfigError
 from remediator.metrics import Metrics
-from remediator.pipeline import Settings
 from remediator.policy_files import load_configured
 from remediator.slack import SlackApprover
 from remediator.store.base import Store
@@ -93,6 +93,21 @@ def build_slack(config: Config) -> SlackApprover | None:
     return SlackApprover(slack)
 
 
+def build_web(daemon: Daemon, config: Config) -> web.Application:
+    """The HTTP layer, handed the parts it serves (the integration tests build it here too)."""
+    return build_app(
+        config,
+        intake=daemon.intake,
+        switches=daemon.switches,
+        approvals=daemon.approvals,
+        clicks=daemon.clicks,
+        audit=daemon.store,
+        metrics=daemon.metrics,
+        health=daemon.health,
+        clock=daemon.clock,
+    )
+
+
 def _check_open_endpoints(config: Config) -> None:
     """Open endpoints: a config error off loopback (parse_config says so too), else a warning."""
     problems = network_problems(config)
@@ -132,28 +147,22 @@ async def run(config: Config, stop: asyncio.Event | None = None) -> None:
     executors = build_executors(config, policies, slack)
     store = build_store(config)
     await store.open()
-    metrics = Metrics()
-    engine = Engine(
+    daemon = build_daemon(
+        config,
         policies=policies,
         store=store,
         executors=executors,
-        metrics=metrics,
+        metrics=Metrics(),
         clock=utcnow,
-        settings=Settings.from_config(config),
-        dry_run=config.dry_run,
-        max_concurrent=config.limits.max_concurrent_actions,
         slack=slack,
-        post_results=config.slack.post_results,
         checker=build_checker(config, policies),
-        action_lease=config.action_lease,
-        retention=config.retention,
     )
     try:
-        await engine.start()
+        await daemon.start()
     except BaseException:
         await store.close()
         raise
-    app = build_app(engine, config)
+    app = build_web(daemon, config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
     loop = asyncio.get_running_loop()
     try:
@@ -170,12 +179,12 @@ async def run(config: Config, stop: asyncio.Event | None = None) -> None:
             dry_run=config.dry_run,
         )
         await stop.wait()
-        _log.info("daemon.stopping", running_actions=engine.runner.running)
+        _log.info("daemon.stopping", running_actions=daemon.runner.running)
     finally:
         app[STATE]["draining"] = True
         await runner.cleanup()  # stop listening; let in-flight webhooks commit
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        await engine.stop(config.drain_timeout)
+        await daemon.stop(config.drain_timeout)
         await store.close()
     _log.info("daemon.stopped")

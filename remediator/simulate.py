@@ -20,11 +20,11 @@ from remediator.core.job import Job, render_job
 from remediator.core.outcomes import Outcome
 from remediator.core.policy import Policy
 from remediator.core.policy_index import PolicyIndex
-from remediator.engine import PAUSED_FLAG, TRIPPED_PREFIX
 from remediator.pipeline import Gates, Settings, decide, read_facts
 from remediator.store.base import Store
 from remediator.store.postgres import PostgresStore, SchemaMissingError
 from remediator.store.sqlite import SqliteStore
+from remediator.switches import PAUSED_FLAG, TRIPPED_PREFIX
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Slack: approval messages (Block Kit, built with slack_sdk's models so Slack's limits are
 checked before sending), their updates, result replies, and request signature checks.
 
-What an approval allows is decided by the engine; this module only talks to Slack. Every
+What an approval allows is decided by approvals.py; this module only talks to Slack. Every
 string that came from an alert (labels, annotations, the generator URL, targets, rendered
 params) is untrusted: it is escaped before it goes into mrkdwn, never spliced in raw.
 """
@@ -372,7 +372,7 @@ def _refusal(method: str, exc: SlackApiError) -> SlackError:
 
 
 class SlackApprover:
-    """The Slack Web API as the engine uses it, plus interaction signature checks."""
+    """The Slack Web API as conversation.py uses it, plus interaction signature checks."""
 
     def __init__(self, config: SlackConfig) -> None:
         if config.bot_token is None or config.signing_secret is None or not config.channel:

@@ -276,7 +276,8 @@ def judge(
     ids: Ids,
     now: datetime,
     pending: Mapping[str, Sequence[approvals.Approval]] | None = None,
-    new_id: Callable[[], str] = lambda: secrets.token_urlsafe(16),  # 128 bits: unguessable
+    # 128 bits: a button value nobody can guess; hex, so an id never reads as a CLI option
+    new_id: Callable[[], str] = lambda: secrets.token_hex(16),
 ) -> Decided:
     """Judge every job of the batch in order; `pending`: the approvals still waiting, by
     episode, for the resolved alerts of the batch. Updates `facts` as it records."""

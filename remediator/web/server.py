@@ -1,6 +1,8 @@
 """aiohttp routes: webhooks, the /api/v1 audit and control API, metrics and health.
 
-Handlers translate HTTP to engine calls and errors to status codes; no decisions here.
+Handlers translate HTTP to calls on the daemon's parts they are handed (intake, switches,
+approvals, Slack clicks, health, the store for audit reads) and errors to status codes;
+no decisions here.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -15,19 +18,31 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from remediator import log
+from remediator.approvals import Approvals
 from remediator.config import Config, is_loopback, parse_listen
+from remediator.conversation import Clicks
 from remediator.core.alert import Alert
 from remediator.core.approval import Approval, ApprovalRefused
-from remediator.engine import Engine
 from remediator.errors import IngestError, StoreError
+from remediator.health import Health
 from remediator.ingest.alertmanager import parse_alertmanager
 from remediator.ingest.datadog import parse_datadog
+from remediator.intake import Intake
+from remediator.metrics import Metrics
 from remediator.slack import APPROVE, DENY
+from remediator.store.base import Store
+from remediator.switches import Switches
 from remediator.web import auth
 from remediator.web.browser import browser_guard, no_server_errors
 
 _log = log.get("remediator.web")
-ENGINE = web.AppKey("engine", Engine)
+INTAKE = web.AppKey("intake", Intake)
+SWITCHES = web.AppKey("switches", Switches)
+APPROVALS = web.AppKey("approvals", Approvals)
+CLICKS = web.AppKey("clicks", Clicks)
+AUDIT = web.AppKey("audit", Store)  # audit reads and the readiness ping
+METRICS = web.AppKey("metrics", Metrics)
+HEALTH = web.AppKey("health", Health)
 CONFIG = web.AppKey("config", Config)
 STATE = web.AppKey("state", dict[str, bool])
 
@@ -56,13 +71,13 @@ def _webhook(
             raise too_large from None
 
     async def handle(request: web.Request) -> web.Response:
-        engine, config = request.app[ENGINE], request.app[CONFIG]
+        config, metrics = request.app[CONFIG], request.app[METRICS]
         started = time.perf_counter()
         try:
             alerts = parse(await admit(request, config))
-            decided = await engine.ingest(alerts)
+            decided = await request.app[INTAKE].ingest(alerts)
         except IngestError as exc:
-            engine.metrics.webhook_rejected.labels(endpoint, str(exc.status)).inc()
+            metrics.webhook_rejected.labels(endpoint, str(exc.status)).inc()
             _log.warning(
                 "webhook.rejected",
                 endpoint=endpoint,
@@ -72,11 +87,11 @@ def _webhook(
             )
             return _error(exc.status, exc.reason)
         except StoreError as exc:
-            engine.metrics.webhook_rejected.labels(endpoint, "503").inc()
+            metrics.webhook_rejected.labels(endpoint, "503").inc()
             _log.error("webhook.store_unavailable", endpoint=endpoint, error=str(exc))
             return _error(503, "state store unavailable; nothing was decided, please retry")
         finally:
-            engine.metrics.webhook_timer(endpoint).observe(time.perf_counter() - started)
+            metrics.webhook_timer(endpoint).observe(time.perf_counter() - started)
         return web.json_response(
             {"alerts": len(alerts), "decisions": [v.to_api() for v in decided.verdicts]}
         )
@@ -138,12 +153,12 @@ async def decisions(request: web.Request) -> web.Response:
     # isdigit() alone admits "²" and other digits int() refuses.
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 10_000:
         return _error(400, "limit must be an integer from 1 to 10000")
-    records = await request.app[ENGINE].store.decisions(int(raw))
+    records = await request.app[AUDIT].decisions(int(raw))
     return web.json_response({"decisions": [r.to_api() for r in records]})
 
 
 async def approvals_list(request: web.Request) -> web.Response:
-    pending = await request.app[ENGINE].store.approvals(pending_only=True)
+    pending = await request.app[AUDIT].approvals(pending_only=True)
     return web.json_response({"approvals": [_approval_json(a) for a in pending]})
 
 
@@ -173,7 +188,7 @@ async def _approval(request: web.Request, *, approve: bool) -> web.Response:
         note = raw.strip()[:200] if isinstance(raw, str) else ""
     who = request[IDENTITY]
     try:
-        result = await request.app[ENGINE].decide_approval(
+        result = await request.app[APPROVALS].decide_approval(
             request.match_info["id"], who, approve=approve, note=note
         )
     except ApprovalRefused as exc:
@@ -200,12 +215,12 @@ async def deny(request: web.Request) -> web.Response:
 
 async def slack_interactions(request: web.Request) -> web.Response:
     """Slack's button clicks: verified on the raw body, answered at once, handled after."""
-    engine = request.app[ENGINE]
-    if engine.slack is None:
+    clicks, metrics = request.app[CLICKS], request.app[METRICS]
+    if clicks.slack is None:
         return _error(404, "Slack is not configured (slack.bot_token, signing_secret, channel)")
     body = await request.read()
-    if not engine.slack.verify(body, request.headers):
-        engine.metrics.webhook_rejected.labels("slack", "401").inc()
+    if not clicks.slack.verify(body, request.headers):
+        metrics.webhook_rejected.labels("slack", "401").inc()
         _log.warning("slack.bad_signature", remote=request.remote)
         return _error(401, "invalid Slack signature or timestamp")
     try:
@@ -225,20 +240,18 @@ async def slack_interactions(request: web.Request) -> web.Response:
         # Signed by Slack, so the click is real, but from another workspace sharing this app
         # (or a Slack Connect channel): it changes nothing. Slack still gets its 200, as for any
         # refused click; a 403 would only show the clicker a generic error.
-        engine.metrics.webhook_rejected.labels("slack", "403").inc()
+        metrics.webhook_rejected.labels("slack", "403").inc()
         _log.warning("slack.foreign_team", team_id=str(team_id), user=user, remote=request.remote)
         return web.Response(status=200)
     if payload.get("type") != "block_actions" or action_id not in (APPROVE, DENY):
         return web.Response(status=200)  # other interactions are not ours; acknowledge them
     _log.info("slack.click", user=user, action=action_id, approval_id=approval_id)
-    engine.spawn(
-        engine.slack_click(approval_id, user, approve=action_id == APPROVE, channel=channel)
-    )
+    clicks.clicked(approval_id, user, approve=action_id == APPROVE, channel=channel)
     return web.Response(status=200)
 
 
 async def approval_detail(request: web.Request) -> web.Response:
-    store = request.app[ENGINE].store
+    store = request.app[AUDIT]
     found = await store.approval(request.match_info["id"])
     if found is None:
         return _error(404, "no such approval")
@@ -247,37 +260,37 @@ async def approval_detail(request: web.Request) -> web.Response:
 
 
 async def pause(request: web.Request) -> web.Response:
-    await request.app[ENGINE].set_paused(True)
+    await request.app[SWITCHES].set_paused(True)
     return web.json_response({"paused": True})
 
 
 async def resume(request: web.Request) -> web.Response:
-    await request.app[ENGINE].set_paused(False)
+    await request.app[SWITCHES].set_paused(False)
     return web.json_response({"paused": False})
 
 
 async def reset(request: web.Request) -> web.Response:
-    if not await request.app[ENGINE].reset(request.match_info["name"]):
+    if not await request.app[SWITCHES].reset(request.match_info["name"]):
         return _error(404, "no such policy")
     return web.json_response({"policy": request.match_info["name"], "tripped": False})
 
 
-async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[ENGINE].metrics.registry)
+async def metrics_page(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def healthz(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
+    health, gates = request.app[HEALTH], request.app[SWITCHES].gates
     backends = {
-        name: ("ok" if reason is None else reason) for name, reason in engine.backends.items()
+        name: ("ok" if reason is None else reason) for name, reason in health.backends.items()
     }
     return web.json_response(
         {
             "status": "ok",
-            "paused": engine.gates.paused,
-            "tripped": sorted(engine.gates.tripped),
-            "running_actions": engine.runner.running,
+            "paused": gates.paused,
+            "tripped": sorted(gates.tripped),
+            "running_actions": health.running_actions,
             "backends": backends,
         }
     )
@@ -287,13 +300,25 @@ async def readyz(request: web.Request) -> web.Response:
     if request.app[STATE]["draining"]:
         return _error(503, "shutting down")
     try:
-        await request.app[ENGINE].store.ping()
+        await request.app[AUDIT].ping()
     except StoreError as exc:
         return _error(503, str(exc))
-    return web.json_response({"status": "ready", "policies": len(request.app[ENGINE].policies)})
+    return web.json_response({"status": "ready", "policies": len(request.app[INTAKE].policies)})
 
 
-def build_app(engine: Engine, config: Config) -> web.Application:
+def build_app(
+    config: Config,
+    *,
+    intake: Intake,
+    switches: Switches,
+    approvals: Approvals,
+    clicks: Clicks,
+    audit: Store,
+    metrics: Metrics,
+    health: Health,
+    clock: Callable[[], datetime],
+) -> web.Application:
+    """The routes, each handler reaching only the parts stored here under its key."""
     app = web.Application(
         client_max_size=config.max_body_bytes,
         middlewares=[
@@ -301,7 +326,13 @@ def build_app(engine: Engine, config: Config) -> web.Application:
             browser_guard(is_loopback(parse_listen(config.listen)[0])),
         ],
     )
-    app[ENGINE] = engine
+    app[INTAKE] = intake
+    app[SWITCHES] = switches
+    app[APPROVALS] = approvals
+    app[CLICKS] = clicks
+    app[AUDIT] = audit
+    app[METRICS] = metrics
+    app[HEALTH] = health
     app[CONFIG] = config
     app[STATE] = {"draining": False}
     app.router.add_post(
@@ -309,7 +340,7 @@ def build_app(engine: Engine, config: Config) -> web.Application:
     )
     app.router.add_post(
         "/webhook/datadog",
-        _webhook("datadog", _dd_auth, lambda body: parse_datadog(body, engine.clock())),
+        _webhook("datadog", _dd_auth, lambda body: parse_datadog(body, clock())),
     )
     app.router.add_get("/api/v1/decisions", _api_read(decisions))
     app.router.add_get("/api/v1/approvals", _api_read(approvals_list))
@@ -320,7 +351,7 @@ def build_app(engine: Engine, config: Config) -> web.Application:
     app.router.add_post("/api/v1/pause", _api_write(pause))
     app.router.add_post("/api/v1/resume", _api_write(resume))
     app.router.add_post("/api/v1/policies/{name}/reset", _api_write(reset))
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app

@@ -16,16 +16,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from remediator.actions.base import Executor
 from remediator.actions.notify import NotifyExecutor
-from remediator.app import build_slack
+from remediator.app import build_slack, build_web
 from remediator.config import Config, parse_config
-from remediator.engine import Engine
+from remediator.daemon import Daemon, build_daemon
 from remediator.metrics import Metrics
-from remediator.pipeline import Settings
 from remediator.policy_files import load_policies
 from remediator.store.base import Store
 from remediator.store.postgres import PostgresStore
 from remediator.store.sqlite import SqliteStore
-from remediator.web.server import build_app
 
 AM_TOKEN = "am-token-abcdef"
 API_TOKEN = "api-token-123456"
@@ -38,7 +36,7 @@ PEOPLE = {name: f"{name}-token-0123456" for name in ("alice", "bob", "mallory")}
 @dataclass
 class Harness:
     client: TestClient[web.Request, web.Application]
-    engine: Engine
+    daemon: Daemon
     config: Config
     db_path: Path
 
@@ -54,7 +52,7 @@ class Harness:
         return resp.status, payload
 
     async def decisions(self) -> list[dict[str, Any]]:
-        await self.engine.flush_repeats()
+        await self.daemon.intake.flush_repeats()
         resp = await self.client.get("/api/v1/decisions?limit=1000")
         assert resp.status == 200
         body = await resp.json()
@@ -93,7 +91,7 @@ class Harness:
             await asyncio.sleep(0.05)
 
     def metric(self, name: str, **labels: str) -> float:
-        value = self.engine.metrics.registry.get_sample_value(name, labels)
+        value = self.daemon.metrics.registry.get_sample_value(name, labels)
         return 0.0 if value is None else value
 
 
@@ -113,7 +111,7 @@ on_both_backends = pytest.mark.parametrize("store_backend", ["sqlite", "postgres
 async def harness(
     tmp_path: Path, store_backend: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[HarnessFactory]:
-    made: list[tuple[TestClient[web.Request, web.Application], Engine, Store]] = []
+    made: list[tuple[TestClient[web.Request, web.Application], Daemon, Store]] = []
 
     async def make(
         policies: str,
@@ -143,29 +141,25 @@ async def harness(
         else:
             store = SqliteStore(str(folder / "state.db"))
         await store.open()
-        engine = Engine(
+        daemon = build_daemon(
+            cfg,
             policies=load_policies(cfg.policy_paths()),
             store=store,
             executors=executors or {},
-            slack=slack,
-            post_results=cfg.slack.post_results,
             metrics=Metrics(),
             clock=clock or (lambda: datetime.now(UTC)),
-            settings=Settings.from_config(cfg),
-            dry_run=cfg.dry_run,
-            max_concurrent=cfg.limits.max_concurrent_actions,
-            action_lease=cfg.action_lease,
+            slack=slack,
         )
-        await engine.start()
-        client = TestClient(TestServer(build_app(engine, cfg)))
+        await daemon.start()
+        client = TestClient(TestServer(build_web(daemon, cfg)))
         await client.start_server()
-        made.append((client, engine, store))
-        return Harness(client, engine, cfg, folder / "state.db")
+        made.append((client, daemon, store))
+        return Harness(client, daemon, cfg, folder / "state.db")
 
     yield make
-    for client, engine, store in made:
+    for client, daemon, store in made:
         await client.close()
-        await engine.stop(timedelta(seconds=10))
+        await daemon.stop(timedelta(seconds=10))
         await store.close()
     leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert not leftover, f"tasks left running: {leftover}"

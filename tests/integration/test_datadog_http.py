@@ -176,5 +176,5 @@ async def test_triggered_restarts_a_real_container_once(
     for transition in ("Re-Triggered", "Renotify"):
         [repeat] = (await post(h, notification(transition, container="web-dd")))[1]["decisions"]
         assert repeat["outcome"] == "deduplicated"
-    assert h.engine.runner.running == 0
+    assert h.daemon.runner.running == 0
     assert docker_cleanup.started_at_ns("web-dd") == restarted

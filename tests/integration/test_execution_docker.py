@@ -75,7 +75,7 @@ async def test_failed_verification_trips_the_policy(
     [decision] = (await h.post(_message("web-sick")))[1]["decisions"]
     record = await h.wait_outcome(decision["id"], {"executed", "failed"})
     assert record["outcome"] == "failed" and "health" in record["reason"], record
-    assert "restart-web" in h.engine.gates.tripped
+    assert "restart-web" in h.daemon.switches.gates.tripped
     assert h.metric("remediator_policy_tripped", policy="restart-web") == 1
     [held] = (await h.post(_message("web-other", starts="2026-11-22T11:00:00Z")))[1]["decisions"]
     assert held["outcome"] == "tripped"
@@ -90,7 +90,7 @@ async def test_a_missing_container_is_failed_with_a_reason(
     assert record["outcome"] == "failed"
     assert "web-ghost" in record["reason"] and "not found" in record["reason"]
     assert (
-        "restart-web" not in h.engine.gates.tripped
+        "restart-web" not in h.daemon.switches.gates.tripped
     )  # a Docker error is not a failed verification
 
 

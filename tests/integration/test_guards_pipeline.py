@@ -157,16 +157,16 @@ async def test_paused_decides_nothing_and_resume_decides_afresh(harness: Harness
 async def test_pause_survives_a_restart(harness: HarnessFactory) -> None:
     h = await harness(policy())
     await h.api("/api/v1/pause")
-    await h.engine.stop(timedelta(seconds=1))
-    await h.engine.start()
-    assert h.engine.gates.paused
+    await h.daemon.stop(timedelta(seconds=1))
+    await h.daemon.start()
+    assert h.daemon.switches.gates.paused
     await h.post(message(alert("web-1")))
     assert await h.outcomes() == ["paused"]
 
 
 async def test_a_tripped_policy_is_held_until_reset(harness: HarnessFactory) -> None:
     h = await harness(policy())
-    await h.engine.trip("restart-web", "verify failed")
+    await h.daemon.switches.trip("restart-web", "verify failed")
     assert h.metric("remediator_policy_tripped", policy="restart-web") == 1
     await h.post(message(alert("web-1")))
     assert (await h.api("/api/v1/policies/restart-web/reset"))[0] == 200
@@ -269,7 +269,7 @@ async def test_expired_approvals_never_run(harness: HarnessFactory) -> None:
         f"/api/v1/approvals/{decision['approval_id']}/approve", {"by": "alice"}
     )
     assert status == 409 and "expired" in answer["error"]
-    await h.engine.expire_approvals()
+    await h.daemon.approvals.expire_approvals()
     assert await h.outcomes() == ["expired"]
     assert (
         h.metric("remediator_approval_decisions_total", policy="restart-web", decision="expired")

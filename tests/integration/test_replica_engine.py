@@ -1,4 +1,4 @@
-"""The engine when other replicas share its store: switches they set, leases they let lapse,
+"""The daemon when other replicas share its store: switches they set, leases they let lapse,
 actions they recorded interrupted. Runs on SQLite and PostgreSQL (`on_both_backends`); a
 second replica is played by writing to the store the way one would.
 """
@@ -52,7 +52,7 @@ async def _until(probe: Any, what: str, within: float = 15) -> Any:
 
 
 async def _foreign_action(store: Store, owner_store: Store | None = None) -> int:
-    """An action another replica decided and holds (its owner is not this engine)."""
+    """An action another replica decided and holds (its owner is not this daemon)."""
     now = datetime.now(UTC)
     a = Alert("alertmanager", "firing", {"alertname": "X"}, {}, now, "f9", "am:f9:1")
     async with (owner_store or store).transaction() as tx:
@@ -67,13 +67,13 @@ async def _foreign_action(store: Store, owner_store: Store | None = None) -> int
 async def test_a_pause_set_through_another_replica_holds_this_one(harness: HarnessFactory) -> None:
     executor = Recording()
     h = await harness(policy(guards=""), executors={"docker.restart": executor})
-    await h.engine.store.set_flag("paused", "1")  # as `POST /pause` on the other replica does
+    await h.daemon.store.set_flag("paused", "1")  # as `POST /pause` on the other replica does
     status, answer = await h.post(message(alert("web-1")))
     assert status == 200
     assert [d["outcome"] for d in answer["decisions"]] == ["paused"]
     assert executor.ran == []
-    await h.engine.store.set_flag("paused", None)  # resumed there
-    await h.engine.sync()
+    await h.daemon.store.set_flag("paused", None)  # resumed there
+    await h.daemon.sync()
     assert h.metric("remediator_paused") == 0
     status, answer = await h.post(message(alert("web-1")))
     assert [d["outcome"] for d in answer["decisions"]] == ["executing"]
@@ -83,7 +83,7 @@ async def test_a_breaker_tripped_on_another_replica_holds_this_one(
     harness: HarnessFactory,
 ) -> None:
     h = await harness(policy(guards=""), executors={"docker.restart": Recording()})
-    await h.engine.store.set_flag("tripped:restart-web", "not recovered")
+    await h.daemon.store.set_flag("tripped:restart-web", "not recovered")
     _, answer = await h.post(message(alert("web-1")))
     assert [d["outcome"] for d in answer["decisions"]] == ["tripped"]
     assert h.metric("remediator_policy_tripped", policy="restart-web") == 1
@@ -93,7 +93,7 @@ async def test_a_lapsed_lease_of_another_replica_is_recorded_interrupted(
     harness: HarnessFactory,
 ) -> None:
     h = await harness(policy(guards=""), "action_lease: 1s\n")
-    foreign = await _foreign_action(h.engine.store)
+    foreign = await _foreign_action(h.daemon.store)
 
     async def interrupted() -> bool:
         records = {d["target"]: d for d in await h.decisions()}
@@ -103,7 +103,7 @@ async def test_a_lapsed_lease_of_another_replica_is_recorded_interrupted(
     record = next(d for d in await h.decisions() if d["target"] == "web-9")
     assert "did not renew its lease for 1s (action_lease)" in record["reason"]
     assert "not re-run" in record["reason"]
-    assert await h.engine.store.start_action(foreign, datetime.now(UTC)) is False
+    assert await h.daemon.store.start_action(foreign, datetime.now(UTC)) is False
     assert (
         h.metric(
             "remediator_actions_total",
@@ -156,12 +156,12 @@ async def test_an_action_recorded_interrupted_before_it_starts_never_runs(
     """A replica cut off past its lease comes back: what was recorded interrupted stays so."""
     executor = Recording()
     h = await harness(policy(guards=""), executors={"docker.restart": executor})
-    foreign = await _foreign_action(h.engine.store)
-    await h.engine.store.interrupt_actions([foreign], datetime.now(UTC), "lease ran out")
-    h.engine.runner.submit(
+    foreign = await _foreign_action(h.daemon.store)
+    await h.daemon.store.interrupt_actions([foreign], datetime.now(UTC), "lease ran out")
+    h.daemon.runner.submit(
         ActionRequest(foreign, "restart-web", "docker.restart", "web-9", {}, timedelta(seconds=5))
     )
-    await h.engine.runner.drain(timedelta(seconds=10))
+    await h.daemon.runner.drain(timedelta(seconds=10))
     assert executor.ran == []
     [record] = [d for d in await h.decisions() if d["target"] == "web-9"]
     assert (record["outcome"], record["reason"]) == ("interrupted", "lease ran out")
@@ -182,11 +182,11 @@ async def test_approvals_pending_counts_what_the_store_holds(harness: HarnessFac
         1,
         ("U1",),
     )
-    async with h.engine.store.transaction() as tx:  # requested on another replica
+    async with h.daemon.store.transaction() as tx:  # requested on another replica
         await tx.add_approval(request, "am:x:1", {})
-    await h.engine.sync()
+    await h.daemon.sync()
     assert h.metric("remediator_approvals_pending") == 1
-    async with h.engine.store.transaction() as tx:  # and denied there
+    async with h.daemon.store.transaction() as tx:  # and denied there
         await tx.save_approval(replace(request, state=ApprovalState.DENIED))
-    await h.engine.sync()
+    await h.daemon.sync()
     assert h.metric("remediator_approvals_pending") == 0

@@ -97,7 +97,7 @@ class Slow:
 
 @dataclass
 class Switch:
-    """A stand-in of Engine.admit: what holds actions now, and who asked with what."""
+    """A stand-in of Switches.admit: what holds actions now, and who asked with what."""
 
     hold: Hold | None = None
     error: StoreError | None = None
@@ -427,7 +427,7 @@ async def test_a_breaker_tripped_by_verification_holds_the_next_action_on_its_ta
 
     async def trip(policy: str, reason: str) -> None:
         tripped.append(policy)
-        switch.hold = TRIPPED  # Engine.trip: the breaker is open from now on
+        switch.hold = TRIPPED  # Switches.trip: the breaker is open from now on
 
     executor = Unhealthy()
     executor.close_gate("web-1")
@@ -546,7 +546,7 @@ async def test_target_locks_exist_only_while_used() -> None:
     assert len(locks) == 0 and not locks.busy(key)
 
 
-# --- the engine's admit: the switches fresh from the store, and the cooldown ------------------
+# --- the switches' admit: fresh from the store, then the cooldown -----------------------------
 
 
 @pytest.mark.parametrize(
@@ -560,22 +560,22 @@ async def test_target_locks_exist_only_while_used() -> None:
         (None, timedelta(minutes=-11), None),
     ],
 )
-async def test_engine_admit(
+async def test_switches_admit(
     harness: HarnessFactory, flag: str | None, last_done: timedelta | None, held: str | None
 ) -> None:
     h = await harness(policy(guards="cooldown: 10m"))
     if flag is not None:
-        await h.engine.store.set_flag(flag, "1")
+        await h.daemon.store.set_flag(flag, "1")
     now = datetime.now(UTC)
     request = ActionRequest(1, "restart-web", "docker.restart", "web-1", {}, timedelta(minutes=1))
-    answer = await h.engine.admit(request, None if last_done is None else now + last_done)
+    answer = await h.daemon.switches.admit(request, None if last_done is None else now + last_done)
     assert (answer[0] if answer else None) == held
     if held == "cooldown":
         assert answer is not None and "cooldown 10m: last action at" in answer[1]
 
 
 @pytest.mark.parametrize("where", ["here", "another replica"])
-async def test_a_pause_holds_an_action_queued_in_the_engine(
+async def test_a_pause_holds_an_action_queued_in_the_runner(
     harness: HarnessFactory, where: str
 ) -> None:
     executor = Slow()
@@ -592,9 +592,10 @@ async def test_a_pause_holds_an_action_queued_in_the_engine(
     [queued] = answer["decisions"]
     assert queued["outcome"] == "executing"
     if where == "here":
-        await h.engine.set_paused(True)  # what POST /api/v1/pause and `remediator pause` do
+        # what POST /api/v1/pause and `remediator pause` do
+        await h.daemon.switches.set_paused(True)
     else:
-        await h.engine.store.set_flag("paused", "1")  # no sync of this engine needed
+        await h.daemon.store.set_flag("paused", "1")  # no sync of this daemon needed
     executor.open_gate("web-1")
     record = await h.wait_outcome(queued["id"], {"paused", "executed"})
     assert record["outcome"] == "paused"

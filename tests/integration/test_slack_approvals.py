@@ -186,13 +186,13 @@ async def test_a_click_while_the_store_is_down_changes_nothing_and_says_so(
 ) -> None:
     h = await harness(policy(), config(slack_api))
     _, message = await request_approval(h, slack_api)
-    await h.engine.store.close()  # as unreachable as a stopped PostgreSQL
+    await h.daemon.store.close()  # as unreachable as a stopped PostgreSQL
     assert await click(h, message, "U111") == 200  # Slack always gets its 200 in time
     [note] = await eventually(lambda: slack_api.ephemerals, "the ephemeral answer")
     assert (
         note["user"] == "U111" and "cannot reach its state store; nothing changed" in note["text"]
     )
-    assert h.engine.runner.running == 0
+    assert h.daemon.runner.running == 0
 
 
 async def test_a_non_approver_is_refused_and_told(
@@ -291,7 +291,7 @@ async def test_an_expired_approval_never_runs(harness: HarnessFactory, slack_api
     h = await harness(policy(), config(slack_api), clock=lambda: now[0])
     _decision, message = await request_approval(h, slack_api)
     now[0] += timedelta(minutes=15)
-    await h.engine.expire_approvals()
+    await h.daemon.approvals.expire_approvals()
     await eventually(
         lambda: "Expired" in str(slack_api.message(CHANNEL, message["ts"])["blocks"]),
         "the expired message",
@@ -360,7 +360,7 @@ async def test_post_results_reports_every_action(
 
 async def test_a_tripped_breaker_is_announced(harness: HarnessFactory, slack_api: SlackAPI) -> None:
     h = await harness(policy(), config(slack_api))
-    await h.engine.trip("restart-web", "not recovered within 2m: value 0.2 is not < 0.05")
+    await h.daemon.switches.trip("restart-web", "not recovered within 2m: value 0.2 is not < 0.05")
     [posted] = await eventually(lambda: slack_api.messages(CHANNEL), "the breaker message")
     assert "Policy `restart-web` tripped: not recovered within 2m" in posted["text"]
     assert "POST /api/v1/policies/restart-web/reset" in posted["text"]
@@ -413,7 +413,7 @@ async def test_a_long_retry_after_fails_the_post_at_once(
     started = time.monotonic()
     [decision] = (await h.post(alert("web-1")))[1]["decisions"]
     await eventually(
-        lambda: h.engine._spawned == set() and slack_api.calls_to("chat.postMessage"),
+        lambda: h.daemon.supervisor.spawned == 0 and slack_api.calls_to("chat.postMessage"),
         "the refused post",
     )
     assert time.monotonic() - started < 5

@@ -226,7 +226,7 @@ async def test_decisions_limit_is_validated(harness: HarnessFactory) -> None:
 
 async def test_store_unavailable_is_503_and_retried_later(harness: HarnessFactory) -> None:
     h = await harness(POLICY)
-    await h.engine.store.close()
+    await h.daemon.store.close()
     status, answer = await h.post(body())
     assert status == 503 and "retry" in answer["error"]
     assert (await h.client.get("/readyz")).status == 503
@@ -234,12 +234,12 @@ async def test_store_unavailable_is_503_and_retried_later(harness: HarnessFactor
         assert (await h.client.get(path)).status == 503, path  # retryable, not a 500
     assert (await h.api("/api/v1/pause"))[0] == 503
     with pytest.raises(StoreError):
-        await h.engine.sync()
+        await h.daemon.sync()
     assert h.metric("remediator_backend_up", backend="store") == 0
     health = await (await h.client.get("/healthz")).json()
     assert "state store" in health["backends"]["store"]
-    await h.engine.store.open()
-    await h.engine.sync()
+    await h.daemon.store.open()
+    await h.daemon.sync()
     assert h.metric("remediator_backend_up", backend="store") == 1
     assert (await h.post(body()))[0] == 200
 
@@ -257,7 +257,7 @@ async def test_api_writes_need_the_api_token(harness: HarnessFactory) -> None:
         assert status == 401, path
         status, _ = await h.api(path, {"by": "x"}, headers={"Authorization": "Bearer nope"})
         assert status == 401, path
-    assert h.engine.gates.paused is False
+    assert h.daemon.switches.gates.paused is False
     assert (await h.api("/api/v1/policies/nope/reset"))[0] == 404
     assert (await h.api("/api/v1/approvals/nope/approve", {"by": "alice"}))[0] == 404
     assert (await h.api("/api/v1/approvals/nope/approve", {}))[0] == 404  # `by` is optional

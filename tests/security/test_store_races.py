@@ -102,7 +102,7 @@ async def _requested(store: PostgresStore, n: int) -> Approval:
 
 
 async def _approved_and_running(store: PostgresStore, n: int) -> tuple[Approval, int]:
-    """Approved through `store` (engine._approved's writes), its action started there."""
+    """Approved through `store` (Approvals._approved's writes), its action started there."""
     request = await _requested(store, n)
     async with store.transaction() as tx:
         approved = approvals.approve(request, "U1", utcnow())

@@ -1,12 +1,12 @@
-"""The engine's in-memory caches are bounded: a storm of new alerts cannot grow them past
-their limit, and the episode cache keeps a 16-byte digest, not the label set."""
+"""Intake's in-memory caches (memory.py) are bounded: a storm of new alerts cannot grow them
+past their limit, and the episode cache keeps a 16-byte digest, not the label set."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from remediator.engine import BoundedCache, labels_digest
+from remediator.memory import BoundedCache, labels_digest
 
 
 def test_a_cache_never_holds_more_than_its_limit() -> None:

@@ -1,0 +1,213 @@
+"""The approvals part: human decisions on approval-gated decisions (API or Slack), expiry and
+the pending count, with their store writes, metrics and logs. The states themselves are
+core/approval.py; an approval never overrides a guard: an approved action passes the
+stages of core.guards.AT_APPROVAL again, over facts read at approval time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from remediator import log
+from remediator.actions.base import ActionRequest
+from remediator.core import approval as approvals
+from remediator.core.guards import AT_APPROVAL, Settings, first_stop
+from remediator.core.job import Job
+from remediator.core.outcomes import EXECUTING, Outcome
+from remediator.core.policy import Policy
+from remediator.errors import StoreError
+from remediator.metrics import Metrics
+from remediator.pipeline import read_facts
+from remediator.runner import Runner, request_for
+from remediator.sink import OutcomeSink
+from remediator.slack import code_span
+from remediator.store.base import Store, Transaction
+from remediator.switches import Switches
+
+_log = log.get("remediator.approvals")
+
+
+class Notices(Protocol):
+    """Where approvals are shown to people (conversation.Conversation: Slack)."""
+
+    def announce(self, approval: approvals.Approval) -> None: ...
+
+    def refresh(self, approval_id: str, outcome: str | None = None) -> None: ...
+
+
+class Approvals:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        settings: Settings,
+        policies: Sequence[Policy],
+        switches: Switches,
+        runner: Runner,
+        sink: OutcomeSink,
+        notices: Notices,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._settings = settings
+        self._by_name = {p.name: p for p in policies}
+        self._switches = switches
+        self._runner = runner
+        self._sink = sink
+        self._notices = notices
+        self._pending = 0
+
+    def requested(self, request: approvals.Approval) -> None:
+        """A decision that awaits approval was committed: count it and announce it."""
+        self._pending += 1
+        self._metrics.approvals_pending.set(self._pending)
+        self._notices.announce(request)
+        _log.info(
+            "approval.requested",
+            approval_id=request.id,
+            policy=request.policy,
+            target=request.target,
+            expires_at=request.expires_at.isoformat(),
+        )
+
+    def cancelled(self, item: approvals.Approval) -> None:
+        """The alert resolved before anyone decided (committed with that resolution)."""
+        self._closed(item, Outcome.CANCELLED)
+
+    async def sync(self) -> None:
+        """The pending count as the store has it (any replica may have decided), then expiry."""
+        self._pending = len(await self._store.approvals(pending_only=True))
+        self._metrics.approvals_pending.set(self._pending)
+        if self._pending:
+            await self.expire_approvals()
+
+    async def decide_approval(
+        self, approval_id: str, who: str, *, approve: bool, note: str = ""
+    ) -> approvals.Approval | None:
+        """Apply one human decision; None for an unknown id; raises ApprovalRefused.
+
+        `who` is an authenticated identity (a Slack user ID from a signed click, or the API
+        token's `api:NAME`), never text the caller chose; `note` is recorded beside it."""
+        now = self._clock()
+        outcome: str | None = None
+        submit: ActionRequest | None = None
+        async with self._store.transaction() as tx:
+            current = await tx.approval(approval_id)
+            if current is None:
+                return None
+            if approve:
+                updated = approvals.approve(current, who, now)
+            else:
+                updated = approvals.deny(current, who, now)
+            await tx.save_approval(updated)
+            if updated.state is approvals.ApprovalState.DENIED:
+                outcome = Outcome.DENIED
+                await tx.set_outcome(updated.decision_id, outcome, f"denied by {who}")
+            elif updated.state is approvals.ApprovalState.APPROVED:
+                outcome, submit = await self._approved(tx, updated, now)
+        try:
+            event = "approved" if approve else "denied"
+            await self._store.add_approval_event(approval_id, who, event, note, now)
+        except StoreError as exc:  # the decision itself is committed; only the note is lost
+            _log.error("approval.event_failed", approval_id=approval_id, error=str(exc))
+        if updated.state is approvals.ApprovalState.PENDING:  # one of N approvers so far
+            self._notices.refresh(updated.id)
+        else:
+            self._metrics.approval_latency.observe((now - current.requested_at).total_seconds())
+            self._closed(updated, outcome, _describe(outcome, updated), by=who, outcome=outcome)
+        if submit is not None:
+            self._runner.submit(submit)
+        return updated
+
+    async def _approved(
+        self, tx: Transaction, approval: approvals.Approval, now: datetime
+    ) -> tuple[str, ActionRequest | None]:
+        """An approval never overrides the kill switch, a breaker, a limit or dry run."""
+        who = ", ".join(approval.approved_by)
+        policy = self._by_name.get(approval.policy)
+        if policy is None:
+            reason = f"approved by {who}, but policy {approval.policy} is no longer loaded"
+            await _settle(tx, approval.decision_id, Outcome.FAILED, reason)
+            return Outcome.FAILED, None
+        # The guards an approval never overrides (scope as it is now, the kill switch, the
+        # breaker, cooldown and limits, dry run): the same stages, over facts read now.
+        gates = self._switches.adopt(await tx.flags())
+        job = Job(None, policy, now, approval.action, approval.target, {})
+        facts = await read_facts(tx, [job], now, gates, self._settings, {})
+        stop = first_stop(job, facts, now, AT_APPROVAL)
+        if stop is not None and stop.outcome is not Outcome.DRY_RUN:
+            if stop.outcome in (Outcome.PAUSED, Outcome.TRIPPED):
+                reason = f"approved by {who} while {stop.outcome}"
+            else:
+                reason = f"approved by {who}, but {stop.reason}"
+            await _settle(tx, approval.decision_id, stop.outcome, reason)
+            return stop.outcome, None
+        params = await tx.approval_params(approval.id)
+        dry = stop is not None  # only the dry_run stage is left to stop it here
+        action_id = await tx.add_action(
+            approval.decision_id,
+            policy.name,
+            approval.action,
+            approval.target,
+            params,
+            dry_run=dry,
+            now=now,
+        )
+        if dry:
+            await _settle(tx, approval.decision_id, Outcome.DRY_RUN, f"approved by {who}; dry run")
+            return Outcome.DRY_RUN, None
+        await _settle(tx, approval.decision_id, EXECUTING, f"approved by {who}")
+        verify = policy.verify.within
+        request = request_for(
+            action_id, policy.name, approval.action, approval.target, params, verify
+        )
+        return EXECUTING, request
+
+    async def expire_approvals(self) -> None:
+        now = self._clock()
+        expired = []
+        async with self._store.transaction() as tx:
+            for pending in await tx.expired_approvals(now):
+                done = approvals.expire(pending, now)
+                if done is None:
+                    continue
+                await tx.save_approval(done)
+                reason = f"no decision before {pending.expires_at.isoformat()} (approval_ttl)"
+                await tx.set_outcome(done.decision_id, Outcome.EXPIRED, reason)
+                expired.append(done)
+        for item in expired:
+            self._closed(item, Outcome.EXPIRED)
+
+    def _closed(
+        self, item: approvals.Approval, result: str | None, shown: str | None = None, **log: Any
+    ) -> None:
+        """Bookkeeping for an approval that left `pending`, however it ended."""
+        self._pending -= 1
+        self._metrics.approvals_pending.set(self._pending)
+        self._metrics.approval_decisions.labels(item.policy, item.state.value).inc()
+        if result is not None:
+            self._sink.settled(item.policy, result)
+        _log.info(f"approval.{item.state.value}", approval_id=item.id, policy=item.policy, **log)
+        self._notices.refresh(item.id, shown)
+
+
+async def _settle(tx: Transaction, decision_id: int, outcome: str, reason: str) -> None:
+    """An approved decision's outcome. The store refuses when the decision is no longer open
+    (someone else settled it): raising rolls the whole approval back, action row included."""
+    if not await tx.set_outcome(decision_id, outcome, reason):
+        raise approvals.ApprovalRefused(
+            f"decision {decision_id} was settled meanwhile; nothing changed", conflict=True
+        )
+
+
+def _describe(outcome: str | None, approval: approvals.Approval) -> str | None:
+    if outcome is None or approval.state is not approvals.ApprovalState.APPROVED:
+        return None
+    if outcome == EXECUTING:
+        return f"running `{approval.action}` on {code_span(approval.target)}"
+    return f"not run: {outcome}"

@@ -1,0 +1,139 @@
+"""Intake: decides each webhook's alerts (known repeats from memory, conditions before the
+transaction, the pipeline in a transaction shared through group commit) and applies what
+was committed: memory, repeat counts, the outcome sink, actions to the runner, approval
+requests and cancellations to the approvals part. It runs no action and talks to no Slack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from remediator.approvals import Approvals
+from remediator.checks.conditions import evaluate_conditions
+from remediator.checks.prometheus import PrometheusChecker
+from remediator.core.alert import Alert
+from remediator.core.guards import Settings
+from remediator.core.job import Met, Stopped
+from remediator.core.judge import Decided, Verdict
+from remediator.core.policy import Policy
+from remediator.core.policy_index import PolicyIndex
+from remediator.errors import StoreError
+from remediator.groupcommit import GroupCommit
+from remediator.memory import Memory
+from remediator.metrics import Metrics
+from remediator.pipeline import decide
+from remediator.runner import Runner, request_for
+from remediator.sink import OutcomeSink
+from remediator.store.base import Store
+from remediator.switches import Switches
+
+# A webhook's alerts, and its conditions evaluated before the transaction.
+_Work = tuple[Sequence[Alert], Mapping[tuple[str, int], Stopped | Met]]
+
+
+class Intake:
+    def __init__(
+        self,
+        *,
+        policies: Sequence[Policy],
+        store: Store,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        settings: Settings,
+        switches: Switches,
+        memory: Memory,
+        runner: Runner,
+        approvals: Approvals,
+        sink: OutcomeSink,
+        checker: PrometheusChecker | None = None,
+    ) -> None:
+        self.policies = list(policies)
+        self._index = PolicyIndex(self.policies)
+        self._by_name = {p.name: p for p in policies}
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._settings = settings
+        self._switches = switches
+        self._memory = memory
+        self._runner = runner
+        self._approvals = approvals
+        self._sink = sink
+        self._checker = checker
+        self._commits: GroupCommit[_Work, Decided] = GroupCommit(self._decide_group)
+        self._repeats: dict[int, int] = {}
+
+    async def ingest(self, alerts: Sequence[Alert]) -> Decided:
+        """Decide every alert; returns only after the decisions are committed. Webhooks that
+        arrive while a transaction runs share the next one (groupcommit.py)."""
+        for alert in alerts:
+            self._metrics.received(alert.source, alert.status).inc()
+        decided = self._memory.known_repeats(alerts, self._switches.gates)
+        if decided is not None:
+            self._apply(decided)
+            return decided
+        conditions = None
+        if self._checker is not None:
+            conditions = await evaluate_conditions(
+                self._checker, alerts, self._index, self._clock(), self._memory.settled
+            )
+        return await self._commits.submit((alerts, conditions or {}))
+
+    async def wait_idle(self) -> None:
+        """Until every webhook already in a transaction is committed (or failed)."""
+        await self._commits.wait_idle()
+
+    async def _decide_group(self, group: Sequence[_Work]) -> list[Decided]:
+        """Several webhooks' alerts judged as one batch in one transaction; each gets back
+        its own verdicts, and the whole batch is applied once, after the commit."""
+        alerts: list[Alert] = []
+        conditions: dict[tuple[str, int], Stopped | Met] = {}
+        bounds = []
+        for batch, checked in group:
+            offset = len(alerts)
+            alerts.extend(batch)
+            conditions.update({(p, i + offset): r for (p, i), r in checked.items()})
+            bounds.append((offset, len(alerts)))
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            gates = self._switches.adopt(await tx.flags())  # another replica may have paused
+            decided = await decide(alerts, self._index, tx, now, gates, self._settings, conditions)
+        self._memory.saw(alerts, decided.matched)
+        self._apply(decided)
+        return [
+            Decided(verdicts=[v for v in decided.verdicts if start <= v.index < end])
+            for start, end in bounds
+        ]
+
+    def _apply(self, decided: Decided) -> None:
+        self._memory.claimed(decided.claims)
+        for decision_id, count in decided.repeats.items():
+            self._repeats[decision_id] = self._repeats.get(decision_id, 0) + count
+        for verdict in decided.verdicts:
+            self._sink.recorded(verdict)
+            if verdict.action_id is not None:
+                self._submit(verdict.action_id, verdict)
+        for request in decided.requested:
+            self._approvals.requested(request)
+        for cancelled in decided.cancelled:
+            self._approvals.cancelled(cancelled)
+
+    def _submit(self, action_id: int, verdict: Verdict) -> None:
+        found = self._by_name.get(verdict.policy)
+        verify = found.verify.within if found else timedelta(minutes=2)
+        self._runner.submit(
+            request_for(
+                action_id, verdict.policy, verdict.action, verdict.target, verdict.params, verify
+            )
+        )
+
+    async def flush_repeats(self) -> None:
+        """Repeat counts gathered since the last flush, to the store (each second)."""
+        counts, self._repeats = self._repeats, {}
+        try:
+            await self._store.add_repeats(counts, self._clock())
+        except StoreError:
+            for decision_id, n in counts.items():  # keep them for the next flush
+                self._repeats[decision_id] = self._repeats.get(decision_id, 0) + n
+            raise

@@ -1,0 +1,124 @@
+"""What intake remembers between webhooks: bounded caches of the episodes the store has seen
+and of their claims, so a repeat of a settled episode is answered without a store round trip.
+
+Caches only, never truth: a forgotten entry costs one store round trip, and an entry that
+might be stale (an episode reopened by a held action) is dropped, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Generic, TypeVar
+
+from remediator.actions.base import ActionRequest
+from remediator.core.alert import Alert
+from remediator.core.dedup import Claim
+from remediator.core.guards import Gates, settled_repeat
+from remediator.core.judge import Decided, Sighting, Verdict
+from remediator.core.policy import Policy
+
+K = TypeVar("K")
+V = TypeVar("V")
+# 50k entries of digests stay within a few MiB, so a storm of new alerts cannot grow memory.
+CACHE_SIZE = 50_000
+
+
+class BoundedCache(Generic[K, V]):
+    """Insertion-ordered map that forgets its oldest half when full: caches only, never truth."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._items: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        return self._items.get(key)
+
+    def discard(self, doomed: Callable[[K, V], bool]) -> None:
+        """Forget every entry `doomed` names (a scan: for rare events only)."""
+        for key in [k for k, v in self._items.items() if doomed(k, v)]:
+            del self._items[key]
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        if len(self._items) > self._limit:
+            for old in list(self._items)[: self._limit // 2]:
+                del self._items[old]
+
+
+_Seen = tuple[bytes, tuple[Policy, ...]]
+
+
+class Memory:
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self._claims: BoundedCache[tuple[str, str], Claim] = BoundedCache(size)
+        # (episode, status) -> (labels, matching policies) once the store has seen it
+        self._episodes: BoundedCache[tuple[str, str], _Seen] = BoundedCache(size)
+
+    def settled(self, policy: str, episode: str) -> bool:
+        """The policy's claim on the episode is settled (not provisional), as far as known."""
+        claim = self._claims.get((policy, episode))
+        return claim is not None and not claim.provisional
+
+    def known_repeats(self, alerts: Sequence[Alert], gates: Gates) -> Decided | None:
+        """Every alert a repeat of a settled episode: answer without touching the store."""
+        decided = Decided()
+        for position, alert in enumerate(alerts):
+            seen = None if alert.cycle else self._episodes.get((alert.episode, alert.status))
+            # Same labels: the matching set cannot differ (a sender reusing a fingerprint
+            # for other labels falls through to the full pipeline).
+            if seen is None or seen[0] != labels_digest(alert.labels):
+                return None
+            for policy in seen[1]:
+                claim = self._claims.get((policy.name, alert.episode))
+                stop = None if claim is None else settled_repeat(claim, gates, policy.name)
+                if claim is None or stop is None or stop.repeat_of is None:
+                    return None
+                decided.count_repeat(stop.repeat_of)
+                decided.verdicts.append(
+                    Verdict(
+                        stop.repeat_of,
+                        policy.name,
+                        alert,
+                        claim.action,
+                        claim.target,
+                        stop.outcome,
+                        stop.reason,
+                        new=False,
+                        index=position,
+                    )
+                )
+        return decided
+
+    def saw(self, alerts: Sequence[Alert], matched: Sequence[Sighting]) -> None:
+        """These alerts' episodes are now in the store (their transaction committed); what
+        each matched comes from the judgement itself (no second match). An alert no policy
+        concerns is remembered as matching nothing."""
+        policies = {s.index: tuple(job.policy for job in s.jobs) for s in matched}
+        for position, alert in enumerate(alerts):
+            if alert.cycle is None:  # a cycle group is not an episode: never a cache key
+                seen = (labels_digest(alert.labels), policies.get(position, ()))
+                self._episodes.put((alert.episode, alert.status), seen)
+
+    def claimed(self, claims: Mapping[tuple[str, str], Claim]) -> None:
+        """Committed claims, by (policy, episode)."""
+        for key, claim in claims.items():
+            self._claims.put(key, claim)
+
+    def reopened(self, request: ActionRequest) -> None:
+        """An action held at its turn (paused, tripped) reopened its episode in the store: no
+        cached claim may still answer its repeats as settled. Dropping extra entries is safe."""
+        self._claims.discard(
+            lambda key, claim: key[0] == request.policy and claim.target == request.target
+        )
+
+
+def labels_digest(labels: Mapping[str, str]) -> bytes:
+    """16 bytes that stand for a label set in the episode cache (a dict would cost ~1 KiB)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, value in sorted(labels.items()):
+        for part in (name, value):  # length-prefixed: no separator a value could forge
+            raw = part.encode("utf-8", "surrogatepass")
+            digest.update(len(raw).to_bytes(4, "big"))
+            digest.update(raw)
+    return digest.digest()
