@@ -1,4 +1,7 @@
-"""The Store protocol and its records, implemented by SqliteStore and PostgresStore.
+"""The Store protocol, by role, implemented by SqliteStore and PostgresStore (store/sql.py).
+
+A part of the daemon that needs one role of the store takes that role (DecisionLog,
+ApprovalStore, SwitchStore, LeaseStore); `Store` is all of them, with the lifecycle.
 
 Writes that decide (claims, decisions, actions, approvals) happen inside one transaction
 per webhook so the webhook is acknowledged only after they are all durable. Deciding
@@ -12,23 +15,42 @@ replica settled; every reason and detail is redacted (log.redact) before it is s
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from remediator.core.alert import Alert
-from remediator.core.approval import Approval, ApprovalRefused, ApprovalState
+from remediator.core.approval import Approval, ApprovalRefused
 from remediator.core.dedup import Claim
 from remediator.core.judge import Decided, Ids
 from remediator.core.outcomes import EXECUTING, PROVISIONAL, Outcome
-from remediator.core.records import NewDecision as NewDecision  # noqa: PLC0414  # re-exported for callers
+from remediator.core.records import NewDecision
 from remediator.errors import StoreError
-from remediator.log import redact
+from remediator.store.records import DecisionRecord, Interrupted
+
+# Re-exported: callers import the store's records and errors from here.
+__all__ = [
+    "ACTING",
+    "HELD",
+    "OPEN_OUTCOMES",
+    "SCHEMA_VERSION",
+    "UNFINISHED",
+    "ApprovalConflictError",
+    "ApprovalStore",
+    "ApprovalTransaction",
+    "ClaimConflictError",
+    "DecisionLog",
+    "DecisionRecord",
+    "DecisionTransaction",
+    "Interrupted",
+    "LeaseStore",
+    "NewDecision",
+    "Store",
+    "SwitchStore",
+    "Transaction",
+    "refuse_newer",
+]
 
 # One schema version for both backends; each keeps its own DDL and migrations.
 SCHEMA_VERSION = 6
@@ -45,17 +67,6 @@ OPEN_OUTCOMES = (Outcome.AWAITING_APPROVAL.value, *sorted(o.value for o in PROVI
 ACTING = EXECUTING
 
 
-def redacted(value: Any) -> Any:
-    """`value` (JSON-like) with log.redact applied to every string in it."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {str(k): redacted(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redacted(v) for v in value]
-    return value
-
-
 def refuse_newer(where: str, version: int) -> None:
     """A schema written by a newer remediator is never touched: a downgrade stops here."""
     if version > SCHEMA_VERSION:
@@ -63,16 +74,6 @@ def refuse_newer(where: str, version: int) -> None:
             f"state store {where} has schema version {version}, newer than this "
             f"remediator understands ({SCHEMA_VERSION}); refusing to touch it"
         )
-
-
-def stale_reason(state: str, owner: str, lease: timedelta | None) -> str:
-    if lease is None:
-        return f"the daemon stopped while this action was {state}; not re-run"
-    holder = f"replica {owner}" if owner else "its replica"
-    return (
-        f"{holder} did not renew its lease for {lease.total_seconds():g}s (action_lease) "
-        f"while this action was {state}; not re-run"
-    )
 
 
 class ClaimConflictError(StoreError):
@@ -90,96 +91,8 @@ class ApprovalConflictError(StoreError, ApprovalRefused):
         ApprovalRefused.__init__(self, reason, conflict=True)
 
 
-def replica_name() -> str:
-    """Who holds an action, shown in the audit when its lease runs out."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass(frozen=True, slots=True)
-class Interrupted:
-    """An action recorded `interrupted`: what the metrics and the log need about it."""
-
-    action_id: int
-    policy: str
-    type: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    id: int
-    time: datetime
-    policy: str
-    source: str
-    alertname: str
-    fingerprint: str
-    episode: str
-    action: str
-    target: str
-    outcome: str
-    reason: str
-    approval_id: str | None
-    repeats: int
-
-    def to_api(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "time": self.time.isoformat(),
-            "policy": self.policy,
-            "source": self.source,
-            "alertname": self.alertname,
-            "fingerprint": self.fingerprint,
-            "action": self.action,
-            "target": self.target,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "approval_id": self.approval_id,
-            "repeats": self.repeats,
-        }
-
-
-def decision_from_row(row: Any, when: Callable[[Any], datetime]) -> DecisionRecord:
-    """A decisions row of either backend; `when` reads its time column."""
-    return DecisionRecord(
-        id=row["id"],
-        time=when(row["time"]),
-        policy=row["policy"],
-        source=row["source"],
-        alertname=row["alertname"],
-        fingerprint=row["fingerprint"],
-        episode=row["episode"],
-        action=row["action"],
-        target=row["target"],
-        outcome=row["outcome"],
-        reason=row["reason"],
-        approval_id=row["approval_id"],
-        repeats=row["repeats"],
-    )
-
-
-def approval_from_row(row: Any, when: Callable[[Any], datetime]) -> Approval:
-    """An approvals row of either backend; `when` reads its time columns."""
-    return Approval(
-        id=row["id"],
-        decision_id=row["decision_id"],
-        policy=row["policy"],
-        action=row["action"],
-        target=row["target"],
-        state=ApprovalState(row["state"]),
-        requested_at=when(row["requested_at"]),
-        expires_at=when(row["expires_at"]),
-        required=row["required"],
-        approvers=tuple(json.loads(row["approvers"])),
-        approved_by=tuple(json.loads(row["approved_by"])),
-        decided_by=row["decided_by"],
-    )
-
-
-class Transaction(Protocol):
-    """Reads see the transaction's own writes; nothing is visible to others before commit.
-
-    Every reason written here is stored redacted (log.redact). A raised error rolls the
-    whole transaction back."""
+class DecisionTransaction(Protocol):
+    """The decision log's part of a transaction: claims, decisions, actions, episodes."""
 
     async def claim(self, policy: str, episode: str) -> Claim | None: ...
     async def put_claim(self, policy: str, episode: str, claim: Claim) -> None:
@@ -224,10 +137,6 @@ class Transaction(Protocol):
         """When the last action of each (policy, target) that has one was created."""
         ...
 
-    async def pending_for(self, episodes: Collection[str]) -> dict[str, list[Approval]]:
-        """The pending approvals of these episodes."""
-        ...
-
     async def reserve_ids(self, decisions: int, actions: int) -> Ids:
         """At least this many decision and action ids, unique and never used before."""
         ...
@@ -245,6 +154,21 @@ class Transaction(Protocol):
 
     async def episode_cycle(self, group: str, cycle: str) -> str:
         """Resolve an Alert.cycle group to its current episode (see core/alert.py)."""
+        ...
+
+    async def set_outcome(self, decision_id: int, outcome: str, reason: str) -> bool:
+        """Replace the decision's outcome and reason only while it may still change: it is
+        awaiting_approval, provisional (paused, tripped, condition_not_met), or executing
+        with no unfinished action (an action's result is finish_action's). False, with
+        nothing written, when the decision is settled or unknown."""
+        ...
+
+
+class ApprovalTransaction(Protocol):
+    """The approvals' part of a transaction: requests and their state."""
+
+    async def pending_for(self, episodes: Collection[str]) -> dict[str, list[Approval]]:
+        """The pending approvals of these episodes."""
         ...
 
     async def pending_approvals(self, episode: str) -> list[Approval]: ...
@@ -267,44 +191,80 @@ class Transaction(Protocol):
         gone: the first decision wins, a stale one rolls back its whole transaction."""
         ...
 
-    async def set_outcome(self, decision_id: int, outcome: str, reason: str) -> bool:
-        """Replace the decision's outcome and reason only while it may still change: it is
-        awaiting_approval, provisional (paused, tripped, condition_not_met), or executing
-        with no unfinished action (an action's result is finish_action's). False, with
-        nothing written, when the decision is settled or unknown."""
-        ...
-
     async def approval(self, approval_id: str) -> Approval | None: ...
 
 
-class Store(Protocol):
-    """The state store. Actions carry an owner (the replica whose store added them): only
-    the owner moves them pending -> running -> result, renews their lease or records its own
-    drain; any replica records an expired lease `interrupted`."""
+class Transaction(DecisionTransaction, ApprovalTransaction, Protocol):
+    """Reads see the transaction's own writes; nothing is visible to others before commit.
 
-    # True when no other process can hold this store's actions (SQLite): at start, whatever
-    # is unfinished was left by a dead run. False (PostgreSQL): other replicas may be alive.
-    exclusive: bool
+    Every reason written here is stored redacted (log.redact). A raised error rolls the
+    whole transaction back."""
 
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-    async def ping(self) -> None:
-        """Raises StoreError when the store cannot be used."""
-        ...
+
+class DecisionLog(Protocol):
+    """Deciding transactions, and the decision log's bookkeeping and audit outside one."""
 
     def transaction(self, *, commit: bool = True) -> AbstractAsyncContextManager[Transaction]:
         """One atomic unit; `commit=False` rolls back at the end (simulate's dry read)."""
         ...
 
+    async def add_repeats(self, counts: Mapping[int, int], now: datetime | None = None) -> None:
+        """Add repeat counts to decisions, and mark their episodes seen at `now` (default:
+        the store's clock): repeats answered from memory keep an episode's claim alive."""
+        ...
+
+    async def prune(self, before: datetime) -> dict[str, int]:
+        """Delete audit rows older than `before` in short batches (store/prune.py); returns
+        how many rows of each table went (keys: PRUNE_TABLES). Never a pending approval or
+        an unfinished action, nor their decision; never what dedup still needs: the claim of
+        an episode seen since `before` (note_episode, add_repeats), the decisions it names,
+        the episode row and its cycle."""
+        ...
+
+    async def decisions(self, limit: int) -> list[DecisionRecord]: ...
+
+
+class ApprovalStore(Protocol):
+    """Approvals outside a deciding transaction: reads, their Slack message, their events."""
+
+    async def approvals(self, *, pending_only: bool) -> list[Approval]: ...
+    async def approval(self, approval_id: str) -> Approval | None: ...
+    async def approval_context(self, approval_id: str) -> dict[str, Any]: ...
+    async def approval_message(self, approval_id: str) -> tuple[str, str] | None: ...
+    async def set_approval_message(self, approval_id: str, channel: str, ts: str) -> None: ...
+    async def unannounced_approvals(self) -> list[Approval]: ...
+    async def approval_for_action(self, action_id: int) -> Approval | None: ...
+    async def add_approval_event(
+        self, approval_id: str, who: str, event: str, detail: str, now: datetime
+    ) -> None:
+        """`detail` is stored redacted."""
+        ...
+
+    async def approval_events(self, approval_id: str) -> list[dict[str, str]]: ...
+
+
+class SwitchStore(Protocol):
+    """Named switches (the kill switch, breakers). Setting one is a deciding transaction: once
+    it commits, no decision still in flight on any replica acts on the state before it."""
+
+    async def get_flag(self, name: str) -> str | None: ...
+    async def set_flag(self, name: str, value: str | None) -> None: ...
+    async def flags(self, prefix: str) -> Sequence[tuple[str, str]]: ...
+
+
+class LeaseStore(Protocol):
+    """Actions carry an owner (the replica whose store added them): only the owner moves them
+    pending -> running -> result, renews their lease or records its own drain; any replica
+    records an expired lease `interrupted`. Targets are leased for one action at a time."""
+
+    # True when no other process can hold this store's actions (SQLite): at start, whatever
+    # is unfinished was left by a dead run. False (PostgreSQL): other replicas may be alive.
+    exclusive: bool
+
     def target_lease(self, key: str) -> AbstractAsyncContextManager[None]:
         """Held while an action on target `key` runs and is verified: another replica's
         action on the same target waits for it (a no-op where one process owns the store).
         Raises StoreError when the store cannot be reached."""
-        ...
-
-    async def add_repeats(self, counts: Mapping[int, int], now: datetime | None = None) -> None:
-        """Add repeat counts to decisions, and mark their episodes seen at `now` (default:
-        the store's clock): repeats answered from memory keep an episode's claim alive."""
         ...
 
     async def start_action(self, action_id: int, now: datetime) -> bool:
@@ -338,29 +298,12 @@ class Store(Protocol):
         that timed out)."""
         ...
 
-    async def prune(self, before: datetime) -> dict[str, int]:
-        """Delete audit rows older than `before` in short batches (store/prune.py); returns
-        how many rows of each table went (keys: PRUNE_TABLES). Never a pending approval or
-        an unfinished action, nor their decision; never what dedup still needs: the claim of
-        an episode seen since `before` (note_episode, add_repeats), the decisions it names,
-        the episode row and its cycle."""
-        ...
 
-    async def decisions(self, limit: int) -> list[DecisionRecord]: ...
-    async def approvals(self, *, pending_only: bool) -> list[Approval]: ...
-    async def approval(self, approval_id: str) -> Approval | None: ...
-    async def approval_context(self, approval_id: str) -> dict[str, Any]: ...
-    async def approval_message(self, approval_id: str) -> tuple[str, str] | None: ...
-    async def set_approval_message(self, approval_id: str, channel: str, ts: str) -> None: ...
-    async def unannounced_approvals(self) -> list[Approval]: ...
-    async def approval_for_action(self, action_id: int) -> Approval | None: ...
-    async def add_approval_event(
-        self, approval_id: str, who: str, event: str, detail: str, now: datetime
-    ) -> None:
-        """`detail` is stored redacted."""
-        ...
+class Store(DecisionLog, ApprovalStore, SwitchStore, LeaseStore, Protocol):
+    """The state store: every role, and its lifecycle."""
 
-    async def approval_events(self, approval_id: str) -> list[dict[str, str]]: ...
-    async def get_flag(self, name: str) -> str | None: ...
-    async def set_flag(self, name: str, value: str | None) -> None: ...
-    async def flags(self, prefix: str) -> Sequence[tuple[str, str]]: ...
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None:
+        """Raises StoreError when the store cannot be used."""
+        ...

@@ -11,8 +11,8 @@ decision lock), released between batches: a prune never holds either for long, a
 runs between its liveness check and its delete. A batch looks at no more than PRUNE_SCAN rows
 (a key range read off the primary key or an index) and deletes at most PRUNE_BATCH of them, so
 its cost is bounded however large the tables, or the part of them still in the window, grow.
-Statements use `:name` parameters and a `{keys}` slot for a batch's key list; each backend
-fills in its dialect.
+Statements use `:name` parameters and a `{keys}` slot for a batch's key list, which the
+backend's dialect fills in (store/dialect.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any
+
+from remediator.store.dialect import Conn, KeyKind
 
 PRUNE_BATCH = 500
 PRUNE_SCAN = 2000
@@ -33,18 +35,6 @@ PRUNE_TABLES = (
     "episodes",
     "cycles",
 )
-KeyKind = Literal["int", "text"]
-
-
-class PruneBatch(Protocol):
-    """One backend's way to run a statement inside one batch's transaction."""
-
-    def keys_sql(self, sql: str, kind: KeyKind) -> str:
-        """`sql` with its `{keys}` slot filled: a subquery over the `:keys` list."""
-        ...
-
-    async def keys(self, sql: str, params: Mapping[str, Any]) -> list[Any]: ...
-    async def delete(self, sql: str, params: Mapping[str, Any]) -> int: ...
 
 
 # The statements below are composed only from this module's constants (table, alias and key
@@ -177,8 +167,20 @@ STEPS = (
 )
 
 
+async def _keys(conn: Conn, sql: str, params: Mapping[str, Any]) -> list[Any]:
+    text, args = conn.dialect.named(sql, params)
+    return [row[0] for row in await conn.rows(text, *args)]
+
+
+async def _delete(conn: Conn, sql: str, kind: KeyKind, params: Mapping[str, Any]) -> int:
+    d = conn.dialect
+    sql = sql.replace("{keys}", d.key_rows(kind))
+    text, args = d.named(sql, {**params, "keys": d.keys(params["keys"])})
+    return await conn.run(text, *args)
+
+
 async def prune_batches(
-    batch: Callable[[], AbstractAsyncContextManager[PruneBatch]],
+    batch: Callable[[], AbstractAsyncContextManager[Conn]],
     before: Any,
     *,
     size: int | None = None,
@@ -192,16 +194,18 @@ async def prune_batches(
     for step in STEPS:
         after: Any = step.first
         while True:
-            async with batch() as run:
-                [upto] = await run.keys(step.window, {"after": after, "scan": scan})
+            async with batch() as conn:
+                [upto] = await _keys(conn, step.window, {"after": after, "scan": scan})
                 if upto is None:  # no rows after `after`: this table is done
                     break
-                keys = await run.keys(
-                    step.select, {"before": before, "after": after, "upto": upto, "limit": size}
+                keys = await _keys(
+                    conn,
+                    step.select,
+                    {"before": before, "after": after, "upto": upto, "limit": size},
                 )
                 for table, sql in step.deletes if keys else ():
-                    counts[table] += await run.delete(
-                        run.keys_sql(sql, step.kind), {"before": before, "keys": keys}
+                    counts[table] += await _delete(
+                        conn, sql, step.kind, {"before": before, "keys": keys}
                     )
             # Full batch: the window may hold more; else the whole window was looked at.
             after = keys[-1] if len(keys) == size else upto

@@ -1,0 +1,318 @@
+"""The decision log in the shared statements: claims, decisions, actions and episodes inside a
+deciding transaction, and the log's bookkeeping and audit outside one.
+
+A batch's facts are read in a few statements whatever its size (claims by episode, last
+actions by key, window counts capped at their limit) and its rows written with one statement
+per table (store/sql.py). Nothing here knows which backend runs it (store/dialect.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from remediator.core.alert import Alert
+from remediator.core.dedup import Claim
+from remediator.core.records import NewAction, NewDecision
+from remediator.log import redact
+from remediator.store.base import ACTING, OPEN_OUTCOMES, UNFINISHED, ClaimConflictError
+from remediator.store.dialect import Backend, Conn, Dialect, Tx, sql_list
+from remediator.store.prune import prune_batches
+from remediator.store.records import DecisionRecord, decision_from_row
+
+# Statements are composed only from this module's constants; every value is bound (S608).
+_UNFINISHED = sql_list(UNFINISHED)
+# What replaces a claim: a new one, or a provisional one (a held decision may be decided
+# again), or the same decision's; never a settled claim of another decision.
+CLAIM_UPSERT = (
+    "ON CONFLICT (policy, episode) DO UPDATE SET decision_id = excluded.decision_id, "
+    "outcome = excluded.outcome, provisional = excluded.provisional, "
+    "action = excluded.action, target = excluded.target, "
+    "dedup_decision_id = excluded.dedup_decision_id "
+    "WHERE claims.provisional OR claims.decision_id = excluded.decision_id"
+)
+PUT_CLAIM = (
+    "INSERT INTO claims (policy, episode, decision_id, outcome, provisional, action, "  # noqa: S608  # constants
+    f"target, dedup_decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) {CLAIM_UPSERT}"
+)
+# First sight of an episode is kept, every sight moves last_seen (never back, never below
+# first_seen); a resolve stamps its end (only the first one). The coalesce is for SQLite, whose
+# max() is NULL when any argument is (last_seen of a row from before schema 5).
+NOTE_EPISODE = (
+    "INSERT INTO episodes (episode, source, fingerprint, alertname, labels, starts_at, "
+    "first_seen, resolved_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (episode) DO UPDATE "
+    "SET resolved_at = coalesce(episodes.resolved_at, excluded.resolved_at), "
+    "last_seen = {greatest}(coalesce(episodes.last_seen, episodes.first_seen), "
+    "episodes.first_seen, excluded.last_seen)"
+)
+_DECISION_COLUMNS = (
+    "time, policy, source, alertname, fingerprint, episode, action, target, outcome, reason, "
+    "approval_id, repeats"
+)
+ADD_DECISIONS = (
+    f"INSERT INTO decisions (id, {_DECISION_COLUMNS}) {{overriding}}"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_ACTION_COLUMNS = (
+    "decision_id, policy, type, target, params, dry_run, state, created_at, owner, heartbeat_at"
+)
+# heartbeat_at is the store's clock: SQLite binds the action's time, PostgreSQL reads its own.
+ADD_ACTIONS = (
+    f"INSERT INTO actions (id, {_ACTION_COLUMNS}) {{overriding}}"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {clock})"
+)
+# The decision row `decisions` may still change (base.OPEN_OUTCOMES; `executing` only once
+# none of its actions is unfinished).
+_OUTCOME_OPEN = (
+    f"(decisions.outcome IN {sql_list(OPEN_OUTCOMES)} OR (decisions.outcome = '{ACTING}' "  # noqa: S608  # constants
+    "AND NOT EXISTS (SELECT 1 FROM actions WHERE actions.decision_id = decisions.id "
+    f"AND actions.state IN {_UNFINISHED})))"
+)
+
+
+def claim_row(key: tuple[str, str], claim: Claim) -> tuple[object, ...]:
+    return (
+        *key,
+        claim.decision_id,
+        str(claim.outcome),
+        claim.provisional,
+        claim.action,
+        claim.target,
+        claim.dedup_decision_id,
+    )
+
+
+def sighting_row(d: Dialect, alert: Alert, now: datetime) -> tuple[object, ...]:
+    seen = d.ts(now)
+    return (
+        alert.episode,
+        alert.source,
+        alert.fingerprint,
+        alert.name,
+        json.dumps(dict(alert.labels), sort_keys=True),
+        d.ts(alert.starts_at),
+        seen,
+        seen if alert.status == "resolved" else None,
+        seen,
+    )
+
+
+def decision_row(d: Dialect, decision: NewDecision) -> tuple[object, ...]:
+    alert = decision.alert
+    return (
+        d.ts(decision.time),
+        decision.policy,
+        alert.source,
+        alert.name,
+        alert.fingerprint,
+        alert.episode,
+        decision.action,
+        decision.target,
+        str(decision.outcome),
+        redact(decision.reason),
+        decision.approval_id,
+        decision.repeats,
+    )
+
+
+def action_row(d: Dialect, action: NewAction, owner: str) -> tuple[object, ...]:
+    return (
+        action.id,
+        action.decision_id,
+        action.policy,
+        action.type,
+        action.target,
+        json.dumps(dict(action.params)),
+        action.dry_run,
+        "dry_run" if action.dry_run else "pending",
+        d.ts(action.time),
+        owner,
+        *d.clock(action.time),
+    )
+
+
+class DecisionTx(Tx):
+    """base.DecisionTransaction, less what a backend writes its own way (store/sql.py)."""
+
+    async def claim(self, policy: str, episode: str) -> Claim | None:
+        row = await self.sql.row(
+            "SELECT decision_id, outcome, provisional, action, target, dedup_decision_id "
+            "FROM claims WHERE policy = ? AND episode = ?",
+            policy,
+            episode,
+        )
+        if row is None:
+            return None
+        return Claim(row[0], row[1], bool(row[2]), row[3], row[4], row[5])
+
+    async def put_claim(self, policy: str, episode: str, claim: Claim) -> None:
+        if await self.sql.run(PUT_CLAIM, *claim_row((policy, episode), claim)) != 1:
+            raise ClaimConflictError(f"policy {policy} episode {episode} is already decided")
+
+    async def add_decision(self, decision: NewDecision) -> int:
+        return await self.sql.insert(
+            f"INSERT INTO decisions ({_DECISION_COLUMNS}) "  # noqa: S608  # constants
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            *decision_row(self.sql.dialect, decision),
+        )
+
+    async def set_outcome(self, decision_id: int, outcome: str, reason: str) -> bool:
+        changed = await self.sql.run(
+            f"UPDATE decisions SET outcome = ?, reason = ? WHERE id = ? AND {_OUTCOME_OPEN}",  # noqa: S608  # constants
+            str(outcome),
+            redact(reason),
+            decision_id,
+        )
+        if changed != 1:
+            return False
+        await self.sql.run(  # the claim follows the outcome (what dedup and simulate show)
+            "UPDATE claims SET outcome = ? WHERE decision_id = ?", str(outcome), decision_id
+        )
+        return True
+
+    async def add_action(
+        self,
+        decision_id: int,
+        policy: str,
+        action: str,
+        target: str,
+        params: Mapping[str, str],
+        *,
+        dry_run: bool,
+        now: datetime,
+    ) -> int:
+        d = self.sql.dialect
+        return await self.sql.insert(
+            f"INSERT INTO actions ({_ACTION_COLUMNS}) "  # noqa: S608  # constants
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {clock})",
+            decision_id,
+            policy,
+            action,
+            target,
+            json.dumps(dict(params)),
+            dry_run,
+            "dry_run" if dry_run else "pending",
+            d.ts(now),
+            self.owner,
+            *d.clock(now),
+        )
+
+    async def last_action_at(self, policy: str, target: str) -> datetime | None:
+        last = await self.sql.value(
+            "SELECT max(created_at) FROM actions WHERE policy = ? AND target = ?", policy, target
+        )
+        return self.sql.dialect.when(last) if last else None
+
+    async def count_actions(
+        self, since: datetime, *, policy: str | None, dry_run: bool | None, limit: int | None = None
+    ) -> int:
+        """Actions created after `since`; with `limit`, counting stops there (a guard only asks
+        whether its limit is reached), so the cost is bounded by the limit, not the history."""
+        sql = "SELECT 1 FROM actions WHERE created_at > ?"
+        args: list[object] = [self.sql.dialect.ts(since)]
+        if policy is not None:
+            sql += " AND policy = ?"
+            args.append(policy)
+        if dry_run is not None:
+            sql += " AND dry_run = ?"
+            args.append(dry_run)
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        count = await self.sql.value(f"SELECT count(*) FROM ({sql}) AS window_rows", *args)  # noqa: S608  # constants
+        return int(count or 0)
+
+    async def note_episode(self, alert: Alert, now: datetime) -> None:
+        await self.sql.run(NOTE_EPISODE, *sighting_row(self.sql.dialect, alert, now))
+
+    async def episode_cycle(self, group: str, cycle: str) -> str:
+        """The episode of `group`'s current cycle: a start after an end opens the next one;
+        repeats and ends belong to the latest (a repeat never opens an incident)."""
+        row = await self.sql.row(
+            "SELECT generation, open FROM cycles WHERE grp = ?{for_update}", group
+        )
+        if row is None:
+            generation = 1
+            await self.sql.run(
+                "INSERT INTO cycles (grp, generation, open) VALUES (?, 1, ?)", group, cycle != "end"
+            )
+        else:
+            generation, is_open = int(row[0]), bool(row[1])
+            if cycle == "start" and not is_open:
+                generation += 1
+                await self.sql.run(
+                    "UPDATE cycles SET generation = ?, open = TRUE WHERE grp = ?", generation, group
+                )
+            elif cycle == "end" and is_open:
+                await self.sql.run("UPDATE cycles SET open = FALSE WHERE grp = ?", group)
+        return f"{group}:{generation}"
+
+    # --- one batch: facts read once (see core/judge.py) ----------------------------------
+
+    async def claims_of(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Claim]:
+        wanted = set(keys)
+        rows = await self.sql.rows(
+            "SELECT policy, episode, decision_id, outcome, provisional, action, target, "
+            "dedup_decision_id FROM claims WHERE episode {in_texts}",
+            self.sql.dialect.keys(sorted({episode for _, episode in wanted})),
+        )
+        return {
+            (r[0], r[1]): Claim(r[2], r[3], bool(r[4]), r[5], r[6], r[7])
+            for r in rows
+            if (r[0], r[1]) in wanted
+        }
+
+    async def last_actions(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], datetime]:
+        d = self.sql.dialect
+        rows = await self.sql.rows(
+            "SELECT a.policy, a.target, max(a.created_at) FROM actions AS a JOIN {pairs} "
+            "ON a.policy = k.policy AND a.target = k.target GROUP BY a.policy, a.target",
+            *d.pairs(sorted(set(keys))),
+        )
+        return {(r[0], r[1]): d.when(r[2]) for r in rows}
+
+
+class DecisionLogSql(Backend):
+    """base.DecisionLog's bookkeeping and audit, on any Backend."""
+
+    async def add_repeats(self, counts: Mapping[int, int], now: datetime | None = None) -> None:
+        if not counts:
+            return
+        async with self._bookkeeping() as sql:
+            # Repeats answered from memory are sightings too: a long-firing alert that
+            # Alertmanager keeps re-sending keeps its claim (see store/prune.py). SKIP LOCKED
+            # (PostgreSQL): an episode row a deciding transaction holds is being stamped by it
+            # right now, and never waiting here means a flush cannot deadlock with a webhook.
+            await sql.run(
+                "UPDATE episodes SET last_seen = "
+                "{greatest}(coalesce(last_seen, first_seen), first_seen, ?) "
+                "WHERE episode IN (SELECT e.episode FROM episodes AS e JOIN decisions AS d "
+                "ON d.episode = e.episode WHERE d.id {in_ids}{skip_locked_episodes})",
+                sql.dialect.ts(now or datetime.now(UTC)),
+                sql.dialect.keys(counts),
+            )
+            # In id order: two replicas flushing the same decisions take their locks alike.
+            await sql.run_many(
+                "UPDATE decisions SET repeats = repeats + ? WHERE id = ?",
+                [(counts[decision_id], decision_id) for decision_id in sorted(counts)],
+            )
+
+    async def prune(self, before: datetime) -> dict[str, int]:
+        @asynccontextmanager
+        async def batch() -> AsyncIterator[Conn]:
+            # A deciding transaction, one batch at a time (the SQLite writer, the PostgreSQL
+            # decision lock): no decision (a re-sent episode stamping its last_seen, a claim
+            # being read) runs between a batch's check and its delete.
+            async with self.transaction() as tx:
+                yield tx.sql
+
+        return await prune_batches(batch, self.dialect.ts(before))
+
+    async def decisions(self, limit: int) -> list[DecisionRecord]:
+        rows = await self._fetch("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", limit)
+        return [decision_from_row(row, self.dialect.when) for row in rows]

@@ -1,0 +1,144 @@
+"""Action leases in the shared statements: start, finish, heartbeat and interruption.
+
+Every change names the state it expects and, but for an expired lease, the replica that owns
+the action, in its own UPDATE: a stale caller changes nothing instead of overwriting what
+another replica settled. Lease ages are read by the store's clock (store/dialect.py), so
+replicas' clocks need not agree. Target leases are each backend's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from remediator.log import redact
+from remediator.store.base import ACTING, HELD, UNFINISHED
+from remediator.store.dialect import Backend, Conn, Row, sql_list
+from remediator.store.records import Interrupted, stale_reason
+
+# Statements are composed only from this module's constants; every value is bound (S608).
+_UNFINISHED = sql_list(UNFINISHED)
+_OF_ACTION = "(SELECT decision_id FROM actions WHERE id = ?)"
+
+
+class LeasesSql(Backend):
+    """base.LeaseStore on any Backend, but for target_lease (the backend's)."""
+
+    async def start_action(self, action_id: int, now: datetime) -> bool:
+        async with self._bookkeeping() as sql:
+            changed = await sql.run(
+                "UPDATE actions SET heartbeat_at = {clock}, state = 'running', started_at = ? "
+                "WHERE id = ? AND state = 'pending' AND owner = ?",
+                *sql.dialect.clock(now),
+                sql.dialect.ts(now),
+                action_id,
+                self._owner,
+            )
+        return changed == 1
+
+    async def finish_action(self, action_id: int, outcome: str, reason: str, now: datetime) -> bool:
+        if outcome in UNFINISHED:
+            raise ValueError(f"{outcome} is not a result")
+        reason = redact(reason)
+        async with self._bookkeeping() as sql:
+            # Ours and running; or ours, started, and recorded interrupted by another replica
+            # while it ran (our lease lapsed): the real result replaces `interrupted`. A sweep
+            # holding the row (FOR UPDATE on PostgreSQL) makes this wait and re-check the new
+            # state.
+            changed = await sql.run(
+                "UPDATE actions SET state = ?, finished_at = ?, reason = ? "
+                "WHERE id = ? AND owner = ? AND (state = 'running' "
+                "OR (state = 'interrupted' AND started_at IS NOT NULL))",
+                outcome,
+                sql.dialect.ts(now),
+                reason,
+                action_id,
+                self._owner,
+            )
+            if changed != 1:
+                return False
+            await sql.run(
+                f"UPDATE decisions SET outcome = ?, reason = ? WHERE id = {_OF_ACTION} "  # noqa: S608  # constants
+                f"AND outcome IN ('{ACTING}', 'interrupted')",
+                outcome,
+                reason,
+                action_id,
+            )
+            # The claim follows: what dedup and simulate show is what the audit says. An
+            # action held at its turn never ran: its episode stays open, as a held decision.
+            await sql.run(
+                "UPDATE claims SET outcome = ?, provisional = provisional OR ? "  # noqa: S608  # constants
+                f"WHERE decision_id = {_OF_ACTION}",
+                outcome,
+                outcome in HELD,
+                action_id,
+            )
+        return True
+
+    async def heartbeat(self, action_ids: Sequence[int], now: datetime) -> None:
+        if not action_ids:
+            return
+        async with self._bookkeeping() as sql:
+            await sql.run(
+                "UPDATE actions SET heartbeat_at = {clock} WHERE id {in_ids} AND owner = ? "  # noqa: S608  # constants
+                f"AND state IN {_UNFINISHED}",
+                *sql.dialect.clock(now),
+                sql.dialect.keys(action_ids),
+                self._owner,
+            )
+
+    async def interrupt_stale(self, now: datetime, lease: timedelta | None) -> list[Interrupted]:
+        query = f"SELECT id, policy, type, state, owner FROM actions WHERE state IN {_UNFINISHED}"  # noqa: S608  # constants
+        args: tuple[Any, ...] = ()
+        if lease is not None:
+            query += " AND {stale}"
+            args = self.dialect.stale(now, lease)
+        async with self._bookkeeping() as sql:
+            # SKIP LOCKED (PostgreSQL): two replicas sweeping at once take different rows.
+            rows = await sql.rows(query + "{skip_locked}", *args)
+            found = [
+                await _interrupt(sql, row, stale_reason(row["state"], row["owner"], lease), now)
+                for row in rows
+            ]
+        return [item for item in found if item is not None]
+
+    async def interrupt_actions(
+        self, action_ids: Sequence[int], now: datetime, reason: str
+    ) -> list[Interrupted]:
+        if not action_ids:
+            return []
+        async with self._bookkeeping() as sql:
+            rows = await sql.rows(
+                "SELECT id, policy, type FROM actions WHERE id {in_ids} AND owner = ? "  # noqa: S608  # constants
+                f"AND state IN {_UNFINISHED} ORDER BY id{{for_update}}",
+                sql.dialect.keys(action_ids),
+                self._owner,
+            )
+            found = [await _interrupt(sql, row, reason, now) for row in rows]
+        return [item for item in found if item is not None]
+
+
+async def _interrupt(sql: Conn, row: Row, reason: str, now: datetime) -> Interrupted | None:
+    reason = redact(reason)
+    changed = await sql.run(
+        "UPDATE actions SET state = 'interrupted', finished_at = ?, reason = ? "  # noqa: S608  # constants
+        f"WHERE id = ? AND state IN {_UNFINISHED}",
+        sql.dialect.ts(now),
+        reason,
+        row["id"],
+    )
+    if changed != 1:
+        return None
+    await sql.run(
+        f"UPDATE decisions SET outcome = 'interrupted', reason = ? WHERE id = {_OF_ACTION} "  # noqa: S608  # constants
+        f"AND outcome = '{ACTING}'",
+        reason,
+        row["id"],
+    )
+    await sql.run(
+        f"UPDATE claims SET outcome = 'interrupted' WHERE outcome = '{ACTING}' "  # noqa: S608  # constants
+        f"AND decision_id = {_OF_ACTION}",
+        row["id"],
+    )
+    return Interrupted(row["id"], row["policy"], row["type"], reason)

@@ -1,0 +1,124 @@
+"""What the store hands back and how a row of either backend becomes it; no SQL and no I/O.
+
+Also the small rules every backend applies alike: every string of what is stored redacted,
+who holds an action, and what the audit says when a lease runs out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from remediator.core.approval import Approval, ApprovalState
+from remediator.log import redact
+
+
+def redacted(value: Any) -> Any:
+    """`value` (JSON-like) with log.redact applied to every string in it."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {str(k): redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redacted(v) for v in value]
+    return value
+
+
+def stale_reason(state: str, owner: str, lease: timedelta | None) -> str:
+    if lease is None:
+        return f"the daemon stopped while this action was {state}; not re-run"
+    holder = f"replica {owner}" if owner else "its replica"
+    return (
+        f"{holder} did not renew its lease for {lease.total_seconds():g}s (action_lease) "
+        f"while this action was {state}; not re-run"
+    )
+
+
+def replica_name() -> str:
+    """Who holds an action, shown in the audit when its lease runs out."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """An action recorded `interrupted`: what the metrics and the log need about it."""
+
+    action_id: int
+    policy: str
+    type: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    id: int
+    time: datetime
+    policy: str
+    source: str
+    alertname: str
+    fingerprint: str
+    episode: str
+    action: str
+    target: str
+    outcome: str
+    reason: str
+    approval_id: str | None
+    repeats: int
+
+    def to_api(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "time": self.time.isoformat(),
+            "policy": self.policy,
+            "source": self.source,
+            "alertname": self.alertname,
+            "fingerprint": self.fingerprint,
+            "action": self.action,
+            "target": self.target,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "approval_id": self.approval_id,
+            "repeats": self.repeats,
+        }
+
+
+def decision_from_row(row: Any, when: Callable[[Any], datetime]) -> DecisionRecord:
+    """A decisions row of either backend; `when` reads its time column."""
+    return DecisionRecord(
+        id=row["id"],
+        time=when(row["time"]),
+        policy=row["policy"],
+        source=row["source"],
+        alertname=row["alertname"],
+        fingerprint=row["fingerprint"],
+        episode=row["episode"],
+        action=row["action"],
+        target=row["target"],
+        outcome=row["outcome"],
+        reason=row["reason"],
+        approval_id=row["approval_id"],
+        repeats=row["repeats"],
+    )
+
+
+def approval_from_row(row: Any, when: Callable[[Any], datetime]) -> Approval:
+    """An approvals row of either backend; `when` reads its time columns."""
+    return Approval(
+        id=row["id"],
+        decision_id=row["decision_id"],
+        policy=row["policy"],
+        action=row["action"],
+        target=row["target"],
+        state=ApprovalState(row["state"]),
+        requested_at=when(row["requested_at"]),
+        expires_at=when(row["expires_at"]),
+        required=row["required"],
+        approvers=tuple(json.loads(row["approvers"])),
+        approved_by=tuple(json.loads(row["approved_by"])),
+        decided_by=row["decided_by"],
+    )

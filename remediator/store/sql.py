@@ -1,0 +1,81 @@
+"""One SQL layer for both backends: the store's roles assembled into SqlTransaction and SqlStore.
+
+The statements live with their role (decisionlog.py, approvals.py, switches.py, leases.py),
+written once with `?` placeholders; store/dialect.py holds what SQLite and PostgreSQL spell
+differently. A backend (sqlite.py, postgres.py) adds its connections, schema and migrations,
+its transactions and locks, and the two statements it writes its own way: reserving ids and
+writing a batch's claims.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from datetime import datetime
+
+from remediator.core.dedup import Claim
+from remediator.core.judge import Decided, Ids
+from remediator.core.outcomes import Outcome
+from remediator.store.approvals import ApprovalsSql, ApprovalTx
+from remediator.store.base import ClaimConflictError
+from remediator.store.decisionlog import (
+    ADD_ACTIONS,
+    ADD_DECISIONS,
+    NOTE_EPISODE,
+    DecisionLogSql,
+    DecisionTx,
+    action_row,
+    decision_row,
+    sighting_row,
+)
+from remediator.store.leases import LeasesSql
+from remediator.store.switches import SwitchesSql, SwitchesTx
+
+
+class SqlTransaction(DecisionTx, ApprovalTx, SwitchesTx, ABC):
+    """base.Transaction on a backend's connection."""
+
+    @abstractmethod
+    async def reserve_ids(self, decisions: int, actions: int) -> Ids:
+        """See base.DecisionTransaction.reserve_ids."""
+
+    @abstractmethod
+    async def _put_claims(self, claims: Mapping[tuple[str, str], Claim]) -> int:
+        """Upsert these claims (decisionlog.CLAIM_UPSERT) in one round trip; how many were
+        written (a settled claim of another decision is not)."""
+
+    async def write(self, decided: Decided, now: datetime) -> None:
+        """Every row of one judgement, one statement per table (executemany; pipelined on
+        PostgreSQL)."""
+        sql, d = self.sql, self.sql.dialect
+        if decided.sightings:
+            await sql.run_many(NOTE_EPISODE, [sighting_row(d, a, now) for a in decided.sightings])
+        if decided.decisions:
+            await sql.run_many(
+                ADD_DECISIONS, [(x.id, *decision_row(d, x)) for x in decided.decisions]
+            )
+        if decided.claims and await self._put_claims(decided.claims) != len(decided.claims):
+            raise ClaimConflictError("an episode of this batch is already decided")
+        if decided.actions:
+            await sql.run_many(ADD_ACTIONS, [action_row(d, a, self.owner) for a in decided.actions])
+        for row in decided.approval_rows:
+            await self.add_approval(row.approval, row.episode, row.params, row.context)
+        for cancelled in decided.cancelled:
+            await self.save_approval(cancelled)
+            await self.set_outcome(
+                cancelled.decision_id, Outcome.CANCELLED, "the alert resolved before a decision"
+            )
+
+
+class SqlStore(DecisionLogSql, ApprovalsSql, SwitchesSql, LeasesSql):
+    """base.Store in the shared statements; a backend adds open, close, ping and the
+    transactions, connections and target leases of dialect.Backend."""
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None: ...
