@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
 
-from remediator.core import urlscope
+from remediator.core import fastrender, urlscope
 from remediator.core.alert import Alert
 from remediator.core.durations import parse_timeout
 from remediator.core.kube_params import validate_kube_params
@@ -76,10 +76,17 @@ class Met:
 
 
 def render_params(policy: Policy, alert: Alert) -> dict[str, str]:
-    context = render_context(alert.labels, alert.annotations, alert.template_view(), policy.name)
+    context: dict[str, object] | None = None  # built only for a param the shortcut cannot do
     rendered = {}
     for name, template in policy.action.params.items():
-        value = template.render(context).strip()
+        value = fastrender.quick(template, alert.labels)
+        if value is None:
+            if context is None:
+                context = render_context(
+                    alert.labels, alert.annotations, alert.template_view(), policy.name
+                )
+            value = template.render(context)
+        value = value.strip()
         if not value:
             raise RenderError(f"param {name} rendered empty from {template.source!r}")
         rendered[name] = value

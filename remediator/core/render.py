@@ -51,6 +51,11 @@ class Template:
     secret_names: frozenset[str] = frozenset()
     _guarded: bool = False
 
+    @property
+    def escapes(self) -> bool:
+        """True when rendering transforms each value (Slack text: escaped for mrkdwn)."""
+        return self._compiled.environment.finalize is not None
+
     def render(self, context: Mapping[str, Any]) -> str:
         try:
             text = self._compiled.render(context)
@@ -58,6 +63,11 @@ class Template:
             raise RenderError(f"template {self.source!r}: {exc.message}") from None
         except Exception as exc:  # noqa: BLE001  # sandbox violations, type errors in filters...
             raise RenderError(f"template {self.source!r}: {type(exc).__name__}: {exc}") from None
+        return self.finish(text)
+
+    def finish(self, text: str) -> str:
+        """What render does to the template's raw output (the secret-reference guard); for
+        the render shortcut (core/fastrender.py), so both give the same text or error."""
         return self._restore(text) if self._guarded else text
 
     def _restore(self, text: str) -> str:
