@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import gc
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +27,21 @@ def policy_files(paths: Iterable[Path], *, must_exist: bool) -> tuple[list[Path]
     return files, problems
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Loading makes about a hundred objects per policy and keeps nearly all of them: the
+    cyclic collector, started every 700 allocations, finds next to nothing to free but
+    rescans the growing heap (and once the whole process): about 100 ms of the 0.6 s that
+    5,000 policies take. Paused meanwhile; cycles loading left are collected afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load_policies(
     paths: Iterable[Path], *, must_exist: bool = True, secrets: Iterable[str] | None = None
 ) -> list[Policy]:
@@ -36,15 +53,16 @@ def load_policies(
     """
     files, problems = policy_files(paths, must_exist=must_exist)
     located: list[tuple[str, Policy]] = []
-    for file in files:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(f"{file}: policy ?: (file): cannot read: {exc}")
-            continue
-        policies, found = parse_policies(text, str(file))
-        problems.extend(found)
-        located.extend((str(file), p) for p in policies)
+    with _collector_paused():
+        for file in files:
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(f"{file}: policy ?: (file): cannot read: {exc}")
+                continue
+            policies, found = parse_policies(text, str(file))
+            problems.extend(found)
+            located.extend((str(file), p) for p in policies)
     problems.extend(check_unique(located))
     if secrets is not None:
         known = frozenset(secrets)

@@ -5,6 +5,7 @@ Loading is pure (text -> policies or problem lines); reading files lives in poli
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from datetime import timedelta
@@ -39,13 +40,21 @@ from remediator.core.render import (
     compile_param,
 )
 
+# Thousands of policies repeat a few texts (`10m`, `3/1h`, `1s`, one PromQL query): each is
+# parsed once. The results (timedelta, Rate, QueryTemplate) are immutable, so sharing them is
+# safe; failures are not cached and raise each time.
+_parse_duration = functools.lru_cache(maxsize=1024)(parse_duration)
+_parse_rate = functools.lru_cache(maxsize=1024)(parse_rate)
+_parse_timeout = functools.lru_cache(maxsize=1024)(parse_timeout)
+_compile_query = functools.lru_cache(maxsize=16_384)(compile_query)
+
 
 def _duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if not isinstance(value, str):
         raise ValueError("expected a duration string such as 30s, 5m or 1h")  # noqa: TRY004  # pydantic wants ValueError
-    return parse_duration(value)
+    return _parse_duration(value)
 
 
 def _rate(value: object) -> Rate:
@@ -53,7 +62,7 @@ def _rate(value: object) -> Rate:
         return value
     if not isinstance(value, str):
         raise ValueError("expected a rate such as 3/1h")  # noqa: TRY004  # pydantic wants ValueError
-    return parse_rate(value)
+    return _parse_rate(value)
 
 
 Duration = Annotated[
@@ -204,7 +213,7 @@ def _check_docker_params(params: Mapping[str, Template]) -> None:
         raise ValueError("docker.restart needs both compose_project and compose_service")
     timeout = params.get("timeout")
     if timeout is not None and "{" not in timeout.source:
-        parse_timeout(timeout.source)
+        _parse_timeout(timeout.source)
 
 
 def _check_static(params: Mapping[str, Template]) -> None:
@@ -227,7 +236,7 @@ def _check_http_params(params: Mapping[str, Template]) -> None:
         hook_statuses(status.source)
     timeout = params.get("timeout")
     if timeout is not None and "{" not in timeout.source:
-        parse_timeout(timeout.source)
+        _parse_timeout(timeout.source)
 
 
 def _check_http_targets(url: Template, allow_targets: tuple[str, ...]) -> None:
@@ -298,7 +307,7 @@ def _template(value: object) -> QueryTemplate:
         return value
     if not isinstance(value, str):
         raise ValueError("expected a PromQL string (a template)")  # noqa: TRY004
-    return compile_query(value)  # label values are escaped for PromQL (core/promql.py)
+    return _compile_query(value)  # label values are escaped for PromQL (core/promql.py)
 
 
 TemplateField = Annotated[QueryTemplate, BeforeValidator(_template)]

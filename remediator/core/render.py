@@ -6,6 +6,7 @@ load error, and a label missing at run time is a RenderError (never an empty tar
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Mapping
@@ -40,6 +41,13 @@ _MRKDWN_ENV = ImmutableSandboxedEnvironment(
     keep_trailing_newline=False,
     finalize=lambda value: escape_mrkdwn(str(value)),
 )
+# Compiling a template (parse, name check, Jinja2 code generation, Python `compile`) takes
+# over half a millisecond, and policy sets repeat the same few texts (`{{ labels.container }}`
+# in thousands of policies): each text compiles once per kind. Sharing is safe because a
+# Template is immutable and a compiled jinja2.Template keeps no state between renders. A
+# text that fails raises each time (lru_cache keeps only results). Bounded: a process that
+# parses many distinct texts (tests, repeated `check`) keeps only the most recent ones.
+_CACHE_SIZE = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +108,13 @@ def parse_checked(env: jinja2.Environment, source: str) -> nodes.Template:
     return ast
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def compile_template(source: str) -> Template:
     """Parse and name-check a template. ValueError names the problem."""
     return Template(source, _ENV.from_string(parse_checked(_ENV, source)))
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def compile_param(source: str) -> Template:
     """An action param: a template whose `${secret:NAME}` references are the policy's own.
 
@@ -123,12 +133,14 @@ def compile_param(source: str) -> Template:
     return Template(source, _ENV.from_string(_ENV.parse(marked)), names, _guarded=True)
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def compile_mrkdwn(source: str) -> Template:
     """A Slack text (notify): like compile_template, with every expression's output escaped."""
     checked = compile_template(source)  # the same parse and name checks, the same errors
     return Template(checked.source, _MRKDWN_ENV.from_string(_MRKDWN_ENV.parse(source)))
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def compile_expression(source: str) -> Template:
     """A bare Jinja2 expression (approval `when:`) compiled as `{{ (EXPR) and 'true' or '' }}`."""
     return compile_template(f"{{{{ 'true' if ({source}) else '' }}}}")
