@@ -47,6 +47,7 @@ class GroupCommit(Generic[T, R]):
 
     async def _drain(self) -> None:
         while self._queue:
+            await self._gather()
             group, self._queue = self._queue[: self._max], self._queue[self._max :]
             try:
                 await self._settle(group)
@@ -57,6 +58,15 @@ class GroupCommit(Generic[T, R]):
                     elif isinstance(exc, Exception):
                         _fail(future, exc)
                 raise
+
+    async def _gather(self) -> None:
+        """Webhooks sent together reach the queue over a few loop turns (each is read and
+        parsed first): wait while the queue still grows, so they share one transaction
+        instead of one going alone and the rest in the next."""
+        seen = 0
+        while seen != len(self._queue) and len(self._queue) < self._max:
+            seen = len(self._queue)
+            await asyncio.sleep(0)
 
     async def _settle(self, group: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:

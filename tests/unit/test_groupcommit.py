@@ -82,3 +82,18 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_shared_work() -> None
     assert await stayer == 20
     await commits.wait_idle()
     assert rec.runs == [[1, 2]]
+
+
+async def test_callers_arriving_over_a_few_loop_turns_share_the_first_run() -> None:
+    """Webhooks sent together are parsed one after another: the first must not go alone."""
+    rec = Recorder()
+    rec.gate.set()
+    commits: GroupCommit[int, int] = GroupCommit(rec.run)
+
+    async def late(n: int, turns: int) -> int:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await commits.submit(n)
+
+    assert await asyncio.gather(late(1, 0), late(2, 1), late(3, 2)) == [10, 20, 30]
+    assert rec.runs == [[1, 2, 3]]
