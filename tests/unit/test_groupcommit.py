@@ -11,6 +11,15 @@ import pytest
 from remediator.groupcommit import GroupCommit
 
 
+async def started(runs: list[list[int]], count: int) -> None:
+    """Until `count` runs have begun (a few loop turns at most)."""
+    for _ in range(50):
+        if len(runs) >= count:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"only {len(runs)} runs began")
+
+
 class Recorder:
     def __init__(self) -> None:
         self.runs: list[list[int]] = []
@@ -28,7 +37,7 @@ async def test_callers_that_arrive_during_a_run_share_the_next_one() -> None:
     rec = Recorder()
     commits: GroupCommit[int, int] = GroupCommit(rec.run)
     first = asyncio.create_task(commits.submit(1))
-    await asyncio.sleep(0)  # the first run starts and waits on the gate
+    await started(rec.runs, 1)  # the first run starts and waits on the gate
     rest = [asyncio.create_task(commits.submit(n)) for n in (2, 3, 4)]
     await asyncio.sleep(0)
     assert not any(t.done() for t in [first, *rest])  # nobody answered before its commit
@@ -50,7 +59,9 @@ async def test_a_failed_group_is_retried_alone_so_only_the_bad_item_fails() -> N
 
     commits = GroupCommit(slow)
     head = asyncio.create_task(commits.submit(0))
-    await asyncio.sleep(0)
+    await started(rec.runs, 0)
+    for _ in range(10):  # the first run is under way (waiting on the blocker)
+        await asyncio.sleep(0)
     tasks = [asyncio.create_task(commits.submit(n)) for n in (5, -1, 6)]
     await asyncio.sleep(0)
     blocker.set()
