@@ -49,16 +49,16 @@ def literal_prefix(pattern: str) -> str:
     """Text every value the fully anchored `pattern` matches starts with ("" if none known).
 
     Conservative: the leading run of always-literal characters, less its last character
-    when a `?`, `*` or `{` makes that one optional; nothing when the pattern has a `|`
-    anywhere (an alternative may start otherwise). A flag such as `(?i)` can only follow
-    the run, so it never applies to it.
+    when a `?`, `*` or `{` makes that one optional, or when a group follows (a quantifier
+    after an empty group binds to it: RE2 matches "" with `a(?i)*`); nothing when the
+    pattern has a `|` anywhere (an alternative may start otherwise).
     """
     if "|" in pattern:
         return ""
     end = 0
     while end < len(pattern) and pattern[end] in _LITERAL_CHARS:
         end += 1
-    if end < len(pattern) and pattern[end] in "?*{":
+    if end < len(pattern) and pattern[end] in "?*{(":
         end -= 1
     return pattern[: max(end, 0)]
 

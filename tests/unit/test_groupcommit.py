@@ -106,5 +106,5 @@ async def test_callers_arriving_over_a_few_loop_turns_share_the_first_run() -> N
             await asyncio.sleep(0)
         return await commits.submit(n)
 
-    assert await asyncio.gather(late(1, 0), late(2, 1), late(3, 2)) == [10, 20, 30]
+    assert list(await asyncio.gather(late(1, 0), late(2, 1), late(3, 2))) == [10, 20, 30]
     assert rec.runs == [[1, 2, 3]]

@@ -86,15 +86,16 @@ def test_a_bad_matcher_fails_every_time() -> None:
     [
         ("svc-17.*", "svc-17"),
         ("Disk.*", "Disk"),
-        ("web", "web"),
+        ("web", "web"),  # the whole pattern is literal
         ("ab?c", "a"),  # b is optional
         ("ab*", "a"),
         ("ab{0,2}", "a"),
         ("ab+", "ab"),  # at least one b
+        ("a(?i)*", ""),  # RE2 matches "" here: the quantifier binds to `a`
         ("a|b", ""),  # an alternative may start otherwise
         ("ab(c|d)", ""),
         ("(?i)abc", ""),  # a flag may fold the case
-        ("abc(?i)d", "abc"),  # ... from where it stands
+        ("abc(?i)d", "ab"),  # ... from where it stands (and a group may bind c)
         (r"\.x", ""),
         (r"web-\d+", "web-"),
         (".*x", ""),
