@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from aiohttp import web
 
@@ -18,6 +20,7 @@ from remediator.actions.http import HttpExecutor
 from remediator.actions.notify import NotifyExecutor
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.config import Config, network_problems, open_endpoints, parse_listen
+from remediator.core.kinds import Backend, kinds_on
 from remediator.core.policy import Policy
 from remediator.daemon import Daemon, build_daemon
 from remediator.errors import ConfigError
@@ -43,31 +46,55 @@ def build_store(config: Config) -> Store:
     return SqliteStore(target.path)
 
 
+def _kubernetes(config: Config, slack: SlackApprover | None) -> Executor:
+    # Imported only when a policy needs it: the client library alone is ~50 MiB resident.
+    from remediator.actions.kubernetes import KubernetesExecutor  # noqa: PLC0415
+
+    return KubernetesExecutor(
+        config.kubernetes.kubeconfig,
+        config.kubernetes.context,
+        frozenset(config.kubernetes.protected_namespaces),
+    )
+
+
+class _Builder(NamedTuple):
+    build: Callable[[Config, SlackApprover | None], Executor | None]  # None: not configured
+    always: bool  # built even when no policy uses it (/healthz reports it)
+    missing: str = ""  # what a policy using it lacks when `build` gives None
+
+
+# Docker and Slack are cheap to build; a Docker-only setup should not report an unreachable
+# cluster, so Kubernetes (and http) are built only when a policy uses them.
+_EXECUTORS = {
+    Backend.DOCKER: _Builder(lambda config, _: DockerExecutor(config.docker.url), always=True),
+    Backend.NOTIFY: _Builder(
+        lambda _, slack: NotifyExecutor(slack) if slack is not None else None,
+        always=True,
+        missing="slack is not configured",
+    ),
+    Backend.HTTP: _Builder(lambda config, _: HttpExecutor(config.action_secrets()), always=False),
+    Backend.KUBERNETES: _Builder(_kubernetes, always=False),
+}
+
+
 def build_executors(
     config: Config, policies: list[Policy], slack: SlackApprover | None
 ) -> dict[str, Executor]:
-    executors: dict[str, Executor] = {"docker.restart": DockerExecutor(config.docker.url)}
-    notify = sorted(p.name for p in policies if p.action.type == "notify")
-    if notify and slack is None:
-        raise ConfigError(f"policies {', '.join(notify)} use notify, but slack is not configured")
-    if slack is not None:
-        executors["notify"] = NotifyExecutor(slack)
-    if any(p.action.type == "http.request" for p in policies):
-        executors["http.request"] = HttpExecutor(config.action_secrets())
-    # Built only when used: a Docker-only setup should not report an unreachable cluster.
-    if any(p.action.type.startswith("kubernetes.") for p in policies):
-        # Imported only when a policy needs it: the client library alone is ~50 MiB resident.
-        from remediator.actions.kubernetes import (  # noqa: PLC0415
-            ACTION_TYPES as KUBE_ACTIONS,
-        )
-        from remediator.actions.kubernetes import KubernetesExecutor  # noqa: PLC0415
-
-        kube = KubernetesExecutor(
-            config.kubernetes.kubeconfig,
-            config.kubernetes.context,
-            frozenset(config.kubernetes.protected_namespaces),
-        )
-        executors.update(dict.fromkeys(KUBE_ACTIONS, kube))
+    """One executor per backend the policies' kinds run on, under each of its action types."""
+    users: dict[Backend, list[str]] = {}
+    for policy in policies:
+        users.setdefault(policy.action.kind.backend, []).append(policy.name)
+    executors: dict[str, Executor] = {}
+    for backend, builder in _EXECUTORS.items():
+        if not builder.always and backend not in users:
+            continue
+        executor = builder.build(config, slack)
+        if executor is None:
+            if backend in users:
+                names = ", ".join(sorted(users[backend]))
+                raise ConfigError(f"policies {names} use {backend}, but {builder.missing}")
+            continue
+        executors.update(dict.fromkeys((kind.type for kind in kinds_on(backend)), executor))
     return executors
 
 

@@ -17,6 +17,7 @@ from remediator.core.guards import AT_APPROVAL, Settings, first_stop
 from remediator.core.job import Job
 from remediator.core.outcomes import EXECUTING, Outcome
 from remediator.core.policy import Policy
+from remediator.core.verify import VerifyPlan
 from remediator.errors import StoreError
 from remediator.metrics import Metrics
 from remediator.pipeline import read_facts
@@ -147,7 +148,8 @@ class Approvals:
                 reason = f"approved by {who}, but {stop.reason}"
             await _settle(tx, approval.decision_id, stop.outcome, reason)
             return stop.outcome, None
-        params = await tx.approval_params(approval.id)
+        # The params and the verify check rendered when it was requested, stored with it.
+        params, check = await tx.approval_params(approval.id)
         dry = stop is not None  # only the dry_run stage is left to stop it here
         action_id = await tx.add_action(
             approval.decision_id,
@@ -157,12 +159,13 @@ class Approvals:
             params,
             dry_run=dry,
             now=now,
+            verify=check,
         )
         if dry:
             await _settle(tx, approval.decision_id, Outcome.DRY_RUN, f"approved by {who}; dry run")
             return Outcome.DRY_RUN, None
         await _settle(tx, approval.decision_id, EXECUTING, f"approved by {who}")
-        verify = policy.verify.within
+        verify = VerifyPlan(policy.verify.within, check)
         request = request_for(
             action_id, policy.name, approval.action, approval.target, params, verify
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 from remediator import __version__, log
 from remediator.config import Config, kubeconfig_source, load_config
+from remediator.core.kinds import Backend
 from remediator.errors import ConfigError, IngestError, PolicyError, StoreError
 from remediator.ingest.alertmanager import parse_alertmanager
 from remediator.ingest.datadog import parse_datadog
@@ -82,7 +83,7 @@ def _check(args: argparse.Namespace) -> int:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return 1
-    kube = sorted(p.name for p in policies if p.action.type.startswith("kubernetes."))
+    kube = sorted(p.name for p in policies if p.action.kind.backend is Backend.KUBERNETES)
     if kube and kubeconfig_source(config.kubernetes.kubeconfig) is None:
         print(
             f"warning: policies {', '.join(kube)} use Kubernetes actions but no cluster config "

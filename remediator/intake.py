@@ -18,6 +18,7 @@ from remediator.core.job import Met, Stopped
 from remediator.core.judge import Decided, Verdict
 from remediator.core.policy import Policy
 from remediator.core.policy_index import PolicyIndex
+from remediator.core.verify import VerifyPlan
 from remediator.errors import StoreError
 from remediator.groupcommit import GroupCommit
 from remediator.memory import Memory
@@ -50,7 +51,6 @@ class Intake:
     ) -> None:
         self.policies = list(policies)
         self._index = PolicyIndex(self.policies)
-        self._by_name = {p.name: p for p in policies}
         self._store = store
         self._metrics = metrics
         self._clock = clock
@@ -120,8 +120,8 @@ class Intake:
             self._approvals.cancelled(cancelled)
 
     def _submit(self, action_id: int, verdict: Verdict) -> None:
-        found = self._by_name.get(verdict.policy)
-        verify = found.verify.within if found else timedelta(minutes=2)
+        # Rendered with the action (every verdict with an action_id has it).
+        verify = verdict.verify or VerifyPlan(timedelta(minutes=2))
         self._runner.submit(
             request_for(
                 action_id, verdict.policy, verdict.action, verdict.target, verdict.params, verify

@@ -18,7 +18,7 @@ from remediator.core.job import Job, Met, Stopped, render_job
 from remediator.core.judge import Decided, Sighting, Verdict, judge
 from remediator.core.policy import Policy
 from remediator.core.policy_index import PolicyIndex
-from remediator.store.base import Transaction
+from remediator.store.base import Transaction, WindowCount
 
 __all__ = ["Decided", "Gates", "Settings", "Verdict", "decide", "read_facts"]
 
@@ -75,32 +75,27 @@ async def read_facts(
     settings: Settings,
     conditions: Mapping[tuple[str, int], Stopped | Met],
 ) -> Facts:
-    """What guards.STAGES need for these jobs, in a few statements whatever their number:
+    """What guards.STAGES need for these jobs, in one round trip whatever their number:
     claims by episode, last actions by (policy, target), window counts per policy and one
     global count, each capped at its limit."""
     facts = Facts(gates, settings, conditions=conditions)
     if not jobs:
         return facts
-    facts.claims = await tx.claims_of({job.key for job in jobs})
-    # A settled episode is a repeat: its cooldown and limits are never asked.
-    open_jobs = [
-        job for job in jobs if job.key not in facts.claims or facts.claims[job.key].provisional
-    ]
-    cooled = {(j.policy.name, j.target) for j in open_jobs if j.policy.guards.cooldown and j.target}
-    if cooled:
-        facts.last_action = await tx.last_actions(cooled)
-    limited = {j.policy.name: j.policy.guards.rate_limit for j in open_jobs}
-    for name, rate in limited.items():
-        if rate is not None:
-            facts.policy_counts[name] = await tx.count_actions(
-                now - rate.window, policy=name, dry_run=None, limit=rate.count
-            )
-    if open_jobs:
-        rate = settings.global_rate
-        facts.global_count = await tx.count_actions(
-            now - rate.window,
-            policy=None,
-            dry_run=None if gates.dry_run else False,
-            limit=rate.count,
-        )
+    keys = {job.key for job in jobs}
+    # Cooldowns and limits are read for every job, in the same round trip as the claims: a
+    # settled episode (a repeat) does not need them, but skipping them would cost a second
+    # trip for the others, and each read is an index lookup bounded by its limit.
+    cooled = {(j.policy.name, j.target) for j in jobs if j.policy.guards.cooldown and j.target}
+    rates = {j.policy.name: j.policy.guards.rate_limit for j in jobs}
+    limited = [(name, rate) for name, rate in rates.items() if rate is not None]
+    counts = [WindowCount(now - rate.window, name, None, rate.count) for name, rate in limited]
+    glob = settings.global_rate
+    counts.append(
+        WindowCount(now - glob.window, None, None if gates.dry_run else False, glob.count)
+    )
+    rows = await tx.facts(keys, cooled, counts)
+    facts.claims = rows.claims
+    facts.last_action = rows.last_actions
+    facts.policy_counts = {name: n for (name, _), n in zip(limited, rows.counts, strict=False)}
+    facts.global_count = rows.counts[-1]
     return facts

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -22,8 +21,8 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from remediator import log
 from remediator.actions.base import ActionRequest, ActionResult, Executor
 from remediator.checks.prometheus import PrometheusChecker, wait_recovered
-from remediator.core.job import VERIFY_BOUND, VERIFY_QUERY
 from remediator.core.outcomes import Outcome
+from remediator.core.verify import PrometheusCheck, VerifyPlan
 from remediator.errors import ActionError, RemediatorError
 from remediator.metrics import Metrics
 from remediator.sink import OutcomeSink
@@ -138,18 +137,17 @@ class Runner:
     async def _turn(self, request: ActionRequest, bound: FilteringBoundLogger) -> None:
         """With its target held: a slot for the start and the execution, then verification
         without the slot, the record, the breaker; the Slack post is spawned, never awaited."""
-        params = dict(request.params)
-        query, limit = params.pop(VERIFY_QUERY, None), params.pop(VERIFY_BOUND, None)
+        check = request.verify.prometheus
         async with self._slots:  # max_concurrent_actions: later actions queue here
             self._claimed.add(request.action_id)  # no await since the slot: drain sees it
             if not await self._start(request, bound):
                 return
             started = time.monotonic()
-            done = await self._execute(replace(request, params=params), bound)
+            done = await self._execute(request, bound)
         # The slot covers execution only: a verification that waits minutes for Prometheus
         # must not stop other targets' actions (the target stays held until it ends).
-        if done.outcome == Outcome.EXECUTED and query is not None and limit is not None:
-            done = await self._verify(request, query, limit, done)
+        if done.outcome == Outcome.EXECUTED and check is not None:
+            done = await self._verify(request, check, done)
         duration = time.monotonic() - started
         self._metrics.action_duration.labels(request.type).observe(duration)
         self._metrics.actions.labels(request.policy, request.type, done.outcome).inc()
@@ -264,19 +262,17 @@ class Runner:
         self.record_interrupted(found)
 
     async def _verify(
-        self, request: ActionRequest, query: str, limit: str, done: _Attempted
+        self, request: ActionRequest, check: PrometheusCheck, done: _Attempted
     ) -> _Attempted:
         if self._checker is None:
             reason = f"{done.reason}; not verified: no Prometheus configured"
             return _Attempted(Outcome.FAILED, reason, False, True)
-        side, _, value = limit.partition(" ")
-        threshold = float(value)
         recovered = await wait_recovered(
             self._checker,
-            query,
-            above=threshold if side == "above" else None,
-            below=threshold if side == "below" else None,
-            within=request.verify_within,
+            check.query,
+            above=check.above,
+            below=check.below,
+            within=request.verify.within,
         )
         if not recovered.ok:
             reason = f"{done.reason}; not recovered: {recovered.reason}"
@@ -413,6 +409,6 @@ def request_for(
     action: str,
     target: str,
     params: Mapping[str, str],
-    verify_within: timedelta,
+    verify: VerifyPlan,
 ) -> ActionRequest:
-    return ActionRequest(action_id, policy, action, target, dict(params), verify_within)
+    return ActionRequest(action_id, policy, action, target, dict(params), verify)

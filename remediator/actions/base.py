@@ -7,20 +7,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
+
+from remediator.core.verify import VerifyPlan
 
 
 @dataclass(frozen=True, slots=True)
 class ActionRequest:
-    """One rendered action: its type, rendered params and the target string the scope check saw."""
+    """One rendered action: its type, rendered params, the target string the scope check saw,
+    and how it is verified (the executor's own check within `verify.within`, then the
+    runner's Prometheus check, if any)."""
 
     action_id: int
     policy: str
     type: str
     target: str
     params: Mapping[str, str]
-    verify_within: timedelta
+    verify: VerifyPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +39,8 @@ class ActionResult:
 
 
 class Executor(Protocol):
-    """Performs one action type and verifies it took effect within `verify_within`.
+    """Performs the action types of one backend (core/kinds) and verifies, by each kind's
+    rule, that it took effect within `request.verify.within`.
 
     Raises ActionError for failures it can name; `retryable=True` only when the request
     certainly did not reach the target (so a retry cannot act twice).

@@ -1,10 +1,13 @@
 """The `docker.restart` executor: restarts one container or every replica of a compose service
-through the Docker Engine API and verifies each one came back running (and healthy)."""
+through the Docker Engine API and verifies each one came back running (and healthy).
+
+Its params and what counts as restarted are the kind's (core/kinds/docker.py); this module
+does the engine I/O only.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import math
 import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,16 +23,15 @@ import urllib3.exceptions
 
 from remediator.actions.base import ActionRequest, ActionResult
 from remediator.actions.blocking import run_blocking
-from remediator.core.durations import format_duration, parse_duration
-from remediator.core.timestamps import GO_ZERO_TIME, parse_rfc3339_ns
+from remediator.core.durations import format_duration
+from remediator.core.kinds import KINDS
+from remediator.core.kinds.docker import DOCKER_RESTART, RestartTarget, Seen, restart_target
 from remediator.errors import ActionError
 
-ACTION_TYPE = "docker.restart"
 # What the engine itself uses when neither `t` nor the container's StopTimeout is set.
 DEFAULT_STOP_TIMEOUT = 10
 PROBE_TIMEOUT = 2.0
 
-_PARAMS = frozenset({"container", "compose_project", "compose_service", "timeout"})
 _LABEL_PROJECT = "com.docker.compose.project"
 _LABEL_SERVICE = "com.docker.compose.service"
 _LABEL_ONEOFF = "com.docker.compose.oneoff"
@@ -55,31 +57,6 @@ _TRANSPORT: tuple[type[BaseException], ...] = (
 )
 
 
-def parse_engine_time(text: str) -> datetime | None:
-    """An engine timestamp (RFC 3339, up to nanoseconds) as an aware datetime, truncated to µs.
-
-    None for Go's zero time (`0001-01-01T00:00:00Z`, "never started") and for anything unparsable.
-    """
-    try:
-        moment, _ = parse_rfc3339_ns(text)
-    except ValueError:
-        return None
-    return None if moment == GO_ZERO_TIME else moment
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    """Validated params: exactly one of `container` or (`project`, `service`)."""
-
-    container: str | None
-    project: str | None
-    service: str | None
-    stop_timeout: int | None
-
-    def describe(self) -> str:
-        return self.container or f"{self.project}/{self.service}"
-
-
 @dataclass(frozen=True, slots=True)
 class _Found:
     """A container chosen for restart, with the grace period it will get."""
@@ -87,17 +64,6 @@ class _Found:
     id: str
     name: str
     stop_timeout: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Seen:
-    """One inspection during verification."""
-
-    done: bool
-    summary: str
-    started_at: datetime | None = None
-    started_text: str = ""
-    gone: bool = False
 
 
 class _Failure(Enum):
@@ -168,47 +134,7 @@ def _explanation(exc: docker.errors.APIError) -> str:
     return f"{text} (HTTP {status})" if status is not None else text
 
 
-def _parse_params(params: Mapping[str, str]) -> _Target:
-    unknown = sorted(set(params) - _PARAMS)
-    if unknown:
-        raise ActionError(
-            f"docker.restart: unknown param(s) {', '.join(unknown)}; "
-            f"expected container or compose_project+compose_service, and optionally timeout"
-        )
-    container = params.get("container", "").strip()
-    project = params.get("compose_project", "").strip()
-    service = params.get("compose_service", "").strip()
-    if "container" in params and not container:
-        raise ActionError("docker.restart: param container is empty")
-    if container and (project or service):
-        raise ActionError(
-            "docker.restart: give either container or compose_project+compose_service, not both"
-        )
-    if not container:
-        if not project and not service:
-            raise ActionError(
-                "docker.restart: missing param container (or compose_project+compose_service)"
-            )
-        if not project or not service:
-            missing = "compose_project" if not project else "compose_service"
-            raise ActionError(f"docker.restart: param {missing} is missing or empty")
-    stop_timeout: int | None = None
-    if "timeout" in params:
-        try:
-            grace = parse_duration(params["timeout"])
-        except ValueError as exc:
-            raise ActionError(f"docker.restart: param timeout: {exc}") from exc
-        # The engine's `t` is whole seconds; rounding up never shortens the grace period.
-        stop_timeout = math.ceil(grace.total_seconds())
-    return _Target(
-        container=container or None,
-        project=project.lower() or None,
-        service=service or None,
-        stop_timeout=stop_timeout,
-    )
-
-
-def _found(attrs: Mapping[str, Any], target: _Target) -> _Found:
+def _found(attrs: Mapping[str, Any], target: RestartTarget) -> _Found:
     config = attrs.get("Config") or {}
     own = config.get("StopTimeout")
     if target.stop_timeout is not None:
@@ -220,26 +146,6 @@ def _found(attrs: Mapping[str, Any], target: _Target) -> _Found:
     return _Found(
         id=str(attrs["Id"]), name=str(attrs.get("Name", "")).lstrip("/"), stop_timeout=stop_timeout
     )
-
-
-def _judge(found: _Found, attrs: Mapping[str, Any], sent_at: datetime) -> _Seen:
-    state = attrs.get("State") or {}
-    status = str(state.get("Status", "unknown"))
-    health_state = state.get("Health")
-    health = str(health_state.get("Status", "none")) if isinstance(health_state, dict) else None
-    started_text = str(state.get("StartedAt", ""))
-    started_at = parse_engine_time(started_text)
-    fresh = started_at is not None and started_at > sent_at
-    summary = f"{found.name} status={status}"
-    if health is not None:
-        summary += f" health={health}"
-    if not fresh:
-        summary += (
-            f" started_at={started_text or 'unknown'}"
-            f" (not after the restart request at {sent_at.isoformat()})"
-        )
-    done = fresh and status == "running" and health in (None, "healthy")
-    return _Seen(done=done, summary=summary, started_at=started_at, started_text=started_text)
 
 
 class DockerExecutor:
@@ -263,12 +169,15 @@ class DockerExecutor:
         self._closed = False
 
     async def execute(self, request: ActionRequest) -> ActionResult:
-        if request.type != ACTION_TYPE:
+        if KINDS.get(request.type) is not DOCKER_RESTART:
             raise ActionError(f"DockerExecutor cannot run action type {request.type!r}")
-        target = _parse_params(request.params)
+        try:
+            target = restart_target(request.params)
+        except ValueError as exc:
+            raise ActionError(f"{DOCKER_RESTART.type}: {exc}") from exc
         client, found = await run_blocking(self._lookup, target)
         sent_at = await self._restart_all(client, found)
-        return await self._verify(client, target, found, sent_at, request.verify_within)
+        return await self._verify(client, target, found, sent_at, request.verify.within)
 
     async def probe(self) -> str | None:
         try:
@@ -313,7 +222,7 @@ class DockerExecutor:
                 return
         client.close()
 
-    def _lookup(self, target: _Target) -> tuple[docker.DockerClient, list[_Found]]:
+    def _lookup(self, target: RestartTarget) -> tuple[docker.DockerClient, list[_Found]]:
         client: docker.DockerClient | None = None
         try:
             client = self._connected()
@@ -446,26 +355,26 @@ class DockerExecutor:
 
     async def _observe(
         self, client: docker.DockerClient, found: _Found, sent_at: datetime, budget: float
-    ) -> _Seen:
+    ) -> Seen:
         try:
             attrs = await asyncio.wait_for(
                 run_blocking(self._inspect, client, found), timeout=budget
             )
         except TimeoutError:
-            return _Seen(done=False, summary=f"{found.name} inspect did not answer in time")
+            return Seen(done=False, summary=f"{found.name} inspect did not answer in time")
         except docker.errors.NotFound:
-            return _Seen(done=False, summary=f"{found.name} no longer exists", gone=True)
+            return Seen(done=False, summary=f"{found.name} no longer exists", gone=True)
         except docker.errors.APIError as exc:
-            return _Seen(done=False, summary=f"{found.name} inspect failed: {_explanation(exc)}")
+            return Seen(done=False, summary=f"{found.name} inspect failed: {_explanation(exc)}")
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             _close_abandoned_sockets(exc)
-            return _Seen(done=False, summary=f"{found.name} inspect failed: {_short_cause(exc)}")
-        return _judge(found, attrs, sent_at)
+            return Seen(done=False, summary=f"{found.name} inspect failed: {_short_cause(exc)}")
+        return DOCKER_RESTART.verified(found.name, attrs, sent_at)
 
     async def _verify(
         self,
         client: docker.DockerClient,
-        target: _Target,
+        target: RestartTarget,
         found: Sequence[_Found],
         sent_at: datetime,
         verify_within: timedelta,
@@ -478,7 +387,7 @@ class DockerExecutor:
         for item in found:
             facts[f"{item.name}.id"] = item.id
             facts[f"{item.name}.stop_timeout"] = f"{item.stop_timeout}s"
-        verified: dict[str, _Seen] = {}
+        verified: dict[str, Seen] = {}
         while True:
             pending = [item for item in found if item.name not in verified]
             budget = max(deadline - loop.time(), 1.0)

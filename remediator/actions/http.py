@@ -17,8 +17,7 @@ from yarl import URL
 
 from remediator.actions.base import ActionRequest, ActionResult
 from remediator.core import urlscope
-from remediator.core.durations import parse_timeout
-from remediator.core.policy import hook_statuses
+from remediator.core.kinds.http import DEFAULT_EXPECT, DEFAULT_TIMEOUT, hook_call
 from remediator.core.render import SECRET_REF
 from remediator.errors import ActionError
 from remediator.log import redact
@@ -73,26 +72,27 @@ class HttpExecutor:
 
     async def execute(self, request: ActionRequest) -> ActionResult:
         params = request.params
-        method = params.get("method", "POST").upper()
+        try:
+            call = hook_call(params)  # checked at render already: the one reading of them
+        except ValueError as exc:
+            raise ActionError(redact(f"http.request: {exc}")) from None
         # As rendered, secrets still as ${secret:NAME}; userinfo stripped, then redacted.
-        shown = redact(urlscope.without_userinfo(params["url"]))
-        what = f"{method} {shown}"
-        timeout = parse_timeout(params.get("timeout", "10s"))
-        expected = hook_statuses(params.get("expect_status", "2xx"))
-        url = self._wire_url(params["url"], shown)
+        shown = redact(urlscope.without_userinfo(call.url))
+        what = f"{call.method} {shown}"
+        url = self._wire_url(call.url, shown)
         headers = self._headers(params)
         body = self._fill(params["body"]) if "body" in params else None
         if self._session is None:
             self._session = aiohttp.ClientSession()
         try:
             async with self._session.request(
-                method,
+                call.method,
                 url,
                 data=body,
                 headers=headers,
                 # Never followed: a redirect could lead anywhere, with the secret headers.
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=timeout.total_seconds()),
+                timeout=aiohttp.ClientTimeout(total=call.timeout.total_seconds()),
             ) as resp:
                 status, length = resp.status, resp.content_length
                 location = resp.headers.get("Location")
@@ -104,15 +104,17 @@ class HttpExecutor:
                 retryable=True,
             ) from None
         except TimeoutError:
-            raise ActionError(f"{what}: no answer within {params.get('timeout', '10s')}") from None
+            raise ActionError(
+                f"{what}: no answer within {params.get('timeout', DEFAULT_TIMEOUT)}"
+            ) from None
         except (aiohttp.ClientError, ValueError) as exc:
             # It may have reached the hook (a CI job may be running): never send it again.
             # Only the type: aiohttp's messages quote the URL as sent, secrets filled in.
             raise ActionError(f"{what}: {type(exc).__name__}") from None
         if 300 <= status < 400:
             raise ActionError(f"{what} answered {status}, {_redirect(location)}")
-        if status not in expected:
-            wanted = params.get("expect_status", "2xx")
+        if status not in call.expected:  # the kind's rule of success: an expected status
+            wanted = params.get("expect_status", DEFAULT_EXPECT)
             raise ActionError(f"{what} answered {status}, expected {wanted}{_size(length)}")
         return ActionResult(ok=True, detail=f"{what} answered {status}{_size(length)}")
 

@@ -1,5 +1,6 @@
 """Executors for kubernetes.scale, kubernetes.restart and kubernetes.rollback, through the
-official client, doing what kubectl does (PROTOCOLS D) and verifying the rollout.
+official client, doing what kubectl does (PROTOCOLS D) and verifying the rollout by the
+kinds' rule (core/kinds/kubernetes.py).
 
 Every API call is retried here, with its payload fixed once per action: a retry after a lost
 response must repeat the same absolute request (a relative `+2` recomputed on retry would
@@ -27,11 +28,12 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from remediator.actions.base import ActionRequest, ActionResult
 from remediator.actions.blocking import run_blocking
 from remediator.core.durations import format_duration
+from remediator.core.kinds import KINDS
+from remediator.core.kinds.kubernetes import KubeAction, KubeOp
 from remediator.core.kube import (
     RESTARTED_AT,
     KubeRefusal,
     plan_rollback,
-    rollout_status,
     scale_target,
     selector_string,
 )
@@ -50,7 +52,6 @@ KUBERNETES_CALLS = frozenset(
         ("autoscaling", "horizontalpodautoscalers", "list"),
     }
 )
-ACTION_TYPES = frozenset({"kubernetes.scale", "kubernetes.restart", "kubernetes.rollback"})
 _RETRY_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 
 
@@ -161,6 +162,9 @@ class KubernetesExecutor:
     # --- Executor protocol ----------------------------------------------------------------
 
     async def execute(self, request: ActionRequest) -> ActionResult:
+        kind = KINDS.get(request.type)
+        if not isinstance(kind, KubeAction):
+            raise ActionError(f"KubernetesExecutor cannot run {request.type!r}")
         try:
             params = validate_kube_params(request.params)
         except ValueError as exc:
@@ -170,13 +174,11 @@ class KubernetesExecutor:
         if params.namespace in self._protected:
             raise ActionError(f"namespace {params.namespace} is protected; not touched")
         run = {
-            "kubernetes.scale": self._scale,
-            "kubernetes.restart": self._restart,
-            "kubernetes.rollback": self._rollback,
-        }.get(request.type)
-        if run is None:
-            raise ActionError(f"KubernetesExecutor cannot run {request.type!r}")
-        return await run(params, request.verify_within)
+            KubeOp.SCALE: self._scale,
+            KubeOp.RESTART: self._restart,
+            KubeOp.ROLLBACK: self._rollback,
+        }[kind.op]
+        return await run(kind, params, request.verify.within)
 
     async def probe(self) -> str | None:
         try:
@@ -215,7 +217,7 @@ class KubernetesExecutor:
                 return str(hpa.get("metadata", {}).get("name", "?"))
         return None
 
-    async def _scale(self, p: KubeParams, within: timedelta) -> ActionResult:
+    async def _scale(self, kind: KubeAction, p: KubeParams, within: timedelta) -> ActionResult:
         apps = await self._apps()
         await self._deployment(apps, p)
         hpa = await self._hpa_for(p)
@@ -248,9 +250,9 @@ class KubernetesExecutor:
             )
         if hpa is not None:
             detail += f"; HorizontalPodAutoscaler {hpa} manages it and may undo this"
-        return await self._verify(apps, p, within, detail)
+        return await self._verify(kind, apps, p, within, detail)
 
-    async def _restart(self, p: KubeParams, within: timedelta) -> ActionResult:
+    async def _restart(self, kind: KubeAction, p: KubeParams, within: timedelta) -> ActionResult:
         apps = await self._apps()
         deployment = await self._deployment(apps, p)
         if deployment.get("spec", {}).get("paused"):
@@ -268,9 +270,11 @@ class KubernetesExecutor:
             patch,
             _content_type="application/strategic-merge-patch+json",
         )
-        return await self._verify(apps, p, within, f"restarted {p.target} ({RESTARTED_AT}={stamp})")
+        return await self._verify(
+            kind, apps, p, within, f"restarted {p.target} ({RESTARTED_AT}={stamp})"
+        )
 
-    async def _rollback(self, p: KubeParams, within: timedelta) -> ActionResult:
+    async def _rollback(self, kind: KubeAction, p: KubeParams, within: timedelta) -> ActionResult:
         apps = await self._apps()
         deployment = await self._deployment(apps, p)
         selector = selector_string(deployment.get("spec", {}).get("selector", {}))
@@ -306,17 +310,22 @@ class KubernetesExecutor:
             _content_type="application/json-patch+json",
         )
         return await self._verify(
-            apps, p, within, f"rolled back {p.target} to revision {plan.revision}"
+            kind, apps, p, within, f"rolled back {p.target} to revision {plan.revision}"
         )
 
     async def _verify(
-        self, apps: kubernetes.client.AppsV1Api, p: KubeParams, within: timedelta, did: str
+        self,
+        kind: KubeAction,
+        apps: kubernetes.client.AppsV1Api,
+        p: KubeParams,
+        within: timedelta,
+        did: str,
     ) -> ActionResult:
-        """kubectl rollout status's rule, polled until `within` passes."""
+        """The kind's rule (kubectl rollout status), polled until `within` passes."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within.total_seconds()
         while True:
-            status = rollout_status(await self._deployment(apps, p))
+            status = kind.verified(await self._deployment(apps, p))
             if status.done:
                 return ActionResult(ok=True, detail=f"{did}; {status.message}")
             if status.failed:

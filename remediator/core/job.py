@@ -1,32 +1,22 @@
 """Render one policy's action for one alert and check its target against the allowlist. Pure.
 
-A rendered target must also be a well-formed name for its backend: a template must never
-be able to steer a request somewhere the allowlist did not mean (e.g. `web-1/../db`); an
-http.request URL is scoped by `urlscope`, never by a glob over the raw URL.
+What a target is, whether a rendered value is well-formed for it, and which targets are in
+scope is each action kind's own rule (core/kinds); this module applies them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from fnmatch import fnmatchcase
 
-from remediator.core import fastrender, urlscope
+from remediator.core import fastrender
 from remediator.core.alert import Alert
-from remediator.core.durations import parse_timeout
-from remediator.core.kube_params import validate_kube_params
 from remediator.core.outcomes import Outcome
-from remediator.core.policy import ApprovalWhen, Policy, hook_statuses
+from remediator.core.policy import ApprovalWhen, Policy
 from remediator.core.render import render_context
+from remediator.core.verify import PrometheusCheck, VerifyPlan
 from remediator.errors import RenderError
-
-# Reserved params: the runner takes them out before the executor sees the rest.
-VERIFY_QUERY = "_verify_query"
-VERIFY_BOUND = "_verify_bound"
-_DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_COMPOSE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +36,8 @@ class Job:
 
     `alert` is None for an approved request judged again when its approval arrives (only
     the stages that need no alert run then); `error` is why rendering failed, if it did;
-    `index` is the alert's position in its batch (where its condition result is kept)."""
+    `index` is the alert's position in its batch (where its condition result is kept);
+    `verify`: how the action is verified, rendered with it (None when it did not render)."""
 
     alert: Alert | None
     policy: Policy
@@ -57,6 +48,7 @@ class Job:
     index: int = -1
     error: Stopped | None = None
     episode: str = ""
+    verify: VerifyPlan | None = None
 
     @property
     def dry_run(self) -> bool:
@@ -66,6 +58,11 @@ class Job:
     def key(self) -> tuple[str, str]:
         """What dedup claims: one decision per (policy, firing episode)."""
         return (self.policy.name, self.episode)
+
+    @property
+    def check(self) -> PrometheusCheck | None:
+        """The rendered verify.prometheus: stored with the action and with its approval."""
+        return self.verify.prometheus if self.verify is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,49 +95,6 @@ def secret_names(policy: Policy) -> frozenset[str]:
     return frozenset().union(*(t.secret_names for t in policy.action.params.values()))
 
 
-def _docker_target(params: Mapping[str, str]) -> str:
-    if "timeout" in params:
-        try:
-            parse_timeout(params["timeout"])
-        except ValueError as exc:
-            raise RenderError(f"param timeout: {exc}") from None
-    if "container" in params:
-        name = params["container"]
-        if not _DOCKER_NAME.match(name):
-            raise RenderError(f"rendered container {name!r} is not a valid Docker container name")
-        return name
-    project, service = params["compose_project"], params["compose_service"]
-    for what, value in (("compose_project", project), ("compose_service", service)):
-        if not _COMPOSE_NAME.match(value.lower()):
-            raise RenderError(f"rendered {what} {value!r} is not a valid Compose name")
-    return f"{project.lower()}/{service}"
-
-
-def _http_target(params: Mapping[str, str]) -> str:
-    url = params["url"]
-    if not url.lower().startswith(("http://", "https://")):
-        shown = urlscope.without_userinfo(url)
-        raise RenderError(f"rendered url {shown!r} is not an http(s) URL")
-    for name in ("expect_status", "timeout"):
-        if name in params:
-            try:
-                (hook_statuses if name == "expect_status" else parse_timeout)(params[name])
-            except ValueError as exc:
-                raise RenderError(f"param {name}: {exc}") from None
-    # The URL as rendered, `${secret:NAME}` unexpanded: what scope_check, the audit log and
-    # Slack see. Its scope is checked by `scope_check` (urlscope), not here.
-    return url
-
-
-def _kube_target(params: Mapping[str, str]) -> str:
-    try:
-        checked = validate_kube_params(params)
-    except ValueError as exc:
-        raise RenderError(f"rendered {exc}") from None
-    assert checked is not None  # noqa: S101  # namespace and deployment are required params
-    return checked.target
-
-
 def scope_check(
     policy: Policy, target: str, protected: frozenset[str] = frozenset()
 ) -> Stopped | None:
@@ -150,27 +104,11 @@ def scope_check(
     approval path can call this again when an approval is granted against the policy and
     `protected` namespaces (kubernetes.protected_namespaces) of that moment. Pure.
     """
-    kind = policy.action.type
-    allowed = policy.action.allow_targets
-    if kind == "http.request":
-        reason = urlscope.out_of_scope(target, allowed)
-        if reason is None:
-            return None
-        return Stopped(Outcome.OUT_OF_SCOPE, reason, urlscope.without_userinfo(target))
-    namespace = target.split("/", 1)[0]
-    if kind.startswith("kubernetes.") and namespace in protected:
-        return Stopped(
-            Outcome.OUT_OF_SCOPE,
-            f"namespace {namespace} is protected (kubernetes.protected_namespaces)",
-            target,
-        )
-    if not any(fnmatchcase(target, glob) for glob in allowed or ("slack",)):
-        return Stopped(
-            Outcome.OUT_OF_SCOPE,
-            f"target {target!r} is not in allow_targets [{', '.join(allowed)}]",
-            target,
-        )
-    return None
+    action = policy.action
+    refused = action.kind.scope(target, action.allow_targets, protected)
+    if refused is None:
+        return None
+    return Stopped(Outcome.OUT_OF_SCOPE, refused.reason, refused.shown)
 
 
 def render_job(policy: Policy, alert: Alert, now: datetime, index: int = -1) -> Job:
@@ -179,33 +117,28 @@ def render_job(policy: Policy, alert: Alert, now: datetime, index: int = -1) -> 
     not render is still counted by dedup first, like any other repeat."""
     try:
         params = render_params(policy, alert)
-        if policy.action.type == "docker.restart":
-            target = _docker_target(params)
-        elif policy.action.type == "notify":
-            target = "slack"  # the configured channel; a message changes nothing else
-        elif policy.action.type == "http.request":
-            target = _http_target(params)
-        else:
-            target = _kube_target(params)
+        target = policy.action.kind.target(params)
     except RenderError as exc:
         error = Stopped(Outcome.RENDER_ERROR, str(exc))
         return Job(alert, policy, now, policy.action.type, "", {}, index, error, alert.episode)
-    check = policy.verify.prometheus
-    if check is not None:  # stored with the action, so an approved action verifies too
+    spec = policy.verify
+    check = None
+    if spec.prometheus is not None:  # stored with the action, so an approved action verifies too
         try:
             context = render_context(
                 alert.labels, alert.annotations, alert.template_view(), policy.name
             )
-            params[VERIFY_QUERY] = check.query.render(context)
+            query = spec.prometheus.query.render(context)
         except RenderError as exc:
             error = Stopped(Outcome.RENDER_ERROR, f"verify.prometheus: {exc}", target)
             return Job(
                 alert, policy, now, policy.action.type, target, {}, index, error, alert.episode
             )
-        params[VERIFY_BOUND] = (
-            f"above {check.above}" if check.above is not None else f"below {check.below}"
-        )
-    return Job(alert, policy, now, policy.action.type, target, params, index, None, alert.episode)
+        check = PrometheusCheck(query, spec.prometheus.above, spec.prometheus.below)
+    verify = VerifyPlan(spec.within, check)
+    return Job(
+        alert, policy, now, policy.action.type, target, params, index, None, alert.episode, verify
+    )
 
 
 def build_job(

@@ -19,6 +19,7 @@ from remediator.core.guards import BEFORE_APPROVAL, Facts, first_stop
 from remediator.core.job import Job, Stopped
 from remediator.core.outcomes import PROVISIONAL, Outcome
 from remediator.core.records import ApprovalRow, NewAction, NewDecision
+from remediator.core.verify import VerifyPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class Verdict:
     action_id: int | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     index: int = -1  # the alert's position in its batch
+    verify: VerifyPlan | None = None  # set with action_id: how the runner verifies it
 
     def to_api(self) -> dict[str, object]:
         return {
@@ -207,11 +209,14 @@ class _Batch:
                 job.params,
                 dry,
                 self.now,
+                job.check,
             )
         )
         self.facts.acted(job.policy.name, job.target, self.now, dry_run=dry)
         running = None if dry else action_id
-        self.verdict(job, decision_id, stop, action_id=running, params=job.params)
+        self.verdict(
+            job, decision_id, stop, action_id=running, params=job.params, verify=job.verify
+        )
 
     def request(self, job: Job, stop: Stopped) -> None:
         approval_id = self.new_id()
@@ -250,7 +255,9 @@ class _Batch:
             "params": dict(job.params),
             "guards": passed,  # every stage before the gate passed, or there is no request
         }
-        self.out.approval_rows.append(ApprovalRow(request, alert.episode, job.params, context))
+        self.out.approval_rows.append(
+            ApprovalRow(request, alert.episode, job.params, context, job.check)
+        )
         self.out.requested.append(request)
         self.verdict(job, decision_id, stop, approval_id=approval_id)
 

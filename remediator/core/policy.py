@@ -23,29 +23,27 @@ from pydantic import (
     model_validator,
 )
 
-from remediator.core import urlscope, yamlstrict
+from remediator.core import yamlstrict
 from remediator.core.durations import (
     Rate,
     format_duration,
     parse_duration,
     parse_rate,
-    parse_timeout,
 )
+from remediator.core.kinds import KINDS, PLANNED, ActionKind
 from remediator.core.matchers import Matcher, parse_matcher
 from remediator.core.promql import QueryTemplate, compile_query
 from remediator.core.render import (
     Template,
     compile_expression,
-    compile_mrkdwn,
     compile_param,
 )
 
-# Thousands of policies repeat a few texts (`10m`, `3/1h`, `1s`, one PromQL query): each is
+# Thousands of policies repeat a few texts (`10m`, `3/1h`, one PromQL query): each is
 # parsed once. The results (timedelta, Rate, QueryTemplate) are immutable, so sharing them is
-# safe; failures are not cached and raise each time.
+# safe; failures are not cached and raise each time. (An action's `timeout`: core/kinds.)
 _parse_duration = functools.lru_cache(maxsize=1024)(parse_duration)
 _parse_rate = functools.lru_cache(maxsize=1024)(parse_rate)
-_parse_timeout = functools.lru_cache(maxsize=1024)(parse_timeout)
 _compile_query = functools.lru_cache(maxsize=16_384)(compile_query)
 
 
@@ -93,46 +91,6 @@ class MatchSpec(Strict):
         return tuple(parsed)
 
 
-# Params every action type accepts, and which of them must be present. Only implemented
-# types are listed: a policy that names another type fails `remediator check`.
-_ACTION_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    # type: (allowed, required)
-    "docker.restart": (
-        frozenset({"container", "compose_service", "compose_project", "timeout"}),
-        frozenset(),
-    ),
-    "kubernetes.scale": (
-        frozenset({"namespace", "deployment", "replicas", "min", "max", "override_hpa"}),
-        frozenset({"namespace", "deployment", "replicas"}),
-    ),
-    "kubernetes.restart": (
-        frozenset({"namespace", "deployment"}),
-        frozenset({"namespace", "deployment"}),
-    ),
-    "kubernetes.rollback": (
-        frozenset({"namespace", "deployment", "to_revision"}),
-        frozenset({"namespace", "deployment"}),
-    ),
-    "notify": (frozenset({"text"}), frozenset({"text"})),
-    # headers arrive as a mapping and are flattened to "header.NAME" params
-    "http.request": (
-        frozenset({"method", "url", "body", "expect_status", "timeout"}),
-        frozenset({"url"}),
-    ),
-}
-PLANNED_ACTIONS: frozenset[str] = frozenset()
-# Types that change something a target names; they must say which targets they may touch.
-SCOPED_ACTIONS = frozenset(
-    {
-        "docker.restart",
-        "kubernetes.scale",
-        "kubernetes.restart",
-        "kubernetes.rollback",
-        "http.request",
-    }
-)
-
-
 class ActionSpec(Strict):
     type: str
     params: Mapping[str, Template] = Field(default_factory=dict)
@@ -141,10 +99,10 @@ class ActionSpec(Strict):
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        if value in PLANNED_ACTIONS:
+        if value in PLANNED:
             raise ValueError(f"action type {value!r} is not available in this version yet")
-        if value not in _ACTION_PARAMS:
-            known = ", ".join(sorted(_ACTION_PARAMS))
+        if value not in KINDS:
+            known = ", ".join(sorted(KINDS))
             raise ValueError(f"unknown action type {value!r}; known: {known}")
         return value
 
@@ -159,10 +117,10 @@ class ActionSpec(Strict):
             value.update({f"header.{name}": v for name, v in headers.items()})
         elif headers is not None:
             raise ValueError("headers must be a mapping of header name to value")
-        # A notify text is only posted, never has secrets filled in: an alert's `${` there is
-        # harmless, and each alert value in it is escaped for Slack (compile_mrkdwn). Every
-        # other type's params may carry ${secret:NAME} (compile_param).
-        compile = compile_mrkdwn if info.data.get("type") == "notify" else compile_param
+        # Each kind compiles its own params (a notify text is escaped for Slack; the others
+        # may carry ${secret:NAME}); an unknown type is reported by `_known_type`.
+        kind = KINDS.get(info.data.get("type", ""))
+        compile = kind.compile if kind is not None else compile_param
         compiled = {}
         for key, raw in value.items():
             if isinstance(raw, dict | list) or raw is None:
@@ -176,110 +134,13 @@ class ActionSpec(Strict):
 
     @model_validator(mode="after")
     def _params_fit_type(self) -> ActionSpec:
-        allowed, required = _ACTION_PARAMS[self.type]
-        unknown = sorted(k for k in set(self.params) - allowed if not k.startswith("header."))
-        if unknown:
-            raise ValueError(
-                f"unknown param(s) {', '.join(unknown)} for {self.type}; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
-        missing = sorted(required - set(self.params))
-        if missing:
-            raise ValueError(f"missing param(s) {', '.join(missing)} for {self.type}")
-        if self.type == "docker.restart":
-            _check_docker_params(self.params)
-        elif self.type.startswith("kubernetes."):
-            _check_static(self.params)
-        elif self.type == "http.request":
-            _check_http_params(self.params)
-        if self.type == "http.request":
-            _check_http_targets(self.params["url"], self.allow_targets)
-        elif self.type in SCOPED_ACTIONS and not self.allow_targets:
-            raise ValueError(
-                "allow_targets is required: list the targets this policy may touch "
-                '(globs such as "web-*"; ["*"] allows everything)'
-            )
+        self.kind.check(self.params, self.allow_targets)
         return self
 
-
-def _check_docker_params(params: Mapping[str, Template]) -> None:
-    has_container = "container" in params
-    compose = {"compose_service", "compose_project"} & set(params)
-    if has_container == bool(compose):
-        raise ValueError(
-            "docker.restart needs either container, or compose_project and compose_service"
-        )
-    if compose and len(compose) != 2:
-        raise ValueError("docker.restart needs both compose_project and compose_service")
-    timeout = params.get("timeout")
-    if timeout is not None and "{" not in timeout.source:
-        _parse_timeout(timeout.source)
-
-
-def _check_static(params: Mapping[str, Template]) -> None:
-    """Validate what needs no alert to render now, so `check` catches it, not the 3 a.m. alert."""
-    from remediator.core.kube_params import validate_kube_params  # noqa: PLC0415  # no cycle
-
-    static = {k: t.source for k, t in params.items() if "{" not in t.source}
-    validate_kube_params(static, partial=True)
-
-
-def _check_http_params(params: Mapping[str, Template]) -> None:
-    method = params.get("method")
-    if method is not None and method.source.upper() not in HTTP_METHODS:
-        raise ValueError(f"method must be one of {', '.join(sorted(HTTP_METHODS))}")
-    url = params["url"].source
-    if "{" not in url.split("//", 1)[0] and not url.startswith(("http://", "https://")):
-        raise ValueError("url must start with http:// or https://")
-    status = params.get("expect_status")
-    if status is not None and "{" not in status.source:
-        hook_statuses(status.source)
-    timeout = params.get("timeout")
-    if timeout is not None and "{" not in timeout.source:
-        _parse_timeout(timeout.source)
-
-
-def _check_http_targets(url: Template, allow_targets: tuple[str, ...]) -> None:
-    """allow_targets of an http.request are URLs with a fixed scheme, host and port."""
-    if not allow_targets:
-        raise ValueError(
-            "allow_targets is required: list the URLs this policy may call, with their "
-            'scheme, host and port (e.g. "https://ci.example.com/job/rollback-*/build")'
-        )
-    for entry in allow_targets:
-        urlscope.check_entry(entry)
-    if not any(mark in url.source for mark in ("{{", "{%", "{#")):
-        # A URL with no template in it: `check` can tell now whether it is in scope.
-        reason = urlscope.out_of_scope(url.source.strip(), allow_targets)
-        if reason is not None:
-            raise ValueError(f"params.url: {reason}")
-
-
-HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
-
-
-def expected_statuses(text: str) -> frozenset[int]:
-    """`2xx`, `200`, `200,202` -> the statuses that count as success."""
-    found: set[int] = set()
-    for part in (p.strip().lower() for p in text.split(",")):
-        if len(part) == 3 and part[0] in "12345" and part.endswith("xx"):
-            base = int(part[0]) * 100
-            found.update(range(base, base + 100))
-        elif part.isdigit() and 100 <= int(part) <= 599:
-            found.add(int(part))
-        else:
-            raise ValueError(f"expect_status {text!r}: use e.g. 2xx, 200 or 200,202")
-    return frozenset(found)
-
-
-def hook_statuses(text: str) -> frozenset[int]:
-    """An http.request's expect_status: as `expected_statuses`, but never a 3xx."""
-    found = expected_statuses(text)
-    if any(300 <= code < 400 for code in found):
-        raise ValueError(
-            f"expect_status {text!r}: a 3xx is never success (redirects are not followed)"
-        )
-    return found
+    @property
+    def kind(self) -> ActionKind:
+        """What this action type is: its params, target, scope and executor (core/kinds)."""
+        return KINDS[self.type]
 
 
 class ApprovalWhen(Strict):

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from remediator.core.alert import Alert
 from remediator.core.approval import Approval
+from remediator.core.verify import PrometheusCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +35,16 @@ class NewAction:
     params: Mapping[str, str]
     dry_run: bool
     time: datetime
+    verify: PrometheusCheck | None = None  # stored beside the params
 
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRow:
-    """A new approval request with what its Slack message shows (`context`)."""
+    """A new approval request with what its Slack message shows (`context`), and the
+    rendered verify check its action runs with once approved."""
 
     approval: Approval
     episode: str
     params: Mapping[str, str]
     context: Mapping[str, object] = field(default_factory=dict)
+    verify: PrometheusCheck | None = None

@@ -13,10 +13,16 @@ from datetime import datetime
 from typing import Any
 
 from remediator.core.approval import Approval
+from remediator.core.verify import PrometheusCheck
 from remediator.log import redact
 from remediator.store.base import ApprovalConflictError
 from remediator.store.dialect import Backend, Row, Tx, iso
-from remediator.store.records import approval_from_row, redacted
+from remediator.store.records import (
+    approval_from_row,
+    params_from_json,
+    params_json,
+    redacted,
+)
 
 
 class ApprovalTx(Tx):
@@ -47,6 +53,7 @@ class ApprovalTx(Tx):
         episode: str,
         params: Mapping[str, str],
         context: Mapping[str, object] | None = None,
+        verify: PrometheusCheck | None = None,
     ) -> None:
         d = self.sql.dialect
         await self.sql.run(
@@ -58,7 +65,7 @@ class ApprovalTx(Tx):
             approval.policy,
             approval.action,
             approval.target,
-            json.dumps(dict(params)),
+            params_json(params, verify),
             episode,
             json.dumps(redacted(dict(context or {}))),
             approval.state.value,
@@ -89,9 +96,11 @@ class ApprovalTx(Tx):
         row = await self.sql.row("SELECT * FROM approvals WHERE id = ?", approval_id)
         return self._approval(row) if row else None
 
-    async def approval_params(self, approval_id: str) -> dict[str, str]:
+    async def approval_params(
+        self, approval_id: str
+    ) -> tuple[dict[str, str], PrometheusCheck | None]:
         raw = await self.sql.value("SELECT params FROM approvals WHERE id = ?", approval_id)
-        return dict(json.loads(raw)) if raw else {}
+        return params_from_json(raw)
 
     async def expired_approvals(self, now: datetime) -> list[Approval]:
         rows = await self.sql.rows(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from remediator.core.dedup import Claim
 from remediator.core.judge import Decided, Ids
 from remediator.core.outcomes import EXECUTING, PROVISIONAL, Outcome
 from remediator.core.records import NewDecision
+from remediator.core.verify import PrometheusCheck
 from remediator.errors import StoreError
 from remediator.store.records import DecisionRecord, Interrupted
 
@@ -76,6 +78,26 @@ def refuse_newer(where: str, version: int) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class WindowCount:
+    """Actions created after `since` (of `policy`, of kind `dry_run`; None: any), counted
+    up to `limit`."""
+
+    since: datetime
+    policy: str | None = None
+    dry_run: bool | None = None
+    limit: int | None = None
+
+
+@dataclass(slots=True)
+class FactRows:
+    """What Transaction.facts read."""
+
+    claims: dict[tuple[str, str], Claim] = field(default_factory=dict)
+    last_actions: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    counts: list[int] = field(default_factory=list)
+
+
 class ClaimConflictError(StoreError):
     """A settled claim would be overwritten: another writer decided this episode first.
     A StoreError, so the webhook answers 503 and the sender's retry is deduplicated."""
@@ -114,9 +136,10 @@ class DecisionTransaction(Protocol):
         *,
         dry_run: bool,
         now: datetime,
+        verify: PrometheusCheck | None = None,
     ) -> int:
         """A new action held (owned) by this store's replica: only it starts, renews and
-        finishes it."""
+        finishes it. `verify` is stored beside the params (store/records.params_json)."""
         ...
 
     async def last_action_at(self, policy: str, target: str) -> datetime | None: ...
@@ -135,6 +158,16 @@ class DecisionTransaction(Protocol):
         self, keys: Collection[tuple[str, str]]
     ) -> dict[tuple[str, str], datetime]:
         """When the last action of each (policy, target) that has one was created."""
+        ...
+
+    async def facts(
+        self,
+        claims: Collection[tuple[str, str]],
+        last_actions: Collection[tuple[str, str]],
+        counts: Sequence[WindowCount],
+    ) -> FactRows:
+        """claims_of, last_actions and count_actions together, in one round trip where the
+        driver allows (SQLite: one trip to its thread)."""
         ...
 
     async def reserve_ids(self, decisions: int, actions: int) -> Ids:
@@ -178,11 +211,19 @@ class ApprovalTransaction(Protocol):
         episode: str,
         params: Mapping[str, str],
         context: Mapping[str, object] | None = None,
+        verify: PrometheusCheck | None = None,
     ) -> None:
-        """`context` (what the Slack message shows) is stored with every string redacted."""
+        """`context` (what the Slack message shows) is stored with every string redacted;
+        `verify`, the rendered check the approved action runs with, beside the params."""
         ...
 
-    async def approval_params(self, approval_id: str) -> dict[str, str]: ...
+    async def approval_params(
+        self, approval_id: str
+    ) -> tuple[dict[str, str], PrometheusCheck | None]:
+        """The params and the verify check stored with the request (also as the version
+        before stored them, the check among the params)."""
+        ...
+
     async def expired_approvals(self, now: datetime) -> list[Approval]: ...
     async def save_approval(self, approval: Approval) -> None:
         """Write `approval`'s state, approvers and decider, only over a `pending` row (a

@@ -9,18 +9,26 @@ per table (store/sql.py). Nothing here knows which backend runs it (store/dialec
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from remediator.core.alert import Alert
 from remediator.core.dedup import Claim
 from remediator.core.records import NewAction, NewDecision
+from remediator.core.verify import PrometheusCheck
 from remediator.log import redact
-from remediator.store.base import ACTING, OPEN_OUTCOMES, UNFINISHED, ClaimConflictError
+from remediator.store.base import (
+    ACTING,
+    OPEN_OUTCOMES,
+    UNFINISHED,
+    ClaimConflictError,
+    FactRows,
+    WindowCount,
+)
 from remediator.store.dialect import Backend, Conn, Dialect, Tx, sql_list
 from remediator.store.prune import prune_batches
-from remediator.store.records import DecisionRecord, decision_from_row
+from remediator.store.records import DecisionRecord, decision_from_row, params_json
 
 # Statements are composed only from this module's constants; every value is bound (S608).
 _UNFINISHED = sql_list(UNFINISHED)
@@ -125,7 +133,7 @@ def action_row(d: Dialect, action: NewAction, owner: str) -> tuple[object, ...]:
         action.policy,
         action.type,
         action.target,
-        json.dumps(dict(action.params)),
+        params_json(action.params, action.verify),
         action.dry_run,
         "dry_run" if action.dry_run else "pending",
         d.ts(action.time),
@@ -183,6 +191,7 @@ class DecisionTx(Tx):
         *,
         dry_run: bool,
         now: datetime,
+        verify: PrometheusCheck | None = None,
     ) -> int:
         d = self.sql.dialect
         return await self.sql.insert(
@@ -192,7 +201,7 @@ class DecisionTx(Tx):
             policy,
             action,
             target,
-            json.dumps(dict(params)),
+            params_json(params, verify),
             dry_run,
             "dry_run" if dry_run else "pending",
             d.ts(now),
@@ -211,19 +220,22 @@ class DecisionTx(Tx):
     ) -> int:
         """Actions created after `since`; with `limit`, counting stops there (a guard only asks
         whether its limit is reached), so the cost is bounded by the limit, not the history."""
+        sql, args = self._count_query(WindowCount(since, policy, dry_run, limit))
+        return int(await self.sql.value(sql, *args) or 0)
+
+    def _count_query(self, count: WindowCount) -> tuple[str, list[object]]:
         sql = "SELECT 1 FROM actions WHERE created_at > ?"
-        args: list[object] = [self.sql.dialect.ts(since)]
-        if policy is not None:
+        args: list[object] = [self.sql.dialect.ts(count.since)]
+        if count.policy is not None:
             sql += " AND policy = ?"
-            args.append(policy)
-        if dry_run is not None:
+            args.append(count.policy)
+        if count.dry_run is not None:
             sql += " AND dry_run = ?"
-            args.append(dry_run)
-        if limit is not None:
+            args.append(count.dry_run)
+        if count.limit is not None:
             sql += " LIMIT ?"
-            args.append(limit)
-        count = await self.sql.value(f"SELECT count(*) FROM ({sql}) AS window_rows", *args)  # noqa: S608  # constants
-        return int(count or 0)
+            args.append(count.limit)
+        return f"SELECT count(*) FROM ({sql}) AS window_rows", args  # noqa: S608  # constants
 
     async def note_episode(self, alert: Alert, now: datetime) -> None:
         await self.sql.run(NOTE_EPISODE, *sighting_row(self.sql.dialect, alert, now))
@@ -253,28 +265,52 @@ class DecisionTx(Tx):
     # --- one batch: facts read once (see core/judge.py) ----------------------------------
 
     async def claims_of(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Claim]:
-        wanted = set(keys)
-        rows = await self.sql.rows(
-            "SELECT policy, episode, decision_id, outcome, provisional, action, target, "
-            "dedup_decision_id FROM claims WHERE episode {in_texts}",
-            self.sql.dialect.keys(sorted({episode for _, episode in wanted})),
-        )
-        return {
-            (r[0], r[1]): Claim(r[2], r[3], bool(r[4]), r[5], r[6], r[7])
-            for r in rows
-            if (r[0], r[1]) in wanted
-        }
+        facts = await self.facts(keys, (), ())
+        return facts.claims
 
     async def last_actions(
         self, keys: Collection[tuple[str, str]]
     ) -> dict[tuple[str, str], datetime]:
+        facts = await self.facts((), keys, ())
+        return facts.last_actions
+
+    async def facts(
+        self,
+        claims: Collection[tuple[str, str]],
+        last_actions: Collection[tuple[str, str]],
+        counts: Sequence[WindowCount],
+    ) -> FactRows:
+        """A batch's facts in one round trip (where the driver allows): the claims of these
+        (policy, episode) keys, the last action of these (policy, target) pairs, these
+        window counts."""
         d = self.sql.dialect
-        rows = await self.sql.rows(
-            "SELECT a.policy, a.target, max(a.created_at) FROM actions AS a JOIN {pairs} "
-            "ON a.policy = k.policy AND a.target = k.target GROUP BY a.policy, a.target",
-            *d.pairs(sorted(set(keys))),
-        )
-        return {(r[0], r[1]): d.when(r[2]) for r in rows}
+        wanted = set(claims)
+        queries: list[tuple[str, Sequence[object]]] = []
+        if wanted:
+            queries.append((_CLAIMS_OF, (d.keys(sorted({e for _, e in wanted})),)))
+        if last_actions:
+            queries.append((_LAST_ACTIONS, d.pairs(sorted(set(last_actions)))))
+        queries += [self._count_query(count) for count in counts]
+        results = iter(await self.sql.rows_many(queries) if queries else [])
+        found = FactRows()
+        if wanted:
+            for r in next(results):
+                if (r[0], r[1]) in wanted:
+                    found.claims[(r[0], r[1])] = Claim(r[2], r[3], bool(r[4]), r[5], r[6], r[7])
+        if last_actions:
+            found.last_actions = {(r[0], r[1]): d.when(r[2]) for r in next(results)}
+        found.counts = [int(rows[0][0] or 0) for rows in results]
+        return found
+
+
+_CLAIMS_OF = (
+    "SELECT policy, episode, decision_id, outcome, provisional, action, target, "
+    "dedup_decision_id FROM claims WHERE episode {in_texts}"
+)
+_LAST_ACTIONS = (
+    "SELECT a.policy, a.target, max(a.created_at) FROM actions AS a JOIN {pairs} "
+    "ON a.policy = k.policy AND a.target = k.target GROUP BY a.policy, a.target"
+)
 
 
 class DecisionLogSql(Backend):

@@ -215,6 +215,17 @@ class Conn(Protocol):
         """The id of the row the INSERT added."""
         ...
 
+    async def rows_many(
+        self, queries: Sequence[tuple[str, Sequence[Any]]]
+    ) -> Sequence[Sequence[Row]]:
+        """Each query's rows, in order; in one round trip where the driver allows."""
+        ...
+
+    async def run_many_all(self, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> list[int]:
+        """Each statement run for each of its rows, in order; how many rows each changed
+        (-1 where the driver does not say); in one round trip where the driver allows."""
+        ...
+
 
 class Tx:
     """What every part of a shared transaction holds: its connection and this replica."""

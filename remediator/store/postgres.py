@@ -177,6 +177,16 @@ class PgConn:
     async def run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         await self.conn.executemany(POSTGRES.sql(sql), rows)
 
+    async def rows_many(
+        self, queries: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[list[asyncpg.Record]]:
+        return [await self.rows(sql, *args) for sql, args in queries]
+
+    async def run_many_all(self, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> list[int]:
+        for sql, rows in steps:
+            await self.run_many(sql, rows)
+        return [-1] * len(steps)  # asyncpg's executemany reports no counts
+
     async def insert(self, sql: str, *args: Any) -> int:
         return int(await self.conn.fetchval(POSTGRES.sql(f"{sql} RETURNING id"), *args))
 

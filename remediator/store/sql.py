@@ -22,9 +22,11 @@ from remediator.store.decisionlog import (
     ADD_ACTIONS,
     ADD_DECISIONS,
     NOTE_EPISODE,
+    PUT_CLAIM,
     DecisionLogSql,
     DecisionTx,
     action_row,
+    claim_row,
     decision_row,
     sighting_row,
 )
@@ -34,6 +36,10 @@ from remediator.store.switches import SwitchesSql, SwitchesTx
 
 class SqlTransaction(DecisionTx, ApprovalTx, SwitchesTx, ABC):
     """base.Transaction on a backend's connection."""
+
+    # True: the driver counts an executemany's rows, so a batch's claims go with its other
+    # rows (one round trip) and are checked by count; False: _put_claims writes them.
+    claims_in_batch = False
 
     @abstractmethod
     async def reserve_ids(self, decisions: int, actions: int) -> Ids:
@@ -47,19 +53,28 @@ class SqlTransaction(DecisionTx, ApprovalTx, SwitchesTx, ABC):
     async def write(self, decided: Decided, now: datetime) -> None:
         """Every row of one judgement, one statement per table (executemany; pipelined on
         PostgreSQL)."""
-        sql, d = self.sql, self.sql.dialect
+        d = self.sql.dialect
+        steps: list[tuple[str, list[tuple[object, ...]]]] = []
         if decided.sightings:
-            await sql.run_many(NOTE_EPISODE, [sighting_row(d, a, now) for a in decided.sightings])
+            steps.append((NOTE_EPISODE, [sighting_row(d, a, now) for a in decided.sightings]))
         if decided.decisions:
-            await sql.run_many(
-                ADD_DECISIONS, [(x.id, *decision_row(d, x)) for x in decided.decisions]
-            )
-        if decided.claims and await self._put_claims(decided.claims) != len(decided.claims):
-            raise ClaimConflictError("an episode of this batch is already decided")
+            steps.append((ADD_DECISIONS, [(x.id, *decision_row(d, x)) for x in decided.decisions]))
+        claims_at = len(steps)
+        if decided.claims and self.claims_in_batch:
+            steps.append((PUT_CLAIM, [claim_row(k, c) for k, c in decided.claims.items()]))
         if decided.actions:
-            await sql.run_many(ADD_ACTIONS, [action_row(d, a, self.owner) for a in decided.actions])
+            steps.append((ADD_ACTIONS, [action_row(d, a, self.owner) for a in decided.actions]))
+        counts = await self.sql.run_many_all(steps) if steps else []
+        if decided.claims:
+            written = (
+                counts[claims_at]
+                if self.claims_in_batch
+                else await self._put_claims(decided.claims)
+            )
+            if written != len(decided.claims):
+                raise ClaimConflictError("an episode of this batch is already decided")
         for row in decided.approval_rows:
-            await self.add_approval(row.approval, row.episode, row.params, row.context)
+            await self.add_approval(row.approval, row.episode, row.params, row.context, row.verify)
         for cancelled in decided.cancelled:
             await self.save_approval(cancelled)
             await self.set_outcome(

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from remediator.actions.base import Executor
 from remediator.actions.notify import NotifyExecutor
 from remediator.app import build_slack, build_web
+from remediator.checks.prometheus import PrometheusChecker
 from remediator.config import Config, parse_config
 from remediator.daemon import Daemon, build_daemon
 from remediator.metrics import Metrics
@@ -118,6 +119,7 @@ async def harness(
         config: str = "",
         executors: dict[str, Executor] | None = None,
         clock: Callable[[], datetime] | None = None,
+        checker: PrometheusChecker | None = None,
     ) -> Harness:
         folder = tmp_path / f"h{len(made)}"
         (folder / "policies").mkdir(parents=True)
@@ -149,6 +151,7 @@ async def harness(
             metrics=Metrics(),
             clock=clock or (lambda: datetime.now(UTC)),
             slack=slack,
+            checker=checker,
         )
         await daemon.start()
         client = TestClient(TestServer(build_web(daemon, cfg)))

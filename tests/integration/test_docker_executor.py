@@ -15,6 +15,7 @@ import pytest
 from remediator.actions.base import ActionRequest
 from remediator.actions.docker import DockerExecutor
 from remediator.core.durations import parse_duration
+from remediator.core.verify import VerifyPlan
 from remediator.errors import ActionError
 from tests.fixtures.docker_engine import DockerEngine, engine_time_ns, healthcheck
 
@@ -31,7 +32,7 @@ def restart(params: Mapping[str, str], *, verify_within: str = "10s") -> ActionR
         type="docker.restart",
         target=params.get("container", ""),
         params=dict(params),
-        verify_within=parse_duration(verify_within),
+        verify=VerifyPlan(parse_duration(verify_within)),
     )
 
 
@@ -457,7 +458,7 @@ async def test_other_action_types_are_refused(nowhere: DockerExecutor) -> None:
         type="k8s.rollout_restart",
         target="web",
         params={"container": "web"},
-        verify_within=timedelta(seconds=1),
+        verify=VerifyPlan(timedelta(seconds=1)),
     )
     with pytest.raises(ActionError) as caught:
         await nowhere.execute(request)

@@ -13,6 +13,7 @@ import pytest
 
 from remediator.actions.base import ActionRequest, ActionResult
 from remediator.actions.kubernetes import KUBERNETES_CALLS, KubernetesExecutor
+from remediator.core.verify import VerifyPlan
 from remediator.errors import ActionError
 from tests.fixtures.k8s_api import KubeAPI, kubectl
 
@@ -44,7 +45,7 @@ async def run(
         f"kubernetes.{action}",
         "",
         {"namespace": "prod", "deployment": "web", **(params or {})},
-        within,
+        VerifyPlan(within),
     )
     return await ex.execute(request)
 
@@ -249,7 +250,7 @@ async def test_protected_namespaces_are_never_touched(
         "kubernetes.restart",
         "",
         {"namespace": "kube-system", "deployment": "coredns"},
-        WITHIN,
+        VerifyPlan(WITHIN),
     )
     with pytest.raises(ActionError, match="protected"):
         await executor.execute(request)

@@ -15,6 +15,7 @@ import pytest
 from remediator.actions.base import ActionRequest, ActionResult
 from remediator.core.alert import Alert
 from remediator.core.approval import Approval, ApprovalState
+from remediator.core.verify import VerifyPlan
 from remediator.store.base import NewDecision, Store
 from tests.integration.conftest import Harness, HarnessFactory, on_both_backends
 from tests.integration.test_guards_pipeline import alert, message, policy
@@ -159,7 +160,9 @@ async def test_an_action_recorded_interrupted_before_it_starts_never_runs(
     foreign = await _foreign_action(h.daemon.store)
     await h.daemon.store.interrupt_actions([foreign], datetime.now(UTC), "lease ran out")
     h.daemon.runner.submit(
-        ActionRequest(foreign, "restart-web", "docker.restart", "web-9", {}, timedelta(seconds=5))
+        ActionRequest(
+            foreign, "restart-web", "docker.restart", "web-9", {}, VerifyPlan(timedelta(seconds=5))
+        )
     )
     await h.daemon.runner.drain(timedelta(seconds=10))
     assert executor.ran == []

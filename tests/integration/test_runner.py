@@ -22,7 +22,7 @@ import pytest
 from remediator.actions.base import ActionRequest, ActionResult
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.core.alert import Alert
-from remediator.core.job import VERIFY_BOUND, VERIFY_QUERY
+from remediator.core.verify import PrometheusCheck, VerifyPlan
 from remediator.errors import ActionError, StoreError
 from remediator.metrics import Metrics
 from remediator.runner import NOT_STARTED, Hold, Runner
@@ -148,8 +148,10 @@ def _request(
     target: str = "web-1",
     action: str = "docker.restart",
     params: Mapping[str, str] | None = None,
+    check: PrometheusCheck | None = None,
 ) -> ActionRequest:
-    return ActionRequest(action_id, "p", action, target, dict(params or {}), timedelta(seconds=20))
+    plan = VerifyPlan(timedelta(seconds=20), check)
+    return ActionRequest(action_id, "p", action, target, dict(params or {}), plan)
 
 
 async def _submit(
@@ -158,10 +160,11 @@ async def _submit(
     target: str = "web-1",
     action: str = "docker.restart",
     params: Mapping[str, str] | None = None,
+    check: PrometheusCheck | None = None,
 ) -> int:
     """Record an action as the pipeline does, and hand it to the runner."""
     action_id = await _action(store, target, action)
-    runner.submit(_request(action_id, target, action, params))
+    runner.submit(_request(action_id, target, action, params, check))
     return action_id
 
 
@@ -454,8 +457,7 @@ async def test_a_verification_holds_its_target_but_no_slot(store: SqliteStore) -
     executor = Slow()
     ratio = Ratio(0.5)  # error ratio still high: verification keeps waiting
     runner = _runner(store, {"docker.restart": executor}, admit=Switch(), slots=1, checker=ratio)
-    verify = {VERIFY_QUERY: "error_ratio", VERIFY_BOUND: "below 0.1"}
-    await _submit(runner, store, "web-1", params=verify)
+    await _submit(runner, store, "web-1", check=PrometheusCheck("error_ratio", below=0.1))
     await _until(lambda: ratio.asked > 0, "the first action to verify")
     await _submit(runner, store, "web-2")
     await _until(lambda: executor.entered("web-2"), "another target's action, in the one slot")
@@ -567,7 +569,9 @@ async def test_switches_admit(
     if flag is not None:
         await h.daemon.store.set_flag(flag, "1")
     now = datetime.now(UTC)
-    request = ActionRequest(1, "restart-web", "docker.restart", "web-1", {}, timedelta(minutes=1))
+    request = ActionRequest(
+        1, "restart-web", "docker.restart", "web-1", {}, VerifyPlan(timedelta(minutes=1))
+    )
     answer = await h.daemon.switches.admit(request, None if last_done is None else now + last_done)
     assert (answer[0] if answer else None) == held
     if held == "cooldown":

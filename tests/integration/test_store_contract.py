@@ -375,7 +375,7 @@ async def test_approvals_round_trip(store: Store) -> None:
         await tx.add_approval(expired, "am:fp2:1", {})
         assert await tx.approval(request.id) == request
         assert await tx.pending_approvals("am:fp1:1") == [request]
-        assert await tx.approval_params(request.id) == {"container": "web-1"}
+        assert await tx.approval_params(request.id) == ({"container": "web-1"}, None)
         assert await tx.expired_approvals(utcnow()) == [expired]
         await tx.save_approval(replace(expired, state=ApprovalState.EXPIRED))
     assert await store.approval(request.id) == request

@@ -13,6 +13,7 @@ import pytest
 
 from remediator.actions.base import ActionRequest
 from remediator.core.alert import Alert
+from remediator.core.verify import VerifyPlan
 from remediator.metrics import Metrics
 from remediator.runner import Runner
 from remediator.store.base import NewDecision
@@ -44,7 +45,9 @@ async def _submit(runner: Runner, store: PostgresStore, target: str, episode: st
             decision, "p", "docker.restart", target, {}, dry_run=False, now=NOW
         )
     runner.submit(
-        ActionRequest(action_id, "p", "docker.restart", target, {}, timedelta(seconds=20))
+        ActionRequest(
+            action_id, "p", "docker.restart", target, {}, VerifyPlan(timedelta(seconds=20))
+        )
     )
     return action_id
 

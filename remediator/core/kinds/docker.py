@@ -1,0 +1,154 @@
+"""The `docker.restart` kind: its params (read once, by `restart_target`, for the target at
+render and for the executor), its static check, and what counts as restarted. Pure.
+
+A rendered name must be a well-formed Docker or Compose name: a template must never be
+able to steer the restart somewhere the allowlist did not mean (e.g. `web-1/../db`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from remediator.core.durations import parse_duration, parse_timeout
+from remediator.core.kinds.base import ActionKind, Backend, is_static, parse_static_timeout
+from remediator.core.render import Template
+from remediator.core.timestamps import GO_ZERO_TIME, parse_rfc3339_ns
+from remediator.errors import RenderError
+
+_DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_COMPOSE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_PARAMS = frozenset({"container", "compose_project", "compose_service", "timeout"})
+
+
+@dataclass(frozen=True, slots=True)
+class RestartTarget:
+    """Read params: exactly one of `container` or (`project`, `service`); `stop_timeout`
+    in whole seconds (the engine's `t`), None for the container's own."""
+
+    container: str | None
+    project: str | None
+    service: str | None
+    stop_timeout: int | None
+
+    def describe(self) -> str:
+        return self.container or f"{self.project}/{self.service}"
+
+
+def restart_target(params: Mapping[str, str]) -> RestartTarget:
+    """The one reading of rendered docker.restart params; ValueError says what is wrong."""
+    unknown = sorted(set(params) - _PARAMS)
+    if unknown:
+        raise ValueError(
+            f"unknown param(s) {', '.join(unknown)}; "
+            f"expected container or compose_project+compose_service, and optionally timeout"
+        )
+    container = params.get("container", "").strip()
+    project = params.get("compose_project", "").strip()
+    service = params.get("compose_service", "").strip()
+    if "container" in params and not container:
+        raise ValueError("param container is empty")
+    if container and (project or service):
+        raise ValueError("give either container or compose_project+compose_service, not both")
+    if container:
+        if not _DOCKER_NAME.match(container):
+            raise ValueError(f"container {container!r} is not a valid Docker container name")
+    elif not project and not service:
+        raise ValueError("missing param container (or compose_project+compose_service)")
+    elif not project or not service:
+        missing = "compose_project" if not project else "compose_service"
+        raise ValueError(f"param {missing} is missing or empty")
+    else:
+        for what, value in (("compose_project", project), ("compose_service", service)):
+            if not _COMPOSE_NAME.match(value.lower()):
+                raise ValueError(f"{what} {value!r} is not a valid Compose name")
+    stop_timeout: int | None = None
+    if "timeout" in params:
+        try:
+            grace = parse_duration(params["timeout"])
+        except ValueError as exc:
+            raise ValueError(f"param timeout: {exc}") from None
+        # The engine's `t` is whole seconds; rounding up never shortens the grace period.
+        stop_timeout = math.ceil(grace.total_seconds())
+    return RestartTarget(container or None, project.lower() or None, service or None, stop_timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One inspection of a restarted container during verification."""
+
+    done: bool
+    summary: str
+    started_at: datetime | None = None
+    started_text: str = ""
+    gone: bool = False
+
+
+def parse_engine_time(text: str) -> datetime | None:
+    """An engine timestamp (RFC 3339, up to nanoseconds) as an aware datetime, truncated to µs.
+
+    None for Go's zero time (`0001-01-01T00:00:00Z`, "never started") and for anything unparsable.
+    """
+    try:
+        moment, _ = parse_rfc3339_ns(text)
+    except ValueError:
+        return None
+    return None if moment == GO_ZERO_TIME else moment
+
+
+class DockerRestart(ActionKind):
+    type = "docker.restart"
+    backend = Backend.DOCKER
+    allowed = _PARAMS
+
+    def check_static(self, params: Mapping[str, Template]) -> None:
+        has_container = "container" in params
+        compose = {"compose_service", "compose_project"} & set(params)
+        if has_container == bool(compose):
+            raise ValueError(
+                "docker.restart needs either container, or compose_project and compose_service"
+            )
+        if compose and len(compose) != 2:
+            raise ValueError("docker.restart needs both compose_project and compose_service")
+        timeout = params.get("timeout")
+        if timeout is not None and is_static(timeout):
+            parse_static_timeout(timeout.source)
+
+    def target(self, params: Mapping[str, str]) -> str:
+        if "timeout" in params:  # bounded here; the executor takes any grace period it is given
+            try:
+                parse_timeout(params["timeout"])
+            except ValueError as exc:
+                raise RenderError(f"param timeout: {exc}") from None
+        try:
+            return restart_target(params).describe()
+        except ValueError as exc:
+            raise RenderError(f"rendered {exc}") from None
+
+    def verified(self, name: str, attrs: Mapping[str, Any], sent_at: datetime) -> Seen:
+        """Restarted: started after the restart request, running, and healthy if it has a
+        health check. `attrs`: the container's inspection."""
+        state = attrs.get("State") or {}
+        status = str(state.get("Status", "unknown"))
+        health_state = state.get("Health")
+        health = str(health_state.get("Status", "none")) if isinstance(health_state, dict) else None
+        started_text = str(state.get("StartedAt", ""))
+        started_at = parse_engine_time(started_text)
+        fresh = started_at is not None and started_at > sent_at
+        summary = f"{name} status={status}"
+        if health is not None:
+            summary += f" health={health}"
+        if not fresh:
+            summary += (
+                f" started_at={started_text or 'unknown'}"
+                f" (not after the restart request at {sent_at.isoformat()})"
+            )
+        done = fresh and status == "running" and health in (None, "healthy")
+        return Seen(done=done, summary=summary, started_at=started_at, started_text=started_text)
+
+
+DOCKER_RESTART = DockerRestart()

@@ -1,0 +1,40 @@
+"""The `notify` kind: post a text to the configured Slack channel. It changes nothing else,
+so its target is that channel ("slack") and it needs no allow_targets. Pure.
+
+Its text is only posted, never has secrets filled in: an alert's `${` there is harmless, and
+each alert value in it is escaped for Slack (core/render.compile_mrkdwn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from remediator.core.kinds.base import ActionKind, Backend, Refusal, glob_scope
+from remediator.core.render import Template, compile_mrkdwn
+
+SLACK_TARGET = "slack"
+
+
+class Notify(ActionKind):
+    type = "notify"
+    backend = Backend.NOTIFY
+    allowed = frozenset({"text"})
+    required = frozenset({"text"})
+    scoped = False
+
+    def compile(self, source: str) -> Template:
+        return compile_mrkdwn(source)
+
+    def check_static(self, params: Mapping[str, Template]) -> None:
+        """A text that compiled is a text that can be posted."""
+
+    def target(self, params: Mapping[str, str]) -> str:
+        return SLACK_TARGET  # the configured channel
+
+    def scope(
+        self, target: str, allow_targets: tuple[str, ...], protected: frozenset[str]
+    ) -> Refusal | None:
+        return glob_scope(target, allow_targets or (SLACK_TARGET,))
+
+
+NOTIFY = Notify()
