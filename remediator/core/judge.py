@@ -136,7 +136,18 @@ class _Batch:
         self.out.claims[job.key] = claim
         return decision_id
 
-    def verdict(self, job: Job, decision_id: int, stop: Stopped, **extra: object) -> None:
+    def verdict(
+        self,
+        job: Job,
+        decision_id: int,
+        stop: Stopped,
+        *,
+        new: bool = True,
+        approval_id: str | None = None,
+        action_id: int | None = None,
+        params: Mapping[str, str] | None = None,
+        verify: VerifyPlan | None = None,
+    ) -> None:
         alert = job.alert
         assert alert is not None  # noqa: S101  # as in record
         self.out.verdicts.append(
@@ -148,8 +159,12 @@ class _Batch:
                 stop.target,
                 stop.outcome,
                 stop.reason,
-                index=job.index,
-                **extra,  # type: ignore[arg-type]  # the optional Verdict fields by name
+                new,
+                approval_id,
+                action_id,
+                params or {},
+                job.index,
+                verify,
             )
         )
 

@@ -150,24 +150,16 @@ class DecisionTransaction(Protocol):
         ...
 
     # One batch (core/judge.py): its facts read in a few statements, its rows in one each.
-    async def claims_of(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Claim]:
-        """The claims of these (policy, episode) keys that exist."""
-        ...
-
-    async def last_actions(
-        self, keys: Collection[tuple[str, str]]
-    ) -> dict[tuple[str, str], datetime]:
-        """When the last action of each (policy, target) that has one was created."""
-        ...
-
     async def facts(
         self,
         claims: Collection[tuple[str, str]],
         last_actions: Collection[tuple[str, str]],
         counts: Sequence[WindowCount],
     ) -> FactRows:
-        """claims_of, last_actions and count_actions together, in one round trip where the
-        driver allows (SQLite: one trip to its thread)."""
+        """The claims of these (policy, episode) keys that exist, when the last action of
+        each (policy, target) that has one was created, and these window counts (as
+        count_actions): in one round trip where the driver allows (SQLite: one trip to its
+        thread)."""
         ...
 
     async def reserve_ids(self, decisions: int, actions: int) -> Ids:

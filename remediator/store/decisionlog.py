@@ -264,16 +264,6 @@ class DecisionTx(Tx):
 
     # --- one batch: facts read once (see core/judge.py) ----------------------------------
 
-    async def claims_of(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Claim]:
-        facts = await self.facts(keys, (), ())
-        return facts.claims
-
-    async def last_actions(
-        self, keys: Collection[tuple[str, str]]
-    ) -> dict[tuple[str, str], datetime]:
-        facts = await self.facts((), keys, ())
-        return facts.last_actions
-
     async def facts(
         self,
         claims: Collection[tuple[str, str]],
