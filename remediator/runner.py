@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from structlog.typing import FilteringBoundLogger
@@ -47,6 +48,7 @@ class _Attempted(NamedTuple):
     reason: str
     verified: bool  # False: evidence the action does not help (trips the breaker)
     reached: bool  # False: certainly never reached its target (starts no cooldown)
+    result: Mapping[str, str] = MappingProxyType({})  # the executor's report, kept with it
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -154,7 +156,7 @@ class Runner:
         self._sink.settled(request.policy, done.outcome)
         try:
             recorded = await self._store.finish_action(
-                request.action_id, done.outcome, done.reason, self._clock()
+                request.action_id, done.outcome, done.reason, self._clock(), done.result
             )
         except RemediatorError as exc:
             # Left `running`: once its lease runs out it is recorded interrupted, never lost.
@@ -266,7 +268,7 @@ class Runner:
     ) -> _Attempted:
         if self._checker is None:
             reason = f"{done.reason}; not verified: no Prometheus configured"
-            return _Attempted(Outcome.FAILED, reason, False, True)
+            return done._replace(outcome=Outcome.FAILED, reason=reason, verified=False)
         recovered = await wait_recovered(
             self._checker,
             check.query,
@@ -276,7 +278,7 @@ class Runner:
         )
         if not recovered.ok:
             reason = f"{done.reason}; not recovered: {recovered.reason}"
-            return _Attempted(Outcome.FAILED, reason, False, True)
+            return done._replace(outcome=Outcome.FAILED, reason=reason, verified=False)
         return done._replace(reason=f"{done.reason}; recovered: {recovered.reason}")
 
     async def _execute(self, request: ActionRequest, bound: FilteringBoundLogger) -> _Attempted:
@@ -313,8 +315,8 @@ class Runner:
             )
         assert result is not None  # noqa: S101  # AsyncRetrying ran at least once or raised
         if result.ok:
-            return _Attempted(Outcome.EXECUTED, result.detail, True, True)
-        return _Attempted(Outcome.FAILED, result.detail, result.verified, True)
+            return _Attempted(Outcome.EXECUTED, result.detail, True, True, result.facts)
+        return _Attempted(Outcome.FAILED, result.detail, result.verified, True, result.facts)
 
     async def _before_retry(self, request: ActionRequest, error: ActionError) -> _Attempted | None:
         """Every attempt so far certainly failed to reach the target (only those are retried)."""

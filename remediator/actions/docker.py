@@ -21,11 +21,15 @@ import docker.errors
 import requests.exceptions
 import urllib3.exceptions
 
+from remediator.actions import docker_exec
 from remediator.actions.base import ActionRequest, ActionResult
 from remediator.actions.blocking import run_blocking
+from remediator.actions.docker_recreate import Old, Recreation
 from remediator.core.durations import format_duration
 from remediator.core.kinds import KINDS
 from remediator.core.kinds.docker import DOCKER_RESTART, RestartTarget, Seen, restart_target
+from remediator.core.kinds.docker_exec import DOCKER_EXEC, exec_spec
+from remediator.core.kinds.docker_recreate import DOCKER_RECREATE, recreate_spec
 from remediator.errors import ActionError
 
 # What the engine itself uses when neither `t` nor the container's StopTimeout is set.
@@ -149,7 +153,8 @@ def _found(attrs: Mapping[str, Any], target: RestartTarget) -> _Found:
 
 
 class DockerExecutor:
-    """Executor for `docker.restart` against one Docker engine (`unix://…` or `tcp://…`).
+    """Executor for `docker.restart`, `docker.exec` (actions/docker_exec.py) and
+    `docker.recreate` (actions/docker_recreate.py) against one Docker engine (`unix://…` or `tcp://…`).
 
     docker-py blocks, so every call runs in a worker thread; each HTTP call is bounded by
     `api_timeout` (plus the stop grace period for restarts), which bounds those threads too.
@@ -169,7 +174,12 @@ class DockerExecutor:
         self._closed = False
 
     async def execute(self, request: ActionRequest) -> ActionResult:
-        if KINDS.get(request.type) is not DOCKER_RESTART:
+        kind = KINDS.get(request.type)
+        if kind is DOCKER_EXEC:
+            return await self._exec(request)
+        if kind is DOCKER_RECREATE:
+            return await self._recreate(request)
+        if kind is not DOCKER_RESTART:
             raise ActionError(f"DockerExecutor cannot run action type {request.type!r}")
         try:
             target = restart_target(request.params)
@@ -178,6 +188,23 @@ class DockerExecutor:
         client, found = await run_blocking(self._lookup, target)
         sent_at = await self._restart_all(client, found)
         return await self._verify(client, target, found, sent_at, request.verify.within)
+
+    async def _exec(self, request: ActionRequest) -> ActionResult:
+        try:
+            spec = exec_spec(request.params)
+        except ValueError as exc:
+            raise ActionError(f"{DOCKER_EXEC.type}: {exc}") from exc
+        client, found = await run_blocking(self._lookup, spec.where)
+        return await docker_exec.run_all(client, self.url, [(f.id, f.name) for f in found], spec)
+
+    async def _recreate(self, request: ActionRequest) -> ActionResult:
+        try:
+            spec = recreate_spec(request.params)
+        except ValueError as exc:
+            raise ActionError(f"{DOCKER_RECREATE.type}: {exc}") from exc
+        client, found = await run_blocking(self._lookup, spec.where)
+        olds = [Old(f.id, f.name, f.stop_timeout) for f in found]
+        return await Recreation(client, self._poll_interval).all(olds, spec, request.verify.within)
 
     async def probe(self) -> str | None:
         try:

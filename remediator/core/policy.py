@@ -121,6 +121,13 @@ class ActionSpec(Strict):
         # may carry ${secret:NAME}); an unknown type is reported by `_known_type`.
         kind = KINDS.get(info.data.get("type", ""))
         compile = kind.compile if kind is not None else compile_param
+        for name in kind.lists if kind is not None else ():
+            items = value.pop(name, None)
+            if items is None:
+                continue
+            if not isinstance(items, list) or not items:
+                raise ValueError(f"param {name!r} must be a non-empty list of strings")
+            value.update({f"{name}.{i}": item for i, item in enumerate(items)})
         compiled = {}
         for key, raw in value.items():
             if isinstance(raw, dict | list) or raw is None:

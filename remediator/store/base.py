@@ -29,7 +29,7 @@ from remediator.core.outcomes import EXECUTING, PROVISIONAL, Outcome
 from remediator.core.records import NewDecision
 from remediator.core.verify import PrometheusCheck
 from remediator.errors import StoreError
-from remediator.store.records import DecisionRecord, Interrupted
+from remediator.store.records import ActionRecord, DecisionRecord, Interrupted
 
 # Re-exported: callers import the store's records and errors from here.
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "OPEN_OUTCOMES",
     "SCHEMA_VERSION",
     "UNFINISHED",
+    "ActionRecord",
     "ApprovalConflictError",
     "ApprovalStore",
     "ApprovalTransaction",
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 # One schema version for both backends; each keeps its own DDL and migrations.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 UNFINISHED = ("pending", "running")
 # Results of an action that never ran because the kill switch or its breaker held it when its
 # turn came: like a decision held at the door, they leave the episode open (provisional).
@@ -169,7 +170,9 @@ class DecisionTransaction(Protocol):
     async def write(self, decided: Decided, now: datetime) -> None:
         """Every row of one judgement: sightings, decisions, claims (ClaimConflictError
         rather than replace a settled claim of another decision), actions, approval
-        requests, cancellations."""
+        requests, cancellations. The transaction's last statement: a backend may end the
+        transaction (commit, or roll back if it was opened not to commit) in the same round
+        trip, so nothing may run in it afterwards."""
         ...
 
     async def note_episode(self, alert: Alert, now: datetime) -> None:
@@ -256,6 +259,10 @@ class DecisionLog(Protocol):
 
     async def decisions(self, limit: int) -> list[DecisionRecord]: ...
 
+    async def actions_of(self, decision_id: int) -> list[ActionRecord]:
+        """The decision's actions (one, or none), oldest first, params without secrets."""
+        ...
+
 
 class ApprovalStore(Protocol):
     """Approvals outside a deciding transaction: reads, their Slack message, their events."""
@@ -305,13 +312,21 @@ class LeaseStore(Protocol):
         pending (marked interrupted) or is another replica's."""
         ...
 
-    async def finish_action(self, action_id: int, outcome: str, reason: str, now: datetime) -> bool:
+    async def finish_action(
+        self,
+        action_id: int,
+        outcome: str,
+        reason: str,
+        now: datetime,
+        result: Mapping[str, str] | None = None,
+    ) -> bool:
         """running -> `outcome`, only for an action this store owns, and its decision (while
-        it is still executing) with it. One exception: a result of ours that comes back after
-        another replica recorded the action `interrupted` (our lease lapsed while it ran)
-        replaces `interrupted`, so the audit ends with what really happened. False, with
-        nothing written, for anything else: another replica's action, one never started,
-        one already finished."""
+        it is still executing) with it; `result`: what the executor reports beside the reason
+        (docker.exec: exit codes and output tails), kept with the action, secrets redacted.
+        One exception: a result of ours that comes back after another replica recorded the
+        action `interrupted` (our lease lapsed while it ran) replaces `interrupted`, so the
+        audit ends with what really happened. False, with nothing written, for anything
+        else: another replica's action, one never started, one already finished."""
         ...
 
     async def heartbeat(self, action_ids: Sequence[int], now: datetime) -> None:

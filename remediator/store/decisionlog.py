@@ -26,9 +26,15 @@ from remediator.store.base import (
     FactRows,
     WindowCount,
 )
-from remediator.store.dialect import Backend, Conn, Dialect, Tx, sql_list
+from remediator.store.dialect import Backend, Conn, Dialect, Row, Tx, sql_list
 from remediator.store.prune import prune_batches
-from remediator.store.records import DecisionRecord, decision_from_row, params_json
+from remediator.store.records import (
+    ActionRecord,
+    DecisionRecord,
+    action_from_row,
+    decision_from_row,
+    params_json,
+)
 
 # Statements are composed only from this module's constants; every value is bound (S608).
 _UNFINISHED = sql_list(UNFINISHED)
@@ -281,7 +287,7 @@ class DecisionTx(Tx):
         if last_actions:
             queries.append((_LAST_ACTIONS, d.pairs(sorted(set(last_actions)))))
         queries += [self._count_query(count) for count in counts]
-        results = iter(await self.sql.rows_many(queries) if queries else [])
+        results = iter(await self._facts_trip(queries))
         found = FactRows()
         if wanted:
             for r in next(results):
@@ -291,6 +297,12 @@ class DecisionTx(Tx):
             found.last_actions = {(r[0], r[1]): d.when(r[2]) for r in next(results)}
         found.counts = [int(rows[0][0] or 0) for rows in results]
         return found
+
+    async def _facts_trip(
+        self, queries: Sequence[tuple[str, Sequence[object]]]
+    ) -> Sequence[Sequence[Row]]:
+        """The facts' queries in one round trip (a backend may add its own to the trip)."""
+        return await self.sql.rows_many(queries) if queries else []
 
 
 _CLAIMS_OF = (
@@ -342,3 +354,9 @@ class DecisionLogSql(Backend):
     async def decisions(self, limit: int) -> list[DecisionRecord]:
         rows = await self._fetch("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", limit)
         return [decision_from_row(row, self.dialect.when) for row in rows]
+
+    async def actions_of(self, decision_id: int) -> list[ActionRecord]:
+        rows = await self._fetch(
+            "SELECT * FROM actions WHERE decision_id = ? ORDER BY id", decision_id
+        )
+        return [action_from_row(row, self.dialect.when) for row in rows]

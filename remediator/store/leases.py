@@ -8,7 +8,8 @@ replicas' clocks need not agree. Target leases are each backend's own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,22 +38,31 @@ class LeasesSql(Backend):
             )
         return changed == 1
 
-    async def finish_action(self, action_id: int, outcome: str, reason: str, now: datetime) -> bool:
+    async def finish_action(
+        self,
+        action_id: int,
+        outcome: str,
+        reason: str,
+        now: datetime,
+        result: Mapping[str, str] | None = None,
+    ) -> bool:
         if outcome in UNFINISHED:
             raise ValueError(f"{outcome} is not a result")
         reason = redact(reason)
+        kept = json.dumps({k: redact(v) for k, v in (result or {}).items()}, sort_keys=True)
         async with self._bookkeeping() as sql:
             # Ours and running; or ours, started, and recorded interrupted by another replica
             # while it ran (our lease lapsed): the real result replaces `interrupted`. A sweep
             # holding the row (FOR UPDATE on PostgreSQL) makes this wait and re-check the new
             # state.
             changed = await sql.run(
-                "UPDATE actions SET state = ?, finished_at = ?, reason = ? "
+                "UPDATE actions SET state = ?, finished_at = ?, reason = ?, result = ? "
                 "WHERE id = ? AND owner = ? AND (state = 'running' "
                 "OR (state = 'interrupted' AND started_at IS NOT NULL))",
                 outcome,
                 sql.dialect.ts(now),
                 reason,
+                kept,
                 action_id,
                 self._owner,
             )

@@ -152,3 +152,61 @@ def approval_from_row(row: Any, when: Callable[[Any], datetime]) -> Approval:
         approved_by=tuple(json.loads(row["approved_by"])),
         decided_by=row["decided_by"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """An action as the store keeps it: what ran, its state and times, and what its
+    executor reported (`result`: docker.exec's exit codes and output tails, redacted)."""
+
+    id: int
+    decision_id: int
+    policy: str
+    type: str
+    target: str
+    params: dict[str, str]
+    dry_run: bool
+    state: str
+    reason: str
+    result: dict[str, str]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    def to_api(self) -> dict[str, object]:
+        def at(moment: datetime | None) -> str | None:
+            return moment.isoformat() if moment is not None else None
+
+        return {
+            "id": self.id,
+            "type": self.type,
+            "target": self.target,
+            "params": self.params,
+            "dry_run": self.dry_run,
+            "state": self.state,
+            "reason": self.reason,
+            "result": self.result,
+            "created_at": at(self.created_at),
+            "started_at": at(self.started_at),
+            "finished_at": at(self.finished_at),
+        }
+
+
+def action_from_row(row: Any, when: Callable[[Any], datetime]) -> ActionRecord:
+    """An actions row of either backend; `when` reads its time columns."""
+    params, _ = params_from_json(row["params"])
+    return ActionRecord(
+        id=row["id"],
+        decision_id=row["decision_id"],
+        policy=row["policy"],
+        type=row["type"],
+        target=row["target"],
+        params={name: redact(value) for name, value in params.items()},
+        dry_run=bool(row["dry_run"]),
+        state=row["state"],
+        reason=row["reason"],
+        result=dict(json.loads(row["result"] or "{}")),
+        created_at=when(row["created_at"]),
+        started_at=when(row["started_at"]) if row["started_at"] is not None else None,
+        finished_at=when(row["finished_at"]) if row["finished_at"] is not None else None,
+    )

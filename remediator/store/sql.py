@@ -53,26 +53,37 @@ class SqlTransaction(DecisionTx, ApprovalTx, SwitchesTx, ABC):
     async def write(self, decided: Decided, now: datetime) -> None:
         """Every row of one judgement, one statement per table (executemany; pipelined on
         PostgreSQL)."""
+        steps, claims_at = self._write_steps(decided, now)
+        counts = await self.sql.run_many_all(steps) if steps else []
+        if decided.claims:
+            written = counts[claims_at] if claims_at is not None else None
+            if written is None:
+                written = await self._put_claims(decided.claims)
+            if written != len(decided.claims):
+                raise ClaimConflictError("an episode of this batch is already decided")
+        await self._write_requests(decided)
+
+    def _write_steps(
+        self, decided: Decided, now: datetime
+    ) -> tuple[list[tuple[str, list[tuple[object, ...]]]], int | None]:
+        """The batch's rows, one executemany step per table, and which step holds the claims
+        (None: _put_claims writes them)."""
         d = self.sql.dialect
         steps: list[tuple[str, list[tuple[object, ...]]]] = []
         if decided.sightings:
             steps.append((NOTE_EPISODE, [sighting_row(d, a, now) for a in decided.sightings]))
         if decided.decisions:
             steps.append((ADD_DECISIONS, [(x.id, *decision_row(d, x)) for x in decided.decisions]))
-        claims_at = len(steps)
+        claims_at = None
         if decided.claims and self.claims_in_batch:
+            claims_at = len(steps)
             steps.append((PUT_CLAIM, [claim_row(k, c) for k, c in decided.claims.items()]))
         if decided.actions:
             steps.append((ADD_ACTIONS, [action_row(d, a, self.owner) for a in decided.actions]))
-        counts = await self.sql.run_many_all(steps) if steps else []
-        if decided.claims:
-            written = (
-                counts[claims_at]
-                if self.claims_in_batch
-                else await self._put_claims(decided.claims)
-            )
-            if written != len(decided.claims):
-                raise ClaimConflictError("an episode of this batch is already decided")
+        return steps, claims_at
+
+    async def _write_requests(self, decided: Decided) -> None:
+        """A batch's approval requests and the approvals its resolved alerts cancelled."""
         for row in decided.approval_rows:
             await self.add_approval(row.approval, row.episode, row.params, row.context, row.verify)
         for cancelled in decided.cancelled:

@@ -13,19 +13,20 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import aiosqlite
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from remediator.core.dedup import Claim
-from remediator.core.judge import Ids
+from remediator.core.judge import Decided, Ids
 from remediator.errors import StoreError
-from remediator.store.base import SCHEMA_VERSION, refuse_newer
+from remediator.store.base import SCHEMA_VERSION, ClaimConflictError, refuse_newer
 from remediator.store.decisionlog import PUT_CLAIM, claim_row
-from remediator.store.dialect import SQLITE, Conn
+from remediator.store.dialect import SQLITE, Conn, Row
 from remediator.store.records import replica_name
 from remediator.store.sql import SqlStore, SqlTransaction
 
@@ -93,7 +94,11 @@ _MIGRATIONS = {
     # by the limit, never the history (core/guards.py Facts).
     6: "CREATE INDEX actions_policy_created ON actions (policy, created_at); "
     "CREATE INDEX actions_dry_created ON actions (dry_run, created_at);",
+    # What an executor reports beside the reason (docker.exec: exit codes, output tails).
+    7: "ALTER TABLE actions ADD COLUMN result TEXT NOT NULL DEFAULT '{}';",
 }
+
+_T = TypeVar("_T")
 
 
 async def _rollback(db: aiosqlite.Connection) -> None:
@@ -122,90 +127,166 @@ async def _join_worker(connection: aiosqlite.Connection) -> None:
 
 
 class SqliteConn:
-    """dialect.Conn on the aiosqlite connection: counts and ids from the cursor."""
+    """dialect.Conn on the aiosqlite connection: counts and ids from the cursor.
+
+    Every call is ONE trip to aiosqlite's thread (a trip costs ~60 us of hand-off and loop
+    wake-up, more than most of these statements): it runs a function there through
+    aiosqlite's `_execute` on its sqlite3 connection `_conn`, private but stable across the
+    versions pyproject admits (the store contract tests exercise every call on each run).
+    A deciding transaction's BEGIN IMMEDIATE is not a trip of its own: it runs at the head
+    of the transaction's first statement (`begin`), which then fails as BEGIN would.
+    """
 
     dialect = SQLITE
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, *, begin: str | None = None, end: str = "COMMIT"
+    ) -> None:
         self.db = db
+        self.pending_begin = begin
+        self.end = end  # how the transaction ends: COMMIT, or ROLLBACK (commit=False)
+        self.ended = False  # ended in a trip of its own statements (write_and_end)
+        self.writes = 0  # statements that may have changed rows (sqlite.py's id reservation)
 
-    # execute_fetchall runs and reads in one trip to aiosqlite's thread; a cursor used as a
-    # context manager costs three (execute, fetch, close), ~50 us each.
+    async def _trip(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self.ended:  # a statement now would run outside the transaction: autocommitted
+            raise StoreError("statement after the end of its transaction")
+        begin, self.pending_begin = self.pending_begin, None
+
+        def run() -> _T:
+            conn = self.db._conn  # private: see the class docstring
+            if begin is not None:
+                conn.execute(begin)
+            return work(conn)
+
+        try:
+            result: _T = await self.db._execute(run)  # type: ignore[no-untyped-call]
+        except ValueError as exc:  # aiosqlite: the connection is closed
+            raise StoreError(f"state store unavailable: {exc}") from None
+        return result
+
     async def rows(self, sql: str, *args: Any) -> list[sqlite3.Row]:
-        return list(await self.db.execute_fetchall(SQLITE.sql(sql), args))
+        text = SQLITE.sql(sql)
+        return await self._trip(lambda conn: conn.execute(text, args).fetchall())
 
     async def row(self, sql: str, *args: Any) -> sqlite3.Row | None:
-        found = await self.db.execute_fetchall(SQLITE.sql(sql), args)
-        return next(iter(found), None)
+        return next(iter(await self.rows(sql, *args)), None)
 
-    # A batch's reads (and, below, its writes) in ONE trip to aiosqlite's thread: each trip
-    # costs ~50 us of thread hand-off, and a webhook's facts are five queries. This uses
-    # aiosqlite's `_execute` (run a function in its thread) and `_conn` (its sqlite3
-    # connection), private but stable across the versions pyproject admits; the store
-    # contract tests exercise both on every run.
     async def rows_many(
         self, queries: Sequence[tuple[str, Sequence[Any]]]
     ) -> list[list[sqlite3.Row]]:
         compiled = [(SQLITE.sql(sql), args) for sql, args in queries]
-
-        def run() -> list[list[sqlite3.Row]]:
-            conn = self.db._conn  # private: see above
-            return [conn.execute(sql, args).fetchall() for sql, args in compiled]
-
-        result: list[list[sqlite3.Row]] = await self.db._execute(run)  # type: ignore[no-untyped-call]
-        return result
+        return await self._trip(
+            lambda conn: [conn.execute(sql, args).fetchall() for sql, args in compiled]
+        )
 
     async def run_many_all(self, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> list[int]:
         compiled = [(SQLITE.sql(sql), rows) for sql, rows in steps]
+        self.writes += 1
+        return await self._trip(
+            lambda conn: [conn.executemany(sql, rows).rowcount for sql, rows in compiled]
+        )
 
-        def run() -> list[int]:
-            conn = self.db._conn  # private: see rows_many
-            return [conn.executemany(sql, rows).rowcount for sql, rows in compiled]
+    async def write_and_end(
+        self,
+        steps: Sequence[tuple[str, Sequence[Sequence[Any]]]],
+        done: Callable[[list[int]], bool],
+    ) -> list[int]:
+        """As run_many_all, then, if `done(counts)`, the transaction ends (`end`) in the same
+        trip; if not, it is left open for the caller's exit to roll back."""
+        compiled = [(SQLITE.sql(sql), rows) for sql, rows in steps]
+        end = self.end
+        self.writes += 1
 
-        result: list[int] = await self.db._execute(run)  # type: ignore[no-untyped-call]
-        return result
+        def work(conn: sqlite3.Connection) -> tuple[list[int], bool]:
+            counts = [conn.executemany(sql, rows).rowcount for sql, rows in compiled]
+            if not done(counts):
+                return counts, False
+            conn.execute(end)
+            return counts, True
+
+        counts, self.ended = await self._trip(work)
+        return counts
 
     async def value(self, sql: str, *args: Any) -> Any:
         row = await self.row(sql, *args)
         return row[0] if row is not None else None
 
     async def run(self, sql: str, *args: Any) -> int:
-        cursor = await self.db.execute(SQLITE.sql(sql), args)
-        return cursor.rowcount
+        text = SQLITE.sql(sql)
+        self.writes += 1
+        return await self._trip(lambda conn: conn.execute(text, args).rowcount)
 
     async def run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self.db.executemany(SQLITE.sql(sql), rows)
+        text, listed = SQLITE.sql(sql), list(rows)
+        self.writes += 1
+        await self._trip(lambda conn: conn.executemany(text, listed))
 
     async def insert(self, sql: str, *args: Any) -> int:
-        cursor = await self.db.execute(SQLITE.sql(sql), args)
-        if cursor.lastrowid is None:  # sqlite3 always sets it after an INSERT
+        text = SQLITE.sql(sql)
+        self.writes += 1
+        row_id = await self._trip(lambda conn: conn.execute(text, args).lastrowid)
+        if row_id is None:  # sqlite3 always sets it after an INSERT
             raise StoreError("insert did not return a row id")
-        return cursor.lastrowid
+        return row_id
 
 
 class SqliteTransaction(SqlTransaction):
     claims_in_batch = True  # sqlite3's executemany counts the rows it wrote
 
-    def __init__(self, db: aiosqlite.Connection, owner: str) -> None:
-        super().__init__(SqliteConn(db), owner)
-        self.db = db
+    def __init__(self, conn: SqliteConn, owner: str) -> None:
+        super().__init__(conn, owner)
+        self.conn = conn
+        # The id sequences as read with the facts (same trip), and the write count then.
+        self._sequences: tuple[int, int, int] | None = None
+
+    async def _facts_trip(
+        self, queries: Sequence[tuple[str, Sequence[object]]]
+    ) -> Sequence[Sequence[Row]]:
+        """The facts, and in the same trip the id sequences reserve_ids needs next."""
+        *found, sequences = await self.sql.rows_many([*queries, (_SEQUENCE_SQL, ())])
+        row = sequences[0]
+        self._sequences = (int(row[0]), int(row[1]), self.conn.writes)
+        return found
+
+    async def write(self, decided: Decided, now: datetime) -> None:
+        """As every store's; a batch with nothing after its rows (no approval to request or
+        cancel: nearly every batch) also ends the transaction in the same trip, once its
+        claims are counted there: a conflict ends nothing, and the exit rolls it back."""
+        if decided.approval_rows or decided.cancelled:
+            await super().write(decided, now)
+            return
+        steps, claims_at = self._write_steps(decided, now)
+        wanted = len(decided.claims)
+        counts = await self.conn.write_and_end(
+            steps, lambda counts: claims_at is None or counts[claims_at] == wanted
+        )
+        if claims_at is not None and counts[claims_at] != wanted:
+            raise ClaimConflictError("an episode of this batch is already decided")
 
     async def reserve_ids(self, decisions: int, actions: int) -> Ids:
         """Under the write lock (BEGIN IMMEDIATE) nobody else inserts: the ids after the
-        highest ever used (sqlite_sequence, AUTOINCREMENT's record) are ours to assign."""
-        row = await self.sql.row(
-            "SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'decisions'), "
-            "(SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'actions')"
-        )
-        first_decision, first_action = (int(row[0]) + 1, int(row[1]) + 1) if row else (1, 1)
-        return Ids(itertools.count(first_decision), itertools.count(first_action))
+        highest ever used (sqlite_sequence, AUTOINCREMENT's record) are ours to assign. Read
+        with the facts when nothing was written since, else now."""
+        known, self._sequences = self._sequences, None
+        if known is not None and known[2] == self.conn.writes:
+            last_decision, last_action = known[0], known[1]
+        else:
+            row = await self.sql.row(_SEQUENCE_SQL)
+            last_decision, last_action = (int(row[0]), int(row[1])) if row else (0, 0)
+        return Ids(itertools.count(last_decision + 1), itertools.count(last_action + 1))
 
     async def _put_claims(self, claims: Mapping[tuple[str, str], Claim]) -> int:
         """One executemany; the cursor counts the rows it wrote, over all of them."""
-        cursor = await self.db.executemany(
-            SQLITE.sql(PUT_CLAIM), [claim_row(key, claim) for key, claim in claims.items()]
-        )
-        return cursor.rowcount
+        rows = [claim_row(key, claim) for key, claim in claims.items()]
+        (written,) = await self.sql.run_many_all([(PUT_CLAIM, rows)])
+        return written
+
+
+_SEQUENCE_SQL = (
+    "SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'decisions'), "
+    "(SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'actions')"
+)
 
 
 class SqliteStore(SqlStore):
@@ -313,21 +394,17 @@ class SqliteStore(SqlStore):
     async def transaction(self, *, commit: bool = True) -> AsyncIterator[SqliteTransaction]:
         async with self._lock:
             db = self._conn()
+            # BEGIN IMMEDIATE runs at the head of the first statement's trip (SqliteConn).
+            conn = SqliteConn(db, begin="BEGIN IMMEDIATE", end="COMMIT" if commit else "ROLLBACK")
             try:
-                await db.execute("BEGIN IMMEDIATE")
-            except (sqlite3.Error, ValueError) as exc:
-                raise StoreError(f"state store unavailable: {exc}") from None
-            except BaseException:
-                # Cancelled while BEGIN was queued or running in aiosqlite's thread: it still
-                # runs there, so undo it, or the next BEGIN finds a transaction left open.
-                await _rollback(db)
-                raise
-            try:
-                yield SqliteTransaction(db, self._owner)
-                await db.execute("COMMIT" if commit else "ROLLBACK")
+                yield SqliteTransaction(conn, self._owner)
+                if conn.pending_begin is None and not conn.ended:  # else nothing to end
+                    await db.execute(conn.end)
             except BaseException as exc:
-                # If the connection is gone, nothing was committed either way.
-                await _rollback(db)
+                # If BEGIN ran (even in a trip whose caller was cancelled) this undoes it; if
+                # the connection is gone, nothing was committed either way.
+                if conn.pending_begin is None and not conn.ended:
+                    await _rollback(db)
                 if isinstance(exc, sqlite3.Error):  # a full disk, a lost file: a 503, retried
                     raise StoreError(f"state store unavailable: {exc}") from None
                 raise

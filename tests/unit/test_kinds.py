@@ -319,6 +319,8 @@ def test_kubernetes_kinds_are_verified_by_the_rollout() -> None:
 
 def test_one_kind_per_type_and_every_type_known() -> None:
     assert sorted(KINDS) == [
+        "docker.exec",
+        "docker.recreate",
         "docker.restart",
         "http.request",
         "kubernetes.restart",
@@ -342,7 +344,11 @@ def test_every_backend_has_its_kinds_and_an_executor() -> None:
         "kubernetes.restart",
         "kubernetes.rollback",
     }
-    assert [k.type for k in kinds_on(Backend.DOCKER)] == ["docker.restart"]
+    assert [k.type for k in kinds_on(Backend.DOCKER)] == [
+        "docker.restart",
+        "docker.exec",
+        "docker.recreate",
+    ]
     assert sum(len(kinds_on(b)) for b in Backend) == len(KINDS)
 
 

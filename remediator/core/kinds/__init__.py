@@ -9,6 +9,8 @@ from types import MappingProxyType
 
 from remediator.core.kinds.base import ActionKind, Backend, Refusal
 from remediator.core.kinds.docker import DOCKER_RESTART
+from remediator.core.kinds.docker_exec import DOCKER_EXEC
+from remediator.core.kinds.docker_recreate import DOCKER_RECREATE
 from remediator.core.kinds.http import HTTP_REQUEST
 from remediator.core.kinds.kubernetes import KUBE_RESTART, KUBE_ROLLBACK, KUBE_SCALE
 from remediator.core.kinds.notify import NOTIFY
@@ -21,6 +23,8 @@ KINDS = MappingProxyType(
         kind.type: kind
         for kind in (
             DOCKER_RESTART,
+            DOCKER_EXEC,
+            DOCKER_RECREATE,
             KUBE_SCALE,
             KUBE_RESTART,
             KUBE_ROLLBACK,

@@ -50,6 +50,9 @@ class ActionKind(ABC):
     required: frozenset[str] = frozenset()
     # Extra param names by prefix (http.request's `headers` become `header.NAME` params).
     prefixes: tuple[str, ...] = ()
+    # Params written as a list in the policy (docker.exec's `command`): item i becomes the
+    # param `NAME.i`, a template of its own (see prefixes).
+    lists: tuple[str, ...] = ()
     # Changes something a target names: the policy must say which targets it may touch.
     scoped: bool = True
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,9 @@ from remediator.errors import RenderError
 
 _DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _COMPOSE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_PARAMS = frozenset({"container", "compose_project", "compose_service", "timeout"})
+# Where a docker kind acts: one container, or every replica of a compose service.
+LOCATION = frozenset({"container", "compose_project", "compose_service"})
+_PARAMS = LOCATION | {"timeout"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,20 +35,15 @@ class RestartTarget:
     container: str | None
     project: str | None
     service: str | None
-    stop_timeout: int | None
+    stop_timeout: int | None = None
 
     def describe(self) -> str:
         return self.container or f"{self.project}/{self.service}"
 
 
-def restart_target(params: Mapping[str, str]) -> RestartTarget:
-    """The one reading of rendered docker.restart params; ValueError says what is wrong."""
-    unknown = sorted(set(params) - _PARAMS)
-    if unknown:
-        raise ValueError(
-            f"unknown param(s) {', '.join(unknown)}; "
-            f"expected container or compose_project+compose_service, and optionally timeout"
-        )
+def container_location(params: Mapping[str, str]) -> RestartTarget:
+    """Where rendered docker params point (their other params are the caller's); ValueError
+    says what is wrong."""
     container = params.get("container", "").strip()
     project = params.get("compose_project", "").strip()
     service = params.get("compose_service", "").strip()
@@ -66,15 +63,49 @@ def restart_target(params: Mapping[str, str]) -> RestartTarget:
         for what, value in (("compose_project", project), ("compose_service", service)):
             if not _COMPOSE_NAME.match(value.lower()):
                 raise ValueError(f"{what} {value!r} is not a valid Compose name")
-    stop_timeout: int | None = None
+    return RestartTarget(container or None, project.lower() or None, service or None)
+
+
+def check_location(kind: str, params: Mapping[str, Template]) -> None:
+    """A docker kind's static check of where it acts, and of a static `timeout`."""
+    has_container = "container" in params
+    compose = {"compose_service", "compose_project"} & set(params)
+    if has_container == bool(compose):
+        raise ValueError(f"{kind} needs either container, or compose_project and compose_service")
+    if compose and len(compose) != 2:
+        raise ValueError(f"{kind} needs both compose_project and compose_service")
+    timeout = params.get("timeout")
+    if timeout is not None and is_static(timeout):
+        parse_static_timeout(timeout.source)
+
+
+def check_grace(params: Mapping[str, str]) -> None:
+    """A rendered stop `timeout` is bounded here (RenderError); the executor takes any grace
+    period it is given."""
     if "timeout" in params:
         try:
-            grace = parse_duration(params["timeout"])
+            parse_timeout(params["timeout"])
         except ValueError as exc:
-            raise ValueError(f"param timeout: {exc}") from None
-        # The engine's `t` is whole seconds; rounding up never shortens the grace period.
-        stop_timeout = math.ceil(grace.total_seconds())
-    return RestartTarget(container or None, project.lower() or None, service or None, stop_timeout)
+            raise RenderError(f"param timeout: {exc}") from None
+
+
+def restart_target(params: Mapping[str, str]) -> RestartTarget:
+    """The one reading of rendered docker.restart params; ValueError says what is wrong."""
+    unknown = sorted(set(params) - _PARAMS)
+    if unknown:
+        raise ValueError(
+            f"unknown param(s) {', '.join(unknown)}; "
+            f"expected container or compose_project+compose_service, and optionally timeout"
+        )
+    where = container_location(params)
+    if "timeout" not in params:
+        return where
+    try:
+        grace = parse_duration(params["timeout"])
+    except ValueError as exc:
+        raise ValueError(f"param timeout: {exc}") from None
+    # The engine's `t` is whole seconds; rounding up never shortens the grace period.
+    return replace(where, stop_timeout=math.ceil(grace.total_seconds()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,24 +137,10 @@ class DockerRestart(ActionKind):
     allowed = _PARAMS
 
     def check_static(self, params: Mapping[str, Template]) -> None:
-        has_container = "container" in params
-        compose = {"compose_service", "compose_project"} & set(params)
-        if has_container == bool(compose):
-            raise ValueError(
-                "docker.restart needs either container, or compose_project and compose_service"
-            )
-        if compose and len(compose) != 2:
-            raise ValueError("docker.restart needs both compose_project and compose_service")
-        timeout = params.get("timeout")
-        if timeout is not None and is_static(timeout):
-            parse_static_timeout(timeout.source)
+        check_location(self.type, params)
 
     def target(self, params: Mapping[str, str]) -> str:
-        if "timeout" in params:  # bounded here; the executor takes any grace period it is given
-            try:
-                parse_timeout(params["timeout"])
-            except ValueError as exc:
-                raise RenderError(f"param timeout: {exc}") from None
+        check_grace(params)
         try:
             return restart_target(params).describe()
         except ValueError as exc:
