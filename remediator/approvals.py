@@ -165,7 +165,7 @@ class Approvals:
             await _settle(tx, approval.decision_id, Outcome.DRY_RUN, f"approved by {who}; dry run")
             return Outcome.DRY_RUN, None
         await _settle(tx, approval.decision_id, EXECUTING, f"approved by {who}")
-        verify = VerifyPlan(policy.verify.within, check)
+        verify = VerifyPlan.of(policy.verify.within, check)
         request = request_for(
             action_id, policy.name, approval.action, approval.target, params, verify
         )

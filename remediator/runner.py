@@ -21,9 +21,10 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from remediator import log
 from remediator.actions.base import ActionRequest, ActionResult, Executor
-from remediator.checks.prometheus import PrometheusChecker, wait_recovered
+from remediator.checks.http import wait_healthy
+from remediator.checks.prometheus import PrometheusChecker, Verdict, wait_recovered
 from remediator.core.outcomes import Outcome
-from remediator.core.verify import PrometheusCheck, VerifyPlan
+from remediator.core.verify import HttpCheck, PrometheusCheck, VerifyPlan
 from remediator.errors import ActionError, RemediatorError
 from remediator.metrics import Metrics
 from remediator.sink import OutcomeSink
@@ -73,6 +74,7 @@ class Runner:
         sink: OutcomeSink | None = None,
         retry_attempts: int = 3,
         retry_wait: float = 0.5,
+        http_poll: float = 1.0,
     ) -> None:
         self._store = store
         self._executors = executors
@@ -87,6 +89,7 @@ class Runner:
         self._admit = admit
         self._on_held = on_held
         self._checker = checker
+        self._http_poll = http_poll  # verify.http's interval between tries
         self._attempts = retry_attempts
         self._wait = retry_wait
         self._tasks: dict[int, tuple[ActionRequest, asyncio.Task[None]]] = {}
@@ -139,7 +142,6 @@ class Runner:
     async def _turn(self, request: ActionRequest, bound: FilteringBoundLogger) -> None:
         """With its target held: a slot for the start and the execution, then verification
         without the slot, the record, the breaker; the Slack post is spawned, never awaited."""
-        check = request.verify.prometheus
         async with self._slots:  # max_concurrent_actions: later actions queue here
             self._claimed.add(request.action_id)  # no await since the slot: drain sees it
             if not await self._start(request, bound):
@@ -148,8 +150,8 @@ class Runner:
             done = await self._execute(request, bound)
         # The slot covers execution only: a verification that waits minutes for Prometheus
         # must not stop other targets' actions (the target stays held until it ends).
-        if done.outcome == Outcome.EXECUTED and check is not None:
-            done = await self._verify(request, check, done)
+        if done.outcome == Outcome.EXECUTED and request.verify.checks:
+            done = await self._verify(request, done)
         duration = time.monotonic() - started
         self._metrics.action_duration.labels(request.type).observe(duration)
         self._metrics.actions.labels(request.policy, request.type, done.outcome).inc()
@@ -263,23 +265,33 @@ class Runner:
             return
         self.record_interrupted(found)
 
-    async def _verify(
-        self, request: ActionRequest, check: PrometheusCheck, done: _Attempted
-    ) -> _Attempted:
+    async def _verify(self, request: ActionRequest, done: _Attempted) -> _Attempted:
+        """The policy's verify checks, side by side within `verify.within`: all must hold.
+        Each says its own result in the reason (`recovered: ...`, `healthy: ...`)."""
+        plan = request.verify
+        waits: list[Coroutine[Any, Any, Verdict]] = []
+        if plan.prometheus is not None:
+            waits.append(self._recovered(plan.prometheus, plan.within))
+        if plan.http is not None:
+            waits.append(self._healthy(plan.http, plan.within))
+        verdicts = await asyncio.gather(*waits)
+        failed = [v.reason for v in verdicts if not v.ok]
+        if failed:
+            reason = f"{done.reason}; {'; '.join(failed)}"
+            return done._replace(outcome=Outcome.FAILED, reason=reason, verified=False)
+        return done._replace(reason=f"{done.reason}; {'; '.join(v.reason for v in verdicts)}")
+
+    async def _recovered(self, check: PrometheusCheck, within: timedelta) -> Verdict:
         if self._checker is None:
-            reason = f"{done.reason}; not verified: no Prometheus configured"
-            return done._replace(outcome=Outcome.FAILED, reason=reason, verified=False)
-        recovered = await wait_recovered(
-            self._checker,
-            check.query,
-            above=check.above,
-            below=check.below,
-            within=request.verify.within,
+            return Verdict(False, "not verified: no Prometheus configured")
+        found = await wait_recovered(
+            self._checker, check.query, above=check.above, below=check.below, within=within
         )
-        if not recovered.ok:
-            reason = f"{done.reason}; not recovered: {recovered.reason}"
-            return done._replace(outcome=Outcome.FAILED, reason=reason, verified=False)
-        return done._replace(reason=f"{done.reason}; recovered: {recovered.reason}")
+        return Verdict(found.ok, f"{'recovered' if found.ok else 'not recovered'}: {found.reason}")
+
+    async def _healthy(self, check: HttpCheck, within: timedelta) -> Verdict:
+        found = await wait_healthy(check, within, poll=self._http_poll)
+        return found if not found.ok else Verdict(True, f"healthy: {found.reason}")
 
     async def _execute(self, request: ActionRequest, bound: FilteringBoundLogger) -> _Attempted:
         executor = self._executors.get(request.type)

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from remediator.core import fastrender
 from remediator.core.alert import Alert
 from remediator.core.outcomes import Outcome
-from remediator.core.policy import ApprovalWhen, Policy
+from remediator.core.policy import ApprovalWhen, Policy, VerifySpec
 from remediator.core.render import render_context
-from remediator.core.verify import PrometheusCheck, VerifyPlan
+from remediator.core.verify import Checks, HttpCheck, PrometheusCheck, VerifyPlan
 from remediator.errors import RenderError
 
 
@@ -60,9 +61,9 @@ class Job:
         return (self.policy.name, self.episode)
 
     @property
-    def check(self) -> PrometheusCheck | None:
-        """The rendered verify.prometheus: stored with the action and with its approval."""
-        return self.verify.prometheus if self.verify is not None else None
+    def check(self) -> Checks | None:
+        """The rendered verify checks: stored with the action and with its approval."""
+        return (self.verify.checks or None) if self.verify is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,24 +122,47 @@ def render_job(policy: Policy, alert: Alert, now: datetime, index: int = -1) -> 
     except RenderError as exc:
         error = Stopped(Outcome.RENDER_ERROR, str(exc))
         return Job(alert, policy, now, policy.action.type, "", {}, index, error, alert.episode)
-    spec = policy.verify
-    check = None
-    if spec.prometheus is not None:  # stored with the action, so an approved action verifies too
-        try:
-            context = render_context(
-                alert.labels, alert.annotations, alert.template_view(), policy.name
-            )
-            query = spec.prometheus.query.render(context)
-        except RenderError as exc:
-            error = Stopped(Outcome.RENDER_ERROR, f"verify.prometheus: {exc}", target)
-            return Job(
-                alert, policy, now, policy.action.type, target, {}, index, error, alert.episode
-            )
-        check = PrometheusCheck(query, spec.prometheus.above, spec.prometheus.below)
-    verify = VerifyPlan(spec.within, check)
+    try:  # stored with the action, so an approved action verifies too
+        verify = render_verify(policy.verify, alert, policy.name)
+    except RenderError as exc:
+        error = Stopped(Outcome.RENDER_ERROR, str(exc), target)
+        return Job(alert, policy, now, policy.action.type, target, {}, index, error, alert.episode)
     return Job(
         alert, policy, now, policy.action.type, target, params, index, None, alert.episode, verify
     )
+
+
+def render_verify(spec: VerifySpec, alert: Alert, policy: str) -> VerifyPlan:
+    """The policy's verify checks rendered for the alert; RenderError names the check."""
+    if spec.prometheus is None and spec.http is None:
+        return VerifyPlan(spec.within)
+    context = render_context(alert.labels, alert.annotations, alert.template_view(), policy)
+    check = None
+    if spec.prometheus is not None:
+        try:
+            query = spec.prometheus.query.render(context)
+        except RenderError as exc:
+            raise RenderError(f"verify.prometheus: {exc}") from None
+        check = PrometheusCheck(query, spec.prometheus.above, spec.prometheus.below)
+    http = None
+    if spec.http is not None:
+        try:
+            url = health_url(spec.http.url.render(context).strip())
+        except (RenderError, ValueError) as exc:
+            raise RenderError(f"verify.http: {exc}") from None
+        http = HttpCheck(url, spec.http.expect_status, spec.http.contains)
+    return VerifyPlan(spec.within, check, http)
+
+
+def health_url(url: str) -> str:
+    """A rendered verify.http URL, refused when an alert value made it something other than
+    a plain http(s) URL: no userinfo (a credential or a host disguise), a host, no spaces."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"rendered URL {url!r} is not an http:// or https:// URL with a host")
+    if "@" in parsed.netloc or any(c.isspace() for c in url):
+        raise ValueError(f"rendered URL {url!r} has userinfo or whitespace")
+    return url
 
 
 def build_job(

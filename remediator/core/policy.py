@@ -31,12 +31,15 @@ from remediator.core.durations import (
     parse_rate,
 )
 from remediator.core.kinds import KINDS, PLANNED, ActionKind
+from remediator.core.kinds.base import is_static
+from remediator.core.kinds.http import expected_statuses
 from remediator.core.matchers import Matcher, parse_matcher
 from remediator.core.promql import QueryTemplate, compile_query
 from remediator.core.render import (
     Template,
     compile_expression,
     compile_param,
+    compile_template,
 )
 
 # Thousands of policies repeat a few texts (`10m`, `3/1h`, one PromQL query): each is
@@ -216,9 +219,37 @@ class PrometheusVerify(Threshold):
     query: TemplateField
 
 
+class HttpVerify(Strict):
+    """`verify.http`: a health URL (a template over the alert) polled until it answers
+    `expect_status` (and, if set, a body containing `contains`)."""
+
+    url: Template
+    expect_status: str = "2xx"
+    contains: str | None = None
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _compile(cls, value: object) -> Template:
+        if not isinstance(value, str):
+            raise ValueError("expected a URL string (a template)")  # noqa: TRY004
+        if "${" in value:
+            raise ValueError("verify.http.url takes no ${secret:...}: the audit shows it")
+        template = compile_template(value)
+        if not is_static(template) or value.startswith(("http://", "https://")):
+            return template
+        raise ValueError("verify.http.url must be an http:// or https:// URL")
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, value: str) -> str:
+        expected_statuses(value)
+        return value
+
+
 class VerifySpec(Strict):
     within: Duration = timedelta(minutes=2)
     prometheus: PrometheusVerify | None = None
+    http: HttpVerify | None = None
 
     @field_validator("within")
     @classmethod

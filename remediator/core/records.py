@@ -8,7 +8,7 @@ from datetime import datetime
 
 from remediator.core.alert import Alert
 from remediator.core.approval import Approval
-from remediator.core.verify import PrometheusCheck
+from remediator.core.verify import Checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ class NewAction:
     params: Mapping[str, str]
     dry_run: bool
     time: datetime
-    verify: PrometheusCheck | None = None  # stored beside the params
+    verify: Checks | None = None  # stored beside the params
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,4 +47,4 @@ class ApprovalRow:
     episode: str
     params: Mapping[str, str]
     context: Mapping[str, object] = field(default_factory=dict)
-    verify: PrometheusCheck | None = None
+    verify: Checks | None = None

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from remediator.core.approval import Approval
-from remediator.core.verify import PrometheusCheck
+from remediator.core.verify import Checks
 from remediator.log import redact
 from remediator.store.base import ApprovalConflictError
 from remediator.store.dialect import Backend, Row, Tx, iso
@@ -53,7 +53,7 @@ class ApprovalTx(Tx):
         episode: str,
         params: Mapping[str, str],
         context: Mapping[str, object] | None = None,
-        verify: PrometheusCheck | None = None,
+        verify: Checks | None = None,
     ) -> None:
         d = self.sql.dialect
         await self.sql.run(
@@ -96,9 +96,7 @@ class ApprovalTx(Tx):
         row = await self.sql.row("SELECT * FROM approvals WHERE id = ?", approval_id)
         return self._approval(row) if row else None
 
-    async def approval_params(
-        self, approval_id: str
-    ) -> tuple[dict[str, str], PrometheusCheck | None]:
+    async def approval_params(self, approval_id: str) -> tuple[dict[str, str], Checks | None]:
         raw = await self.sql.value("SELECT params FROM approvals WHERE id = ?", approval_id)
         return params_from_json(raw)
 

@@ -27,7 +27,7 @@ from remediator.core.dedup import Claim
 from remediator.core.judge import Decided, Ids
 from remediator.core.outcomes import EXECUTING, PROVISIONAL, Outcome
 from remediator.core.records import NewDecision
-from remediator.core.verify import PrometheusCheck
+from remediator.core.verify import Checks
 from remediator.errors import StoreError
 from remediator.store.records import ActionRecord, DecisionRecord, Interrupted
 
@@ -137,7 +137,7 @@ class DecisionTransaction(Protocol):
         *,
         dry_run: bool,
         now: datetime,
-        verify: PrometheusCheck | None = None,
+        verify: Checks | None = None,
     ) -> int:
         """A new action held (owned) by this store's replica: only it starts, renews and
         finishes it. `verify` is stored beside the params (store/records.params_json)."""
@@ -206,15 +206,13 @@ class ApprovalTransaction(Protocol):
         episode: str,
         params: Mapping[str, str],
         context: Mapping[str, object] | None = None,
-        verify: PrometheusCheck | None = None,
+        verify: Checks | None = None,
     ) -> None:
         """`context` (what the Slack message shows) is stored with every string redacted;
         `verify`, the rendered check the approved action runs with, beside the params."""
         ...
 
-    async def approval_params(
-        self, approval_id: str
-    ) -> tuple[dict[str, str], PrometheusCheck | None]:
+    async def approval_params(self, approval_id: str) -> tuple[dict[str, str], Checks | None]:
         """The params and the verify check stored with the request (also as the version
         before stored them, the check among the params)."""
         ...

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from remediator.core.alert import Alert
 from remediator.core.dedup import Claim
 from remediator.core.records import NewAction, NewDecision
-from remediator.core.verify import PrometheusCheck
+from remediator.core.verify import Checks
 from remediator.log import redact
 from remediator.store.base import (
     ACTING,
@@ -197,7 +197,7 @@ class DecisionTx(Tx):
         *,
         dry_run: bool,
         now: datetime,
-        verify: PrometheusCheck | None = None,
+        verify: Checks | None = None,
     ) -> int:
         d = self.sql.dialect
         return await self.sql.insert(

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from remediator.core.approval import Approval, ApprovalState
-from remediator.core.verify import PrometheusCheck
+from remediator.core.verify import Checks, PrometheusCheck
 from remediator.log import redact
 
 # How the version before kept the verify check: as reserved string params among the others.
@@ -33,21 +33,21 @@ def redacted(value: Any) -> Any:
     return value
 
 
-def params_json(params: Mapping[str, str], verify: PrometheusCheck | None) -> str:
+def params_json(params: Mapping[str, str], verify: Checks | None) -> str:
     """An action's params column: `{"params": {...}, "verify": {...} | null}`; the verify
-    check beside the params, never among them (no param is ever named like it)."""
-    check = verify.to_json() if verify is not None else None
-    return json.dumps({"params": dict(params), "verify": check})
+    checks beside the params, never among them (no param is ever named like them)."""
+    checks = verify.to_json() if verify is not None else None
+    return json.dumps({"params": dict(params), "verify": checks})
 
 
-def params_from_json(raw: str | None) -> tuple[dict[str, str], PrometheusCheck | None]:
+def params_from_json(raw: str | None) -> tuple[dict[str, str], Checks | None]:
     """A params column as `params_json` writes it, or as the version before wrote it: the
     params flat, with the check as `_verify_query` and `_verify_bound` ("below 0.1") in them."""
     if not raw:
         return {}, None
     document = json.loads(raw)
     if isinstance(document.get("params"), dict):  # flat params are strings, never a mapping
-        return dict(document["params"]), PrometheusCheck.from_json(document.get("verify"))
+        return dict(document["params"]), Checks.from_json(document.get("verify")) or None
     params = dict(document)
     query, bound = params.pop(_LEGACY_QUERY, None), params.pop(_LEGACY_BOUND, None)
     if query is None or bound is None:
@@ -55,8 +55,8 @@ def params_from_json(raw: str | None) -> tuple[dict[str, str], PrometheusCheck |
     side, _, value = bound.partition(" ")
     threshold = float(value)
     if side == "above":
-        return params, PrometheusCheck(query, above=threshold)
-    return params, PrometheusCheck(query, below=threshold)
+        return params, Checks(PrometheusCheck(query, above=threshold))
+    return params, Checks(PrometheusCheck(query, below=threshold))
 
 
 def stale_reason(state: str, owner: str, lease: timedelta | None) -> str:
