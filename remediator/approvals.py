@@ -150,6 +150,7 @@ class Approvals:
             return stop.outcome, None
         # The params and the verify check rendered when it was requested, stored with it.
         params, check = await tx.approval_params(approval.id)
+        ladder = await tx.approval_ladder(approval.id) if policy.steps else ()
         dry = stop is not None  # only the dry_run stage is left to stop it here
         action_id = await tx.add_action(
             approval.decision_id,
@@ -160,14 +161,16 @@ class Approvals:
             dry_run=dry,
             now=now,
             verify=check,
+            ladder=ladder,
         )
         if dry:
             await _settle(tx, approval.decision_id, Outcome.DRY_RUN, f"approved by {who}; dry run")
             return Outcome.DRY_RUN, None
         await _settle(tx, approval.decision_id, EXECUTING, f"approved by {who}")
         verify = VerifyPlan.of(policy.verify.within, check)
+        step = 1 if policy.steps else None
         request = request_for(
-            action_id, policy.name, approval.action, approval.target, params, verify
+            action_id, policy.name, approval.action, approval.target, params, verify, step, ladder
         )
         return EXECUTING, request
 

@@ -124,7 +124,14 @@ class Intake:
         verify = verdict.verify or VerifyPlan(timedelta(minutes=2))
         self._runner.submit(
             request_for(
-                action_id, verdict.policy, verdict.action, verdict.target, verdict.params, verify
+                action_id,
+                verdict.policy,
+                verdict.action,
+                verdict.target,
+                verdict.params,
+                verify,
+                verdict.step,
+                verdict.ladder,
             )
         )
 

@@ -23,6 +23,7 @@ from remediator import log
 from remediator.actions.base import ActionRequest, ActionResult, Executor
 from remediator.checks.http import wait_healthy
 from remediator.checks.prometheus import PrometheusChecker, Verdict, wait_recovered
+from remediator.core.ladder import Rung
 from remediator.core.outcomes import Outcome
 from remediator.core.verify import HttpCheck, PrometheusCheck, VerifyPlan
 from remediator.errors import ActionError, RemediatorError
@@ -50,6 +51,16 @@ class _Attempted(NamedTuple):
     verified: bool  # False: evidence the action does not help (trips the breaker)
     reached: bool  # False: certainly never reached its target (starts no cooldown)
     result: Mapping[str, str] = MappingProxyType({})  # the executor's report, kept with it
+
+
+def _exhausted(request: ActionRequest, done: _Attempted) -> bool:
+    """A ladder's last rung was a notify, reached (each rung before it failed) and sent."""
+    return (
+        (request.step or 1) > 1
+        and not request.ladder
+        and request.type == "notify"
+        and done.outcome == Outcome.EXECUTED
+    )
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -156,16 +167,9 @@ class Runner:
         self._metrics.action_duration.labels(request.type).observe(duration)
         self._metrics.actions.labels(request.policy, request.type, done.outcome).inc()
         self._sink.settled(request.policy, done.outcome)
-        try:
-            recorded = await self._store.finish_action(
-                request.action_id, done.outcome, done.reason, self._clock(), done.result
-            )
-        except RemediatorError as exc:
-            # Left `running`: once its lease runs out it is recorded interrupted, never lost.
-            bound.error("action.record_failed", error=str(exc))
-        else:
-            if recorded is False:
-                bound.warning("action.record_refused", outcome=done.outcome)
+        # A ladder's rung that failed (or was not verified) hands over to the next at once.
+        escalate = done.outcome == Outcome.FAILED and bool(request.ladder)
+        next_action = await self._record(request, done, bound, escalate=escalate)
         result = {
             "outcome": done.outcome,
             "reason": done.reason,
@@ -177,11 +181,69 @@ class Runner:
             bound.warning("action.held", **result)
         else:
             bound.warning("action.failed", **result)
-        if not done.verified:  # before the target is released: the next one sees the breaker
+        # Before the target is released, the next one sees the breaker. A ladder trips it
+        # when its last rung fails, or when it reached a last `notify` rung: every remedy
+        # before it failed, and a person is now called.
+        if not done.verified and not escalate:
             await self._on_unverified(request.policy, done.reason)
+        elif _exhausted(request, done):
+            why = f"every step before step {request.step} failed; {done.reason}"
+            await self._on_unverified(request.policy, why)
         if done.reached:
             self._done.put(request.policy, request.target, self._clock())
         self._report(request, done.outcome, done.reason, duration)
+        if next_action is not None:
+            rung = request.ladder[0]
+            bound.warning("action.escalated", step=rung.step, next_action_id=next_action)
+            verify = VerifyPlan.of(rung.within, rung.checks)
+            later = request.ladder[1:]
+            self.submit(
+                request_for(
+                    next_action,
+                    request.policy,
+                    rung.action,
+                    rung.target,
+                    rung.params,
+                    verify,
+                    rung.step,
+                    later,
+                )
+            )
+
+    async def _record(
+        self,
+        request: ActionRequest,
+        done: _Attempted,
+        bound: FilteringBoundLogger,
+        *,
+        escalate: bool,
+    ) -> int | None:
+        """The result, to the store; escalating, the next rung with it: its action's id."""
+        next_action: int | None = None
+        try:
+            if escalate:
+                next_action = await self._store.finish_and_escalate(
+                    request.action_id,
+                    done.outcome,
+                    done.reason,
+                    self._clock(),
+                    done.result,
+                    request.ladder[0],
+                    request.ladder[1:],
+                )
+                recorded = next_action is not None
+            else:
+                recorded = await self._store.finish_action(
+                    request.action_id, done.outcome, done.reason, self._clock(), done.result
+                )
+        except RemediatorError as exc:
+            # Left `running`: once its lease runs out it is recorded interrupted, never lost
+            # (and a ladder stops there: its next rung was not written either).
+            bound.error("action.record_failed", error=str(exc))
+        else:
+            if recorded is False:
+                bound.warning("action.record_refused", outcome=done.outcome)
+        return next_action
 
     async def _start(self, request: ActionRequest, bound: FilteringBoundLogger) -> bool:
         """Its turn came (target and slot held). True: recorded running, and pause, breaker
@@ -424,5 +486,9 @@ def request_for(
     target: str,
     params: Mapping[str, str],
     verify: VerifyPlan,
+    step: int | None = None,
+    ladder: Sequence[Rung] = (),
 ) -> ActionRequest:
-    return ActionRequest(action_id, policy, action, target, dict(params), verify)
+    return ActionRequest(
+        action_id, policy, action, target, dict(params), verify, step, tuple(ladder)
+    )

@@ -15,6 +15,7 @@ from remediator.checks.conditions import evaluate_conditions
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.config import Config
 from remediator.core.alert import Alert
+from remediator.core.durations import format_duration
 from remediator.core.guards import STAGES, Facts
 from remediator.core.job import Job, render_job
 from remediator.core.outcomes import Outcome
@@ -138,6 +139,7 @@ async def _simulate(
                             "guards": [
                                 {"guard": g.guard, "ok": g.ok, "detail": g.detail} for g in guards
                             ],
+                            "steps": _ladder(job),
                         }
                     )
                 report.append(entry)
@@ -153,6 +155,20 @@ async def _simulate(
         return report
     finally:
         await store.close()
+
+
+def _ladder(job: Job) -> list[dict[str, Any]]:
+    """A ladder policy's later rungs as rendered for this alert (empty for one action)."""
+    return [
+        {
+            "step": rung.step,
+            "action": rung.action,
+            "target": rung.target,
+            "params": dict(rung.params),
+            "verify_within": format_duration(rung.within),
+        }
+        for rung in job.ladder
+    ]
 
 
 def format_report(report: list[dict[str, Any]]) -> str:
@@ -177,4 +193,11 @@ def format_report(report: list[dict[str, Any]]) -> str:
                 "would execute" if item["outcome"] == "executed" else f"would be {item['outcome']}"
             )
             lines.append(f"    => {verb}: {item['reason']}")
+            for step in item.get("steps", []):
+                previous = step["step"] - 1
+                shown = ", ".join(f"{k}={v}" for k, v in step["params"].items())
+                lines.append(
+                    f"    then step {step['step']}: {step['action']} target={step['target']}"
+                    f" ({shown}), if step {previous} fails or is not verified"
+                )
     return "\n".join(lines)

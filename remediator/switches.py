@@ -90,7 +90,9 @@ class Switches:
             why = "remediation is paused" if held is Outcome.PAUSED else "circuit breaker is open"
             return held, why
         policy = self._by_name.get(request.policy)
-        if policy is None:
+        if policy is None or (request.step or 1) > 1:
+            # A ladder's later rung follows a rung that did not help: the cooldown is the
+            # ladder's, judged when it started.
             return None
         reason = cooldown_reason(last_done, policy.guards.cooldown, self._clock())
         return None if reason is None else (Outcome.COOLDOWN, reason)

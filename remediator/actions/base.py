@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from remediator.core.ladder import Rung
 from remediator.core.verify import VerifyPlan
 
 
@@ -25,6 +26,9 @@ class ActionRequest:
     target: str
     params: Mapping[str, str]
     verify: VerifyPlan
+    # A ladder's rung (1, 2, ...) and the rungs after it, taken in turn if this one fails.
+    step: int | None = None
+    ladder: tuple[Rung, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

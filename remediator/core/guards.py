@@ -17,7 +17,7 @@ from typing import NamedTuple
 from remediator.config import Config
 from remediator.core.dedup import Claim, Seen, classify
 from remediator.core.durations import Rate
-from remediator.core.job import Job, Met, Stopped, needs_approval, scope_check
+from remediator.core.job import Job, Met, Stopped, job_scope, needs_approval
 from remediator.core.limits import cooldown_reason, rate_reason
 from remediator.core.outcomes import Outcome
 from remediator.errors import RenderError
@@ -119,7 +119,7 @@ def scope(job: Job, facts: Facts, now: datetime) -> Stopped | None:
     namespaces, judged against the policy as loaded now."""
     if job.error is not None:
         return job.error
-    return scope_check(job.policy, job.target, facts.settings.protected_namespaces)
+    return job_scope(job, facts.settings.protected_namespaces)
 
 
 def condition(job: Job, facts: Facts, now: datetime) -> Stopped | None:

@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 
 from remediator.core import fastrender
 from remediator.core.alert import Alert
+from remediator.core.ladder import Rung, ladder_scope
 from remediator.core.outcomes import Outcome
-from remediator.core.policy import ApprovalWhen, Policy, VerifySpec
+from remediator.core.policy import ActionSpec, ApprovalWhen, Policy, VerifySpec
 from remediator.core.render import render_context
 from remediator.core.verify import Checks, HttpCheck, PrometheusCheck, VerifyPlan
 from remediator.errors import RenderError
@@ -38,7 +39,8 @@ class Job:
     `alert` is None for an approved request judged again when its approval arrives (only
     the stages that need no alert run then); `error` is why rendering failed, if it did;
     `index` is the alert's position in its batch (where its condition result is kept);
-    `verify`: how the action is verified, rendered with it (None when it did not render)."""
+    `verify`: how the action is verified, rendered with it (None when it did not render);
+    `ladder`: a ladder policy's later rungs, rendered with it (core/ladder.py)."""
 
     alert: Alert | None
     policy: Policy
@@ -50,6 +52,12 @@ class Job:
     error: Stopped | None = None
     episode: str = ""
     verify: VerifyPlan | None = None
+    ladder: tuple[Rung, ...] = ()
+
+    @property
+    def step(self) -> int | None:
+        """1 for the first rung of a ladder policy, None for a policy of one action."""
+        return 1 if self.policy.steps else None
 
     @property
     def dry_run(self) -> bool:
@@ -74,14 +82,19 @@ class Met:
 
 
 def render_params(policy: Policy, alert: Alert) -> dict[str, str]:
+    return render_action(policy.action, alert, policy.name)
+
+
+def render_action(action: ActionSpec, alert: Alert, policy: str) -> dict[str, str]:
+    """An action's params rendered for the alert; RenderError when one cannot be."""
     context: dict[str, object] | None = None  # built only for a param the shortcut cannot do
     rendered = {}
-    for name, template in policy.action.params.items():
+    for name, template in action.params.items():
         value = fastrender.quick(template, alert.labels)
         if value is None:
             if context is None:
                 context = render_context(
-                    alert.labels, alert.annotations, alert.template_view(), policy.name
+                    alert.labels, alert.annotations, alert.template_view(), policy
                 )
             value = template.render(context)
         value = value.strip()
@@ -89,6 +102,21 @@ def render_params(policy: Policy, alert: Alert) -> dict[str, str]:
             raise RenderError(f"param {name} rendered empty from {template.source!r}")
         rendered[name] = value
     return rendered
+
+
+def render_ladder(policy: Policy, alert: Alert) -> tuple[Rung, ...]:
+    """The rungs after the first (core/ladder.py), rendered; RenderError names the step."""
+    rungs = []
+    for number, step in enumerate(policy.steps[1:], start=2):
+        try:
+            params = render_action(step.action, alert, policy.name)
+            target = step.action.kind.target(params)
+            plan = render_verify(step.verify, alert, policy.name)
+        except RenderError as exc:
+            raise RenderError(f"step {number}: {exc}") from None
+        checks = plan.checks or None
+        rungs.append(Rung(number, step.action.type, target, params, plan.within, checks))
+    return tuple(rungs)
 
 
 def secret_names(policy: Policy) -> frozenset[str]:
@@ -112,6 +140,16 @@ def scope_check(
     return Stopped(Outcome.OUT_OF_SCOPE, refused.reason, refused.shown)
 
 
+def job_scope(job: Job, protected: frozenset[str] = frozenset()) -> Stopped | None:
+    """scope_check of the job's target and of every later rung of its ladder: the guards
+    judge a ladder as a whole when it starts."""
+    stopped = scope_check(job.policy, job.target, protected)
+    if stopped is not None or not job.ladder:
+        return stopped
+    refused = ladder_scope(job.policy, job.ladder, protected)
+    return None if refused is None else Stopped(refused[0], refused[1], job.target)
+
+
 def render_job(policy: Policy, alert: Alert, now: datetime, index: int = -1) -> Job:
     """Render the policy's action for the alert (params, target, verify query). A failure is
     kept in `Job.error` for the scope stage to report, so a repeat of an episode that did
@@ -124,11 +162,22 @@ def render_job(policy: Policy, alert: Alert, now: datetime, index: int = -1) -> 
         return Job(alert, policy, now, policy.action.type, "", {}, index, error, alert.episode)
     try:  # stored with the action, so an approved action verifies too
         verify = render_verify(policy.verify, alert, policy.name)
+        ladder = render_ladder(policy, alert) if policy.steps else ()
     except RenderError as exc:
         error = Stopped(Outcome.RENDER_ERROR, str(exc), target)
         return Job(alert, policy, now, policy.action.type, target, {}, index, error, alert.episode)
     return Job(
-        alert, policy, now, policy.action.type, target, params, index, None, alert.episode, verify
+        alert,
+        policy,
+        now,
+        policy.action.type,
+        target,
+        params,
+        index,
+        None,
+        alert.episode,
+        verify,
+        ladder,
     )
 
 
@@ -176,7 +225,7 @@ def build_job(
     job = render_job(policy, alert, now)
     if job.error is not None:
         return job.error
-    stopped = scope_check(policy, job.target, protected)
+    stopped = job_scope(job, protected)
     return job if stopped is None else stopped
 
 

@@ -17,6 +17,7 @@ from remediator.core.alert import Alert
 from remediator.core.dedup import Claim
 from remediator.core.guards import BEFORE_APPROVAL, Facts, first_stop
 from remediator.core.job import Job, Stopped
+from remediator.core.ladder import Rung
 from remediator.core.outcomes import PROVISIONAL, Outcome
 from remediator.core.records import ApprovalRow, NewAction, NewDecision
 from remediator.core.verify import VerifyPlan
@@ -39,6 +40,8 @@ class Verdict:
     params: Mapping[str, str] = field(default_factory=dict)
     index: int = -1  # the alert's position in its batch
     verify: VerifyPlan | None = None  # set with action_id: how the runner verifies it
+    ladder: tuple[Rung, ...] = ()  # set with action_id: a ladder's rungs after this one
+    step: int | None = None  # a ladder's rung; None for a policy of one action
 
     def to_api(self) -> dict[str, object]:
         return {
@@ -52,6 +55,7 @@ class Verdict:
             "outcome": self.outcome.value,
             "reason": self.reason,
             "approval_id": self.approval_id,
+            "step": self.step,
         }
 
 
@@ -127,6 +131,7 @@ class _Batch:
                 approval_id,
                 repeats,
                 decision_id,
+                job.step,
             )
         )
         if claim is None:
@@ -165,6 +170,8 @@ class _Batch:
                 params or {},
                 job.index,
                 verify,
+                job.ladder if action_id is not None else (),
+                job.step,
             )
         )
 
@@ -225,6 +232,7 @@ class _Batch:
                 dry,
                 self.now,
                 job.check,
+                job.ladder,
             )
         )
         self.facts.acted(job.policy.name, job.target, self.now, dry_run=dry)
@@ -270,8 +278,10 @@ class _Batch:
             "params": dict(job.params),
             "guards": passed,  # every stage before the gate passed, or there is no request
         }
+        if job.policy.steps:  # the message names the step it asks for
+            context["step"] = f"step 1 of {len(job.policy.steps)}"
         self.out.approval_rows.append(
-            ApprovalRow(request, alert.episode, job.params, context, job.check)
+            ApprovalRow(request, alert.episode, job.params, context, job.check, job.ladder)
         )
         self.out.requested.append(request)
         self.verdict(job, decision_id, stop, approval_id=approval_id)

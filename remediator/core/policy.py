@@ -262,6 +262,15 @@ class VerifySpec(Strict):
 _NAME = re.compile(r"^[a-z0-9-]+$")
 
 
+class StepSpec(Strict):
+    """One rung of an escalation ladder: an action, how it is verified, and optionally its
+    own approval (the first rung's approval is the policy's guard, when it has none)."""
+
+    action: ActionSpec
+    verify: VerifySpec = VerifySpec()
+    approval: Literal["never", "always"] | ApprovalWhen | None = None
+
+
 class Policy(Strict):
     name: str
     description: str = ""
@@ -270,6 +279,50 @@ class Policy(Strict):
     guards: Guards = Guards()
     verify: VerifySpec = VerifySpec()
     condition: ConditionSpec | None = None
+    # An escalation ladder (`steps` instead of `action` and `verify`): `action`, `verify`
+    # and an approval of the first rung are then the first rung's, so everything that
+    # decides an episode sees a policy like any other; the runner takes the later rungs.
+    steps: tuple[StepSpec, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ladder(cls, data: object) -> object:
+        if not isinstance(data, dict) or "steps" not in data:
+            return data
+        steps = data["steps"]
+        if "action" in data or "verify" in data:
+            raise ValueError("give either action (and verify) or steps, not both")
+        if not isinstance(steps, list) or not steps:
+            raise ValueError("steps must be a non-empty list of {action, verify, approval}")
+        first = steps[0]
+        if not isinstance(first, dict):
+            return data  # the steps field reports it
+        shaped = dict(data)
+        shaped["action"] = first.get("action")
+        if "verify" in first:
+            shaped["verify"] = first["verify"]
+        if first.get("approval") is not None:
+            guards = shaped.get("guards")
+            if isinstance(guards, dict):
+                if "approval" in guards:
+                    raise ValueError(
+                        "the first step's approval and guards.approval say the same thing: give one"
+                    )
+                shaped["guards"] = {**guards, "approval": first["approval"]}
+            elif guards is None:
+                shaped["guards"] = {"approval": first["approval"]}
+        return shaped
+
+    @field_validator("steps")
+    @classmethod
+    def _later_approvals(cls, steps: tuple[StepSpec, ...]) -> tuple[StepSpec, ...]:
+        for number, step in enumerate(steps[1:], start=2):
+            if step.approval not in (None, "never"):
+                raise ValueError(
+                    f"step {number}: an approval on a later step is not available in this "
+                    "version yet (the first step's approval gates the whole ladder)"
+                )
+        return steps
 
     @field_validator("name")
     @classmethod

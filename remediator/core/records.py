@@ -8,6 +8,7 @@ from datetime import datetime
 
 from remediator.core.alert import Alert
 from remediator.core.approval import Approval
+from remediator.core.ladder import Rung
 from remediator.core.verify import Checks
 
 
@@ -23,6 +24,7 @@ class NewDecision:
     approval_id: str | None = None
     repeats: int = 0
     id: int | None = None  # set by a batch (ids reserved up front); None: the store numbers it
+    step: int | None = None  # a ladder's rung (1, 2, ...); None for a policy of one action
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,7 @@ class NewAction:
     dry_run: bool
     time: datetime
     verify: Checks | None = None  # stored beside the params
+    ladder: tuple[Rung, ...] = ()  # a ladder's later rungs, stored beside the params
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +51,4 @@ class ApprovalRow:
     params: Mapping[str, str]
     context: Mapping[str, object] = field(default_factory=dict)
     verify: Checks | None = None
+    ladder: tuple[Rung, ...] = ()

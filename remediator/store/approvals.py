@@ -8,17 +8,19 @@ decision wins, a stale one raises ApprovalConflictError and rolls its transactio
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from remediator.core.approval import Approval
+from remediator.core.ladder import Rung
 from remediator.core.verify import Checks
 from remediator.log import redact
 from remediator.store.base import ApprovalConflictError
 from remediator.store.dialect import Backend, Row, Tx, iso
 from remediator.store.records import (
     approval_from_row,
+    ladder_of,
     params_from_json,
     params_json,
     redacted,
@@ -54,6 +56,7 @@ class ApprovalTx(Tx):
         params: Mapping[str, str],
         context: Mapping[str, object] | None = None,
         verify: Checks | None = None,
+        ladder: Sequence[Rung] = (),
     ) -> None:
         d = self.sql.dialect
         await self.sql.run(
@@ -65,7 +68,7 @@ class ApprovalTx(Tx):
             approval.policy,
             approval.action,
             approval.target,
-            params_json(params, verify),
+            params_json(params, verify, ladder),
             episode,
             json.dumps(redacted(dict(context or {}))),
             approval.state.value,
@@ -99,6 +102,10 @@ class ApprovalTx(Tx):
     async def approval_params(self, approval_id: str) -> tuple[dict[str, str], Checks | None]:
         raw = await self.sql.value("SELECT params FROM approvals WHERE id = ?", approval_id)
         return params_from_json(raw)
+
+    async def approval_ladder(self, approval_id: str) -> tuple[Rung, ...]:
+        raw = await self.sql.value("SELECT params FROM approvals WHERE id = ?", approval_id)
+        return ladder_of(raw)
 
     async def expired_approvals(self, now: datetime) -> list[Approval]:
         rows = await self.sql.rows(

@@ -25,6 +25,7 @@ from remediator.core.alert import Alert
 from remediator.core.approval import Approval, ApprovalRefused
 from remediator.core.dedup import Claim
 from remediator.core.judge import Decided, Ids
+from remediator.core.ladder import Rung
 from remediator.core.outcomes import EXECUTING, PROVISIONAL, Outcome
 from remediator.core.records import NewDecision
 from remediator.core.verify import Checks
@@ -138,9 +139,11 @@ class DecisionTransaction(Protocol):
         dry_run: bool,
         now: datetime,
         verify: Checks | None = None,
+        ladder: Sequence[Rung] = (),
     ) -> int:
         """A new action held (owned) by this store's replica: only it starts, renews and
-        finishes it. `verify` is stored beside the params (store/records.params_json)."""
+        finishes it. `verify` and, for a ladder's rung, the `ladder` after it are stored
+        beside the params (store/records.params_json)."""
         ...
 
     async def last_action_at(self, policy: str, target: str) -> datetime | None: ...
@@ -207,9 +210,15 @@ class ApprovalTransaction(Protocol):
         params: Mapping[str, str],
         context: Mapping[str, object] | None = None,
         verify: Checks | None = None,
+        ladder: Sequence[Rung] = (),
     ) -> None:
         """`context` (what the Slack message shows) is stored with every string redacted;
-        `verify`, the rendered check the approved action runs with, beside the params."""
+        `verify`, the rendered check the approved action runs with, and a ladder's later
+        rungs beside the params."""
+        ...
+
+    async def approval_ladder(self, approval_id: str) -> tuple[Rung, ...]:
+        """The later rungs stored with a ladder's request (none for any other)."""
         ...
 
     async def approval_params(self, approval_id: str) -> tuple[dict[str, str], Checks | None]:
@@ -325,6 +334,23 @@ class LeaseStore(Protocol):
         action `interrupted` (our lease lapsed while it ran) replaces `interrupted`, so the
         audit ends with what really happened. False, with nothing written, for anything
         else: another replica's action, one never started, one already finished."""
+        ...
+
+    async def finish_and_escalate(
+        self,
+        action_id: int,
+        outcome: str,
+        reason: str,
+        now: datetime,
+        result: Mapping[str, str] | None,
+        rung: Rung,
+        later: Sequence[Rung],
+    ) -> int | None:
+        """finish_action of a ladder's rung that failed, and in the same transaction the
+        next rung's decision (`step`) and pending action, owned here, with the episode's
+        claim moved to it: a crash in between leaves one of them unfinished, recorded
+        `interrupted` at the next start, never a rung run twice. The new action's id, or
+        None (nothing written) where finish_action would say False."""
         ...
 
     async def heartbeat(self, action_ids: Sequence[int], now: datetime) -> None:

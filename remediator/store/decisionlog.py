@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from remediator.core.alert import Alert
 from remediator.core.dedup import Claim
+from remediator.core.ladder import Rung
 from remediator.core.records import NewAction, NewDecision
 from remediator.core.verify import Checks
 from remediator.log import redact
@@ -64,11 +65,11 @@ NOTE_EPISODE = (
 )
 _DECISION_COLUMNS = (
     "time, policy, source, alertname, fingerprint, episode, action, target, outcome, reason, "
-    "approval_id, repeats"
+    "approval_id, repeats, step"
 )
 ADD_DECISIONS = (
     f"INSERT INTO decisions (id, {_DECISION_COLUMNS}) {{overriding}}"
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _ACTION_COLUMNS = (
     "decision_id, policy, type, target, params, dry_run, state, created_at, owner, heartbeat_at"
@@ -129,6 +130,7 @@ def decision_row(d: Dialect, decision: NewDecision) -> tuple[object, ...]:
         redact(decision.reason),
         decision.approval_id,
         decision.repeats,
+        decision.step,
     )
 
 
@@ -139,7 +141,7 @@ def action_row(d: Dialect, action: NewAction, owner: str) -> tuple[object, ...]:
         action.policy,
         action.type,
         action.target,
-        params_json(action.params, action.verify),
+        params_json(action.params, action.verify, action.ladder),
         action.dry_run,
         "dry_run" if action.dry_run else "pending",
         d.ts(action.time),
@@ -169,7 +171,7 @@ class DecisionTx(Tx):
     async def add_decision(self, decision: NewDecision) -> int:
         return await self.sql.insert(
             f"INSERT INTO decisions ({_DECISION_COLUMNS}) "  # noqa: S608  # constants
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             *decision_row(self.sql.dialect, decision),
         )
 
@@ -198,6 +200,7 @@ class DecisionTx(Tx):
         dry_run: bool,
         now: datetime,
         verify: Checks | None = None,
+        ladder: Sequence[Rung] = (),
     ) -> int:
         d = self.sql.dialect
         return await self.sql.insert(
@@ -207,7 +210,7 @@ class DecisionTx(Tx):
             policy,
             action,
             target,
-            params_json(params, verify),
+            params_json(params, verify, ladder),
             dry_run,
             "dry_run" if dry_run else "pending",
             d.ts(now),

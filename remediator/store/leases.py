@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from remediator.core.ladder import Rung
 from remediator.log import redact
 from remediator.store.base import ACTING, HELD, UNFINISHED
 from remediator.store.dialect import Backend, Conn, Row, sql_list
-from remediator.store.records import Interrupted, stale_reason
+from remediator.store.records import Interrupted, params_json, stale_reason
 
 # Statements are composed only from this module's constants; every value is bound (S608).
 _UNFINISHED = sql_list(UNFINISHED)
@@ -48,42 +49,114 @@ class LeasesSql(Backend):
     ) -> bool:
         if outcome in UNFINISHED:
             raise ValueError(f"{outcome} is not a result")
+        async with self._bookkeeping() as sql:
+            return await self._finish(sql, action_id, outcome, reason, now, result)
+
+    async def finish_and_escalate(
+        self,
+        action_id: int,
+        outcome: str,
+        reason: str,
+        now: datetime,
+        result: Mapping[str, str] | None,
+        rung: Rung,
+        later: Sequence[Rung],
+    ) -> int | None:
+        if outcome in UNFINISHED:
+            raise ValueError(f"{outcome} is not a result")
+        async with self._bookkeeping() as sql:
+            if not await self._finish(sql, action_id, outcome, reason, now, result):
+                return None
+            d = sql.dialect
+            why = f"step {rung.step - 1} {outcome}: the ladder goes on to step {rung.step}"
+            decision_id = await sql.insert(
+                "INSERT INTO decisions (time, policy, source, alertname, fingerprint, episode, "  # noqa: S608  # constants
+                "action, target, outcome, reason, approval_id, repeats, step) "
+                "SELECT ?, policy, source, alertname, fingerprint, episode, ?, ?, ?, ?, NULL, 0, ? "
+                f"FROM decisions WHERE id = {_OF_ACTION}",  # constants
+                d.ts(now),
+                rung.action,
+                rung.target,
+                ACTING,
+                why,
+                rung.step,
+                action_id,
+            )
+            next_id = await sql.insert(
+                "INSERT INTO actions (decision_id, policy, type, target, params, dry_run, state, "
+                "created_at, owner, heartbeat_at) "
+                "SELECT ?, policy, ?, ?, ?, ?, 'pending', ?, ?, {clock} "
+                "FROM actions WHERE id = ?",
+                decision_id,
+                rung.action,
+                rung.target,
+                params_json(rung.params, rung.checks, later),
+                False,
+                d.ts(now),
+                self._owner,
+                *d.clock(now),
+                action_id,
+            )
+            # The episode's claim now names the rung under way: a repeat of the alert is
+            # counted on it, never decided again.
+            await sql.run(
+                "UPDATE claims SET decision_id = ?, outcome = ?, provisional = FALSE, "  # noqa: S608  # constants
+                f"action = ?, target = ? WHERE decision_id = {_OF_ACTION}",
+                decision_id,
+                ACTING,
+                rung.action,
+                rung.target,
+                action_id,
+            )
+        return next_id
+
+    async def _finish(
+        self,
+        sql: Conn,
+        action_id: int,
+        outcome: str,
+        reason: str,
+        now: datetime,
+        result: Mapping[str, str] | None,
+    ) -> bool:
         reason = redact(reason)
         kept = json.dumps({k: redact(v) for k, v in (result or {}).items()}, sort_keys=True)
-        async with self._bookkeeping() as sql:
-            # Ours and running; or ours, started, and recorded interrupted by another replica
-            # while it ran (our lease lapsed): the real result replaces `interrupted`. A sweep
-            # holding the row (FOR UPDATE on PostgreSQL) makes this wait and re-check the new
-            # state.
-            changed = await sql.run(
-                "UPDATE actions SET state = ?, finished_at = ?, reason = ?, result = ? "
-                "WHERE id = ? AND owner = ? AND (state = 'running' "
-                "OR (state = 'interrupted' AND started_at IS NOT NULL))",
-                outcome,
-                sql.dialect.ts(now),
-                reason,
-                kept,
-                action_id,
-                self._owner,
-            )
-            if changed != 1:
-                return False
-            await sql.run(
-                f"UPDATE decisions SET outcome = ?, reason = ? WHERE id = {_OF_ACTION} "  # noqa: S608  # constants
-                f"AND outcome IN ('{ACTING}', 'interrupted')",
-                outcome,
-                reason,
-                action_id,
-            )
-            # The claim follows: what dedup and simulate show is what the audit says. An
-            # action held at its turn never ran: its episode stays open, as a held decision.
-            await sql.run(
-                "UPDATE claims SET outcome = ?, provisional = provisional OR ? "  # noqa: S608  # constants
-                f"WHERE decision_id = {_OF_ACTION}",
-                outcome,
-                outcome in HELD,
-                action_id,
-            )
+        # Ours and running; or ours, started, and recorded interrupted by another replica
+        # while it ran (our lease lapsed): the real result replaces `interrupted`. A sweep
+        # holding the row (FOR UPDATE on PostgreSQL) makes this wait and re-check the new
+        # state.
+        changed = await sql.run(
+            "UPDATE actions SET state = ?, finished_at = ?, reason = ?, result = ? "
+            "WHERE id = ? AND owner = ? AND (state = 'running' "
+            "OR (state = 'interrupted' AND started_at IS NOT NULL))",
+            outcome,
+            sql.dialect.ts(now),
+            reason,
+            kept,
+            action_id,
+            self._owner,
+        )
+        if changed != 1:
+            return False
+        await sql.run(
+            f"UPDATE decisions SET outcome = ?, reason = ? WHERE id = {_OF_ACTION} "  # noqa: S608  # constants
+            f"AND outcome IN ('{ACTING}', 'interrupted')",
+            outcome,
+            reason,
+            action_id,
+        )
+        # The claim follows: what dedup and simulate show is what the audit says. An
+        # action held at its turn never ran: its episode stays open, as a held decision,
+        # unless it is a later rung of a ladder (deciding the episode again would run the
+        # first rung twice).
+        await sql.run(
+            "UPDATE claims SET outcome = ?, provisional = provisional OR (? AND "  # noqa: S608  # constants
+            "coalesce((SELECT step FROM decisions WHERE id = claims.decision_id), 1) = 1) "
+            f"WHERE decision_id = {_OF_ACTION}",
+            outcome,
+            outcome in HELD,
+            action_id,
+        )
         return True
 
     async def heartbeat(self, action_ids: Sequence[int], now: datetime) -> None:

@@ -95,8 +95,9 @@ CREATE INDEX approval_events_approval ON approval_events (approval_id, id);
 # versions add their statements here, keyed by the version they produce.
 _FIRST_VERSION = 4
 _MIGRATIONS: dict[int, str] = {
-    # As SQLite's 7: what an executor reports beside the reason.
-    7: "ALTER TABLE actions ADD COLUMN result TEXT NOT NULL DEFAULT '{}';",
+    # As SQLite's 7: what an executor reports beside the reason; a decision's ladder rung.
+    7: "ALTER TABLE actions ADD COLUMN result TEXT NOT NULL DEFAULT '{}'; "
+    "ALTER TABLE decisions ADD COLUMN step INTEGER;",
     # As SQLite's 6: window counts read an index range bounded by the limit.
     6: """
 CREATE INDEX actions_policy_created ON actions (policy, created_at);

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from remediator.core.approval import Approval, ApprovalState
+from remediator.core.ladder import Rung, ladder_from_json, ladder_json
 from remediator.core.verify import Checks, PrometheusCheck
 from remediator.log import redact
 
@@ -33,11 +34,25 @@ def redacted(value: Any) -> Any:
     return value
 
 
-def params_json(params: Mapping[str, str], verify: Checks | None) -> str:
-    """An action's params column: `{"params": {...}, "verify": {...} | null}`; the verify
-    checks beside the params, never among them (no param is ever named like them)."""
+def params_json(
+    params: Mapping[str, str], verify: Checks | None, ladder: Sequence[Rung] = ()
+) -> str:
+    """An action's params column: `{"params": {...}, "verify": {...} | null}`, and for a
+    ladder's rung the rungs after it (`"ladder": [...]`); the verify checks and the ladder
+    beside the params, never among them (no param is ever named like them)."""
     checks = verify.to_json() if verify is not None else None
-    return json.dumps({"params": dict(params), "verify": checks})
+    document: dict[str, Any] = {"params": dict(params), "verify": checks}
+    if ladder:
+        document["ladder"] = ladder_json(ladder)
+    return json.dumps(document)
+
+
+def ladder_of(raw: str | None) -> tuple[Rung, ...]:
+    """The rungs after this one, as params_json stored them (none for any other action)."""
+    if not raw:
+        return ()
+    document = json.loads(raw)
+    return ladder_from_json(document.get("ladder")) if isinstance(document, dict) else ()
 
 
 def params_from_json(raw: str | None) -> tuple[dict[str, str], Checks | None]:
@@ -99,6 +114,7 @@ class DecisionRecord:
     reason: str
     approval_id: str | None
     repeats: int
+    step: int | None = None  # a ladder's rung (1, 2, ...); None for a policy of one action
 
     def to_api(self) -> dict[str, object]:
         return {
@@ -114,6 +130,7 @@ class DecisionRecord:
             "reason": self.reason,
             "approval_id": self.approval_id,
             "repeats": self.repeats,
+            "step": self.step,
         }
 
 
@@ -133,6 +150,7 @@ def decision_from_row(row: Any, when: Callable[[Any], datetime]) -> DecisionReco
         reason=row["reason"],
         approval_id=row["approval_id"],
         repeats=row["repeats"],
+        step=row["step"],
     )
 
 

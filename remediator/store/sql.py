@@ -85,7 +85,9 @@ class SqlTransaction(DecisionTx, ApprovalTx, SwitchesTx, ABC):
     async def _write_requests(self, decided: Decided) -> None:
         """A batch's approval requests and the approvals its resolved alerts cancelled."""
         for row in decided.approval_rows:
-            await self.add_approval(row.approval, row.episode, row.params, row.context, row.verify)
+            await self.add_approval(
+                row.approval, row.episode, row.params, row.context, row.verify, row.ladder
+            )
         for cancelled in decided.cancelled:
             await self.save_approval(cancelled)
             await self.set_outcome(

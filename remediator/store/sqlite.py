@@ -95,7 +95,9 @@ _MIGRATIONS = {
     6: "CREATE INDEX actions_policy_created ON actions (policy, created_at); "
     "CREATE INDEX actions_dry_created ON actions (dry_run, created_at);",
     # What an executor reports beside the reason (docker.exec: exit codes, output tails).
-    7: "ALTER TABLE actions ADD COLUMN result TEXT NOT NULL DEFAULT '{}';",
+    # and which rung of an escalation ladder a decision is (NULL: a policy of one action).
+    7: "ALTER TABLE actions ADD COLUMN result TEXT NOT NULL DEFAULT '{}'; "
+    "ALTER TABLE decisions ADD COLUMN step INTEGER;",
 }
 
 _T = TypeVar("_T")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from remediator import __version__
 from remediator.store.postgres import PostgresStore, SchemaMissingError
@@ -42,7 +44,8 @@ def test_version() -> None:
 def test_check_passes_the_shipped_examples_and_deploy_config() -> None:
     done = cli("check")
     assert done.returncode == 0, done.stderr
-    assert "6 policies" in done.stdout
+    shipped = len(list((REPO / "policies").glob("*.yaml")))  # one policy per file
+    assert f"{shipped} policies" in done.stdout
     done = cli(
         "check",
         "--config",
@@ -250,6 +253,27 @@ def test_shipped_alertmanager_config_is_valid_for_alertmanager() -> None:
     assert "SUCCESS" in done.stdout
 
 
+def test_shipped_alert_rules_are_valid_for_promtool_and_routed_to_remediator() -> None:
+    promtool = require_binary("promtool", "Debian package prometheus")
+    rules = REPO / "deploy" / "prometheus" / "rules.yml"
+    done = subprocess.run(
+        [promtool, "check", "rules", str(rules)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Every shipped rule's remediation label is one the shipped route sends to remediator.
+    route = yaml.safe_load((REPO / "deploy" / "alertmanager.yml").read_text())["route"]
+    [matcher] = next(r for r in route["routes"] if r["receiver"] == "remediator")["matchers"]
+    routed = re.fullmatch(r'remediation=~"(.*)"', matcher)
+    assert routed is not None, matcher
+    for group in yaml.safe_load(rules.read_text())["groups"]:
+        for rule in group["rules"]:
+            assert re.fullmatch(routed[1], rule["labels"]["remediation"]), rule["alert"]
+
+
 def test_check_warns_when_kubernetes_policies_have_no_cluster_config(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -263,3 +287,35 @@ def test_check_warns_when_kubernetes_policies_have_no_cluster_config(tmp_path: P
     )
     done = cli("check", cwd=tmp_path, env=env)
     assert done.returncode == 0 and "no cluster config" not in done.stderr
+
+
+def test_simulate_shows_a_shipped_ladder_step_by_step(tmp_path: Path) -> None:
+    payload = tmp_path / "alert.json"
+    labels = {
+        "alertname": "ServiceDown",
+        "remediation": "escalate",
+        "compose_project": "pyairtable",
+        "compose_service": "api-gateway",
+        "instance": "api-gateway:8000",
+    }
+    payload.write_text(
+        json.dumps({"alerts": [{"labels": labels, "startsAt": "2026-11-22T10:00:00Z"}]})
+    )
+    (tmp_path / "remediator.yaml").write_text(f"policies: ['{REPO / 'policies'}']\n")
+    done = cli("simulate", str(payload), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert (
+        "  policy service-down-ladder: docker.restart target=pyairtable/api-gateway "
+        "(compose_project=pyairtable, compose_service=api-gateway, timeout=20s)"
+    ) in lines
+    assert any(
+        line.startswith("    then step 2: docker.recreate target=pyairtable/api-gateway ")
+        and line.endswith("if step 1 fails or is not verified")
+        for line in lines
+    )
+    assert any(line.startswith("    then step 3: notify target=slack (text=") for line in lines)
+    [entry] = json.loads(cli("simulate", str(payload), "--json", cwd=tmp_path).stdout)
+    [ladder] = entry["policies"]
+    assert [s["step"] for s in ladder["steps"]] == [2, 3]
+    assert ladder["steps"][0]["verify_within"] == "3m"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from tests.fixtures.alertmanager import AlertmanagerFactory, container_down, firing
 from tests.fixtures.daemon import AM_TOKEN, DaemonFactory
-from tests.fixtures.docker_engine import DockerEngine
+from tests.fixtures.docker_engine import DockerEngine, healthcheck
 from tests.fixtures.procs import wait_for
 
 POLICY = """
@@ -101,3 +101,42 @@ def test_kill_before_commit_then_alertmanagers_retry_acts_exactly_once(
     )
     assert [d["outcome"] for d in decisions] in (["executed"], ["deduplicated", "executed"])
     assert docker.started_at_ns("web-3") > before
+
+
+LADDER = """
+name: web-ladder
+match: {matchers: ['alertname="ContainerDown"']}
+steps:
+  - action: {type: docker.restart, params: {container: "{{ labels.container }}", timeout: 1s}, allow_targets: ["web-*"]}
+    verify: {within: 2s}
+  - action: {type: docker.restart, params: {container: "{{ labels.container }}", timeout: 6s}, allow_targets: ["web-*"]}
+    verify: {within: 10s}
+"""
+
+
+def test_kill_between_rungs_records_the_rung_interrupted_and_never_reruns(
+    daemon_factory: DaemonFactory, docker_cleanup: DockerEngine
+) -> None:
+    docker = docker_cleanup
+    # Never healthy: the first rung's restart is not verified, so the ladder goes on.
+    docker.run("web-lad", healthcheck=healthcheck("test -e /tmp/never"))
+    daemon = daemon_factory(LADDER, docker={"url": docker.url})
+    daemon.start()
+    body = container_down("web-lad", datetime.now(UTC))
+    assert daemon.webhook(body)[0] == 200
+    wait_for(lambda: daemon.events("action.escalated"), timeout=30, what="the ladder's second rung")
+    wait_for(
+        lambda: len(daemon.events("action.started")) >= 2,
+        timeout=20,
+        what="the second rung to start",
+    )
+    daemon.kill9()
+
+    daemon.start()  # same folder, same state store
+    second, first = daemon.decisions()
+    assert (first["step"], first["outcome"]) == (1, "failed")
+    assert (second["step"], second["outcome"]) == (2, "interrupted")
+    assert "not re-run" in second["reason"]
+    status, answer = daemon.webhook(body)
+    assert status == 200 and answer["decisions"][0]["outcome"] == "deduplicated"
+    assert len(daemon.events("action.started")) == 2  # over both lives: no rung ran again
