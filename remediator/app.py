@@ -18,6 +18,7 @@ from remediator.actions.base import Executor
 from remediator.actions.docker import DockerExecutor
 from remediator.actions.http import HttpExecutor
 from remediator.actions.notify import NotifyExecutor
+from remediator.actions.postgres import PostgresExecutor
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.config import Config, network_problems, open_endpoints, parse_listen
 from remediator.core.kinds import Backend, kinds_on
@@ -74,6 +75,9 @@ _EXECUTORS = {
     ),
     Backend.HTTP: _Builder(lambda config, _: HttpExecutor(config.action_secrets()), always=False),
     Backend.KUBERNETES: _Builder(_kubernetes, always=False),
+    Backend.POSTGRES: _Builder(
+        lambda config, _: PostgresExecutor(config.action_secrets()), always=False
+    ),
 }
 
 
@@ -83,7 +87,8 @@ def build_executors(
     """One executor per backend the policies' kinds run on, under each of its action types."""
     users: dict[Backend, list[str]] = {}
     for policy in policies:
-        users.setdefault(policy.action.kind.backend, []).append(policy.name)
+        for backend in {action.kind.backend for action in policy.actions}:
+            users.setdefault(backend, []).append(policy.name)
     executors: dict[str, Executor] = {}
     for backend, builder in _EXECUTORS.items():
         if not builder.always and backend not in users:
@@ -100,7 +105,10 @@ def build_executors(
 
 def build_checker(config: Config, policies: list[Policy]) -> PrometheusChecker | None:
     """Only when a policy asks Prometheus something: otherwise nothing to connect to."""
-    if any(p.condition is not None or p.verify.prometheus is not None for p in policies):
+    if any(
+        p.condition is not None or any(v.prometheus is not None for v in p.verifies)
+        for p in policies
+    ):
         return PrometheusChecker(config.prometheus.url)
     return None
 

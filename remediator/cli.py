@@ -83,7 +83,9 @@ def _check(args: argparse.Namespace) -> int:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return 1
-    kube = sorted(p.name for p in policies if p.action.kind.backend is Backend.KUBERNETES)
+    kube = sorted(
+        p.name for p in policies if any(a.kind.backend is Backend.KUBERNETES for a in p.actions)
+    )
     if kube and kubeconfig_source(config.kubernetes.kubeconfig) is None:
         print(
             f"warning: policies {', '.join(kube)} use Kubernetes actions but no cluster config "

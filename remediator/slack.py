@@ -412,16 +412,19 @@ class SlackApprover:
         text: str,
         blocks: Sequence[Mapping[str, Any]] | None = None,
         thread_ts: str | None = None,
+        channel: str | None = None,
     ) -> tuple[str, str]:
-        """Post `text` (mrkdwn: the caller escapes what came from an alert) and `blocks`."""
+        """Post `text` (mrkdwn: the caller escapes what came from an alert) and `blocks`, to
+        `channel` (default: the configured one)."""
         # No unfurling: a URL an alert chose is never fetched by Slack nor previewed.
         extra: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
         if blocks is not None:
             extra["blocks"] = list(blocks)
         if thread_ts:
             extra["thread_ts"] = thread_ts
-        data = await self._call("chat.postMessage", channel=self.channel, text=text, **extra)
-        return str(data.get("channel", self.channel)), str(data["ts"])
+        where = channel or self.channel
+        data = await self._call("chat.postMessage", channel=where, text=text, **extra)
+        return str(data.get("channel", where)), str(data["ts"])
 
     async def update(
         self, channel: str, ts: str, text: str, blocks: Sequence[Mapping[str, Any]]

@@ -1,4 +1,5 @@
-"""The `notify` action: posts its rendered text to the Slack channel, and nothing else.
+"""The `notify` action: posts its rendered text to the Slack channel (the configured one, or
+the policy's `channel`), and nothing else.
 
 The policy's own text is posted as written (it may mention `<!here>` on purpose); every alert
 value rendered into it was escaped for mrkdwn by its template (core/render.compile_mrkdwn),
@@ -18,7 +19,9 @@ class NotifyExecutor:
 
     async def execute(self, request: ActionRequest) -> ActionResult:
         try:
-            channel, ts = await self._slack.post(str(request.params["text"]))
+            channel, ts = await self._slack.post(
+                str(request.params["text"]), channel=request.params.get("channel")
+            )
         except SlackError as exc:
             raise ActionError(str(exc)) from None
         return ActionResult(ok=True, detail=f"posted to {channel} (ts {ts})")

@@ -121,7 +121,9 @@ def render_ladder(policy: Policy, alert: Alert) -> tuple[Rung, ...]:
 
 def secret_names(policy: Policy) -> frozenset[str]:
     """The `${secret:NAME}` names the policy's action params wrote: each must be in `secrets`."""
-    return frozenset().union(*(t.secret_names for t in policy.action.params.values()))
+    return frozenset().union(
+        *(t.secret_names for action in policy.actions for t in action.params.values())
+    )
 
 
 def scope_check(

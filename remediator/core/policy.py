@@ -334,6 +334,16 @@ class Policy(Strict):
     def matches_source(self, source: str) -> bool:
         return self.match.source in ("any", source)
 
+    @property
+    def actions(self) -> tuple[ActionSpec, ...]:
+        """Every action the policy may take: its one action, or each rung of its ladder."""
+        return tuple(step.action for step in self.steps) or (self.action,)
+
+    @property
+    def verifies(self) -> tuple[VerifySpec, ...]:
+        """How each of `actions` is verified."""
+        return tuple(step.verify for step in self.steps) or (self.verify,)
+
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
     # pydantic reports the failing validator of a tagged union member as an extra loc part.

@@ -340,6 +340,22 @@ action: {type: notify, params: {text: "{{ labels.container }} is down: restartin
     assert slack_api.messages(CHANNEL)[-1]["text"] == "web-7 is down: restarting is up to you"
 
 
+async def test_notify_posts_to_its_own_channel_when_it_names_one(
+    harness: HarnessFactory, slack_api: SlackAPI
+) -> None:
+    notify = """
+name: tell-security
+match: {matchers: ['alertname="ContainerDown"']}
+action: {type: notify, params: {text: "{{ labels.container }} is down", channel: "#security"}}
+"""
+    h = await harness(notify, config(slack_api))
+    [decision] = (await h.post(alert("web-8")))[1]["decisions"]
+    record = await h.wait_outcome(decision["id"], {"executed", "failed"})
+    assert record["outcome"] == "executed", record
+    assert slack_api.messages("#security")[-1]["text"] == "web-8 is down"
+    assert slack_api.messages(CHANNEL) == []
+
+
 async def test_post_results_reports_every_action(
     harness: HarnessFactory, slack_api: SlackAPI
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -108,7 +109,11 @@ CHECKS: list[tuple[ActionKind, dict[str, str], tuple[str, ...], str | None]] = [
     (NOTIFY, {"text": "{{ labels.x }} is down"}, (), None),
     (NOTIFY, {"text": "hi"}, ("slack",), None),
     (NOTIFY, {}, (), "missing param(s) text for notify"),
-    (NOTIFY, {"text": "hi", "channel": "#ops"}, (), "unknown param(s) channel for notify"),
+    (NOTIFY, {"text": "hi", "channel": "#alerts-critical"}, (), None),
+    (NOTIFY, {"text": "hi", "channel": "C0123ABCD"}, (), None),
+    (NOTIFY, {"text": "hi", "channel": "{{ labels.c }}"}, (), "never a template"),
+    (NOTIFY, {"text": "hi", "channel": "#a b"}, (), "is not a Slack channel name or id"),
+    (NOTIFY, {"text": "hi", "channel": "#ops"}, (), None),
 ]
 
 
@@ -327,6 +332,7 @@ def test_one_kind_per_type_and_every_type_known() -> None:
         "kubernetes.rollback",
         "kubernetes.scale",
         "notify",
+        "postgres.execute",
     ]
     for name, kind in KINDS.items():
         assert kind.type == name and kind_of(name) is kind
@@ -355,3 +361,27 @@ def test_every_backend_has_its_kinds_and_an_executor() -> None:
 def test_only_notify_escapes_its_text_for_slack() -> None:
     assert NOTIFY.compile("{{ labels.x }}").escapes
     assert not any(k.compile("{{ labels.x }}").escapes for k in KINDS.values() if k is not NOTIFY)
+
+
+def test_every_rung_of_a_ladder_gets_its_executor_and_its_secrets_checked(
+    tmp_path: Path,
+) -> None:
+    from remediator.app import build_executors  # noqa: PLC0415  # this test only
+    from remediator.config import parse_config  # noqa: PLC0415
+    from remediator.core.job import secret_names  # noqa: PLC0415
+    from remediator.core.policy import parse_policies  # noqa: PLC0415
+
+    [ladder], problems = parse_policies(
+        "name: l\n"
+        "steps:\n"
+        "  - action: {type: docker.restart, params: {container: web-1}, allow_targets: ['*']}\n"
+        "  - action: {type: http.request, allow_targets: ['https://ci.example.com/job/*'],\n"
+        "             params: {url: 'https://ci.example.com/job/rollback',\n"
+        "                      headers: {Authorization: 'Bearer ${secret:CI}'}}}\n",
+        "p.yaml",
+    )
+    assert problems == []
+    config = parse_config("", "remediator.yaml", {}, tmp_path)
+    executors = build_executors(config, [ladder], None)
+    assert {"docker.restart", "http.request"} <= set(executors)
+    assert secret_names(ladder) == {"CI"}

@@ -14,6 +14,7 @@ from remediator.core.kinds.docker_recreate import DOCKER_RECREATE
 from remediator.core.kinds.http import HTTP_REQUEST
 from remediator.core.kinds.kubernetes import KUBE_RESTART, KUBE_ROLLBACK, KUBE_SCALE
 from remediator.core.kinds.notify import NOTIFY
+from remediator.core.kinds.postgres import POSTGRES_EXECUTE
 
 __all__ = ["KINDS", "PLANNED", "ActionKind", "Backend", "Refusal", "kind_of", "kinds_on"]
 
@@ -30,6 +31,7 @@ KINDS = MappingProxyType(
             KUBE_ROLLBACK,
             NOTIFY,
             HTTP_REQUEST,
+            POSTGRES_EXECUTE,
         )
     }
 )

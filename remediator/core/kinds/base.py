@@ -26,6 +26,7 @@ class Backend(StrEnum):
     KUBERNETES = "kubernetes"
     HTTP = "http"
     NOTIFY = "notify"
+    POSTGRES = "postgres"
 
 
 class Refusal(NamedTuple):

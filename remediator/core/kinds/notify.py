@@ -7,18 +7,21 @@ each alert value in it is escaped for Slack (core/render.compile_mrkdwn).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from remediator.core.kinds.base import ActionKind, Backend, Refusal, glob_scope
 from remediator.core.render import Template, compile_mrkdwn
 
 SLACK_TARGET = "slack"
+# A channel id (C0123ABC) or name (#alerts-critical, as chat.postMessage takes them).
+_CHANNEL = re.compile(r"^#?[a-z0-9][a-z0-9._-]{0,79}$|^[CGD][A-Z0-9]{6,}$")
 
 
 class Notify(ActionKind):
     type = "notify"
     backend = Backend.NOTIFY
-    allowed = frozenset({"text"})
+    allowed = frozenset({"text", "channel"})
     required = frozenset({"text"})
     scoped = False
 
@@ -26,7 +29,15 @@ class Notify(ActionKind):
         return compile_mrkdwn(source)
 
     def check_static(self, params: Mapping[str, Template]) -> None:
-        """A text that compiled is a text that can be posted."""
+        """A text that compiled is a text that can be posted; a `channel` is the policy's
+        own choice (never from an alert) and a Slack channel name or id."""
+        channel = params.get("channel")
+        if channel is None:
+            return
+        if "{" in channel.source:
+            raise ValueError("channel is the policy's own, never a template")
+        if not _CHANNEL.match(channel.source):
+            raise ValueError(f"channel {channel.source!r} is not a Slack channel name or id")
 
     def target(self, params: Mapping[str, str]) -> str:
         return SLACK_TARGET  # the configured channel
