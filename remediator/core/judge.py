@@ -55,7 +55,6 @@ class Verdict:
             "outcome": self.outcome.value,
             "reason": self.reason,
             "approval_id": self.approval_id,
-            "step": self.step,
         }
 
 

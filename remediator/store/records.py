@@ -130,7 +130,6 @@ class DecisionRecord:
             "reason": self.reason,
             "approval_id": self.approval_id,
             "repeats": self.repeats,
-            "step": self.step,
         }
 
 

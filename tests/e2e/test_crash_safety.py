@@ -134,9 +134,12 @@ def test_kill_between_rungs_records_the_rung_interrupted_and_never_reruns(
 
     daemon.start()  # same folder, same state store
     second, first = daemon.decisions()
-    assert (first["step"], first["outcome"]) == (1, "failed")
-    assert (second["step"], second["outcome"]) == (2, "interrupted")
+    assert first["outcome"] == "failed"
+    assert (second["outcome"], second["action"]) == ("interrupted", "docker.restart")
     assert "not re-run" in second["reason"]
+    with sqlite3.connect(daemon.folder / "state.db") as db:  # the audit's step column
+        steps = db.execute("SELECT id, step FROM decisions ORDER BY id").fetchall()
+    assert steps == [(first["id"], 1), (second["id"], 2)]
     status, answer = daemon.webhook(body)
     assert status == 200 and answer["decisions"][0]["outcome"] == "deduplicated"
     assert len(daemon.events("action.started")) == 2  # over both lives: no rung ran again
