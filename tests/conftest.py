@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.prometheus",
     "tests.fixtures.postgres",
     "tests.fixtures.http_hook",
+    "tests.fixtures.health_endpoint",
 ]
 
 # Real webhook bodies (see corpus/SOURCES.md), kept in the repo so a fresh clone has them.

@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 # One schema version for both backends; each keeps its own DDL and migrations.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 UNFINISHED = ("pending", "running")
 # Results of an action that never ran because the kill switch or its breaker held it when its
 # turn came: like a decision held at the door, they leave the episode open (provisional).

@@ -9,9 +9,10 @@ per table (store/sql.py). Nothing here knows which backend runs it (store/dialec
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from remediator.core.alert import Alert
 from remediator.core.dedup import Claim
@@ -79,6 +80,33 @@ ADD_ACTIONS = (
     f"INSERT INTO actions (id, {_ACTION_COLUMNS}) {{overriding}}"
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {clock})"
 )
+# Per-minute action counters (schema 8), kept with the action rows: a window count reads a
+# minute's row where it would scan the minute's actions. ALL_POLICIES holds every policy's
+# actions together (the global limit); each action adds to its policy's row and to that one.
+ALL_POLICIES = ""
+_MINUTE = timedelta(minutes=1)
+COUNT_ACTIONS = (
+    "INSERT INTO action_counts (policy, dry_run, minute, n) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (policy, dry_run, minute) DO UPDATE SET n = action_counts.n + excluded.n"
+)
+
+
+def minute_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def counter_rows(
+    d: Dialect, actions: Collection[tuple[str, bool, datetime]]
+) -> list[tuple[object, ...]]:
+    """COUNT_ACTIONS rows for these (policy, dry_run, created_at): one per counter touched."""
+    counted: Counter[tuple[str, bool, datetime]] = Counter()
+    for policy, dry_run, created in actions:
+        minute = minute_of(created)
+        counted[(policy, dry_run, minute)] += 1
+        counted[(ALL_POLICIES, dry_run, minute)] += 1
+    return [(p, dry, d.ts(m), n) for (p, dry, m), n in sorted(counted.items())]
+
+
 # The decision row `decisions` may still change (base.OPEN_OUTCOMES; `executing` only once
 # none of its actions is unfinished).
 _OUTCOME_OPEN = (
@@ -203,7 +231,7 @@ class DecisionTx(Tx):
         ladder: Sequence[Rung] = (),
     ) -> int:
         d = self.sql.dialect
-        return await self.sql.insert(
+        action_id = await self.sql.insert(
             f"INSERT INTO actions ({_ACTION_COLUMNS}) "  # noqa: S608  # constants
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {clock})",
             decision_id,
@@ -217,6 +245,8 @@ class DecisionTx(Tx):
             self.owner,
             *d.clock(now),
         )
+        await self.sql.run_many(COUNT_ACTIONS, counter_rows(d, [(policy, dry_run, now)]))
+        return action_id
 
     async def last_action_at(self, policy: str, target: str) -> datetime | None:
         last = await self.sql.value(
@@ -230,21 +260,33 @@ class DecisionTx(Tx):
         """Actions created after `since`; with `limit`, counting stops there (a guard only asks
         whether its limit is reached), so the cost is bounded by the limit, not the history."""
         sql, args = self._count_query(WindowCount(since, policy, dry_run, limit))
-        return int(await self.sql.value(sql, *args) or 0)
+        found = int(await self.sql.value(sql, *args) or 0)
+        return found if limit is None else min(found, limit)
 
     def _count_query(self, count: WindowCount) -> tuple[str, list[object]]:
-        sql = "SELECT 1 FROM actions WHERE created_at > ?"
-        args: list[object] = [self.sql.dialect.ts(count.since)]
+        """Whole minutes after `since`'s from the per-minute counters (action_counts: at most
+        one row per minute of the window), plus the rows of `since`'s own minute counted in
+        actions (at most a minute of them, capped at the limit): exact, and never a scan that
+        grows with the history."""
+        d = self.sql.dialect
+        minute = minute_of(count.since)
+        buckets = "SELECT coalesce(sum(n), 0) FROM action_counts WHERE policy = ? AND minute > ?"
+        bucket_args: list[object] = [count.policy or ALL_POLICIES, d.ts(minute)]
+        rows = "SELECT 1 FROM actions WHERE created_at > ? AND created_at < ?"
+        row_args: list[object] = [d.ts(count.since), d.ts(minute + _MINUTE)]
         if count.policy is not None:
-            sql += " AND policy = ?"
-            args.append(count.policy)
+            rows += " AND policy = ?"
+            row_args.append(count.policy)
         if count.dry_run is not None:
-            sql += " AND dry_run = ?"
-            args.append(count.dry_run)
+            buckets += " AND dry_run = ?"
+            bucket_args.append(count.dry_run)
+            rows += " AND dry_run = ?"
+            row_args.append(count.dry_run)
         if count.limit is not None:
-            sql += " LIMIT ?"
-            args.append(count.limit)
-        return f"SELECT count(*) FROM ({sql}) AS window_rows", args  # noqa: S608  # constants
+            rows += " LIMIT ?"
+            row_args.append(count.limit)
+        sql = f"SELECT ({buckets}) + (SELECT count(*) FROM ({rows}) AS edge)"  # noqa: S608  # constants
+        return sql, [*bucket_args, *row_args]
 
     async def note_episode(self, alert: Alert, now: datetime) -> None:
         await self.sql.run(NOTE_EPISODE, *sighting_row(self.sql.dialect, alert, now))
@@ -298,7 +340,10 @@ class DecisionTx(Tx):
                     found.claims[(r[0], r[1])] = Claim(r[2], r[3], bool(r[4]), r[5], r[6], r[7])
         if last_actions:
             found.last_actions = {(r[0], r[1]): d.when(r[2]) for r in next(results)}
-        found.counts = [int(rows[0][0] or 0) for rows in results]
+        found.counts = [
+            min(int(rows[0][0] or 0), count.limit or 1 << 62)
+            for rows, count in zip(results, counts, strict=True)
+        ]
         return found
 
     async def _facts_trip(
@@ -344,12 +389,18 @@ class DecisionLogSql(Backend):
             )
 
     async def prune(self, before: datetime) -> dict[str, int]:
+        counters_left = [True]
+
         @asynccontextmanager
         async def batch() -> AsyncIterator[Conn]:
             # A deciding transaction, one batch at a time (the SQLite writer, the PostgreSQL
             # decision lock): no decision (a re-sent episode stamping its last_seen, a claim
-            # being read) runs between a batch's check and its delete.
+            # being read) runs between a batch's check and its delete. The first one also
+            # drops the action counters of the minutes pruned.
             async with self.transaction() as tx:
+                if counters_left.pop() if counters_left else False:
+                    cut = self.dialect.ts(minute_of(before))
+                    await tx.sql.run("DELETE FROM action_counts WHERE minute < ?", cut)
                 yield tx.sql
 
         return await prune_batches(batch, self.dialect.ts(before))

@@ -16,6 +16,7 @@ from typing import Any
 from remediator.core.ladder import Rung
 from remediator.log import redact
 from remediator.store.base import ACTING, HELD, UNFINISHED
+from remediator.store.decisionlog import COUNT_ACTIONS, counter_rows
 from remediator.store.dialect import Backend, Conn, Row, sql_list
 from remediator.store.records import Interrupted, params_json, stale_reason
 
@@ -97,6 +98,9 @@ class LeasesSql(Backend):
                 *d.clock(now),
                 action_id,
             )
+            # A rung is an action of its policy like any other: its rate limits count it.
+            policy = await sql.value("SELECT policy FROM actions WHERE id = ?", action_id)
+            await sql.run_many(COUNT_ACTIONS, counter_rows(d, [(str(policy), False, now)]))
             # The episode's claim now names the rung under way: a repeat of the alert is
             # counted on it, never decided again.
             await sql.run(

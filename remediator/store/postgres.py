@@ -95,6 +95,17 @@ CREATE INDEX approval_events_approval ON approval_events (approval_id, id);
 # versions add their statements here, keyed by the version they produce.
 _FIRST_VERSION = 4
 _MIGRATIONS: dict[int, str] = {
+    # As SQLite's 8: per-minute action counters, counted from the actions already there.
+    8: """
+CREATE TABLE action_counts (
+  policy TEXT NOT NULL, dry_run BOOLEAN NOT NULL, minute TIMESTAMPTZ NOT NULL,
+  n BIGINT NOT NULL, PRIMARY KEY (policy, dry_run, minute)
+);
+INSERT INTO action_counts (policy, dry_run, minute, n)
+SELECT policy, dry_run, date_trunc('minute', created_at), count(*) FROM actions GROUP BY 1, 2, 3;
+INSERT INTO action_counts (policy, dry_run, minute, n)
+SELECT '', dry_run, date_trunc('minute', created_at), count(*) FROM actions GROUP BY 2, 3;
+""",
     # As SQLite's 7: what an executor reports beside the reason; a decision's ladder rung.
     7: "ALTER TABLE actions ADD COLUMN result TEXT NOT NULL DEFAULT '{}'; "
     "ALTER TABLE decisions ADD COLUMN step INTEGER;",

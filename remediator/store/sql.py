@@ -21,12 +21,14 @@ from remediator.store.base import ClaimConflictError
 from remediator.store.decisionlog import (
     ADD_ACTIONS,
     ADD_DECISIONS,
+    COUNT_ACTIONS,
     NOTE_EPISODE,
     PUT_CLAIM,
     DecisionLogSql,
     DecisionTx,
     action_row,
     claim_row,
+    counter_rows,
     decision_row,
     sighting_row,
 )
@@ -80,6 +82,8 @@ class SqlTransaction(DecisionTx, ApprovalTx, SwitchesTx, ABC):
             steps.append((PUT_CLAIM, [claim_row(k, c) for k, c in decided.claims.items()]))
         if decided.actions:
             steps.append((ADD_ACTIONS, [action_row(d, a, self.owner) for a in decided.actions]))
+            counted = [(a.policy, a.dry_run, a.time) for a in decided.actions]
+            steps.append((COUNT_ACTIONS, counter_rows(d, counted)))
         return steps, claims_at
 
     async def _write_requests(self, decided: Decided) -> None:

@@ -98,6 +98,16 @@ _MIGRATIONS = {
     # and which rung of an escalation ladder a decision is (NULL: a policy of one action).
     7: "ALTER TABLE actions ADD COLUMN result TEXT NOT NULL DEFAULT '{}'; "
     "ALTER TABLE decisions ADD COLUMN step INTEGER;",
+    # Per-minute action counters: window counts read a minute's row, not its actions
+    # (store/decisionlog.py), counted from the actions already there.
+    8: "CREATE TABLE action_counts (policy TEXT NOT NULL, dry_run INTEGER NOT NULL, "
+    "minute TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (policy, dry_run, minute)); "
+    "INSERT INTO action_counts (policy, dry_run, minute, n) "
+    "SELECT policy, dry_run, substr(created_at, 1, 16) || ':00.000000Z', count(*) "
+    "FROM actions GROUP BY 1, 2, 3; "
+    "INSERT INTO action_counts (policy, dry_run, minute, n) "
+    "SELECT '', dry_run, substr(created_at, 1, 16) || ':00.000000Z', count(*) "
+    "FROM actions GROUP BY 2, 3;",
 }
 
 _T = TypeVar("_T")

@@ -3,7 +3,7 @@ exit codes, the output tail kept and redacted, users, timeouts, compose replicas
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 import pytest
@@ -45,13 +45,6 @@ def engine(docker_cleanup: DockerEngine) -> DockerEngine:
 
 
 @pytest.fixture
-async def executor(docker_engine: DockerEngine) -> AsyncIterator[DockerExecutor]:
-    ex = DockerExecutor(docker_engine.url, poll_interval=0.1)
-    yield ex
-    await ex.close()
-
-
-@pytest.fixture
 def secret() -> Iterator[str]:
     value = "hunter2-exec-secret"
     log.register_secrets([value])
@@ -60,10 +53,10 @@ def secret() -> Iterator[str]:
 
 
 async def test_runs_the_argument_list_and_records_exit_code_and_output(
-    engine: DockerEngine, executor: DockerExecutor
+    engine: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     engine.run("cache-1")
-    result = await executor.execute(
+    result = await docker_executor.execute(
         exec_request(["redis-cli", "-n", "0", "FLUSHALL"], container="cache-1")
     )
     assert result.ok, result.detail
@@ -89,10 +82,10 @@ async def test_runs_the_argument_list_and_records_exit_code_and_output(
     ],
 )
 async def test_a_shell_metacharacter_stays_one_literal_argument(
-    engine: DockerEngine, executor: DockerExecutor, hostile: str
+    engine: DockerEngine, docker_executor: DockerExecutor, hostile: str
 ) -> None:
     engine.run("cache-1")
-    result = await executor.execute(
+    result = await docker_executor.execute(
         exec_request(["redis-cli", "DEL", hostile], container="cache-1")
     )
     assert result.ok, result.detail
@@ -102,10 +95,10 @@ async def test_a_shell_metacharacter_stays_one_literal_argument(
 
 
 async def test_a_non_zero_exit_is_failed_with_its_output(
-    engine: DockerEngine, executor: DockerExecutor
+    engine: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     engine.run("cache-1")
-    result = await executor.execute(
+    result = await docker_executor.execute(
         exec_request(["sh", "-c", "echo cannot connect >&2; exit 3"], container="cache-1")
     )
     assert not result.ok
@@ -115,22 +108,22 @@ async def test_a_non_zero_exit_is_failed_with_its_output(
 
 
 async def test_expect_exit_names_the_exit_code_that_counts_as_success(
-    engine: DockerEngine, executor: DockerExecutor
+    engine: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     engine.run("cache-1")
     request = exec_request(["sh", "-c", "exit 1"], container="cache-1", expect_exit="1")
-    assert (await executor.execute(request)).ok
+    assert (await docker_executor.execute(request)).ok
     request = exec_request(["true"], container="cache-1", expect_exit="1")
-    result = await executor.execute(request)
+    result = await docker_executor.execute(request)
     assert not result.ok
     assert "exit 0, expected 1" in result.detail
 
 
 async def test_only_the_last_4_kib_of_output_is_kept_and_secrets_are_redacted(
-    engine: DockerEngine, executor: DockerExecutor, secret: str
+    engine: DockerEngine, docker_executor: DockerExecutor, secret: str
 ) -> None:
     engine.run("cache-1")
-    result = await executor.execute(
+    result = await docker_executor.execute(
         exec_request(["sh", "-c", f"seq 1 3000; echo token={secret}"], container="cache-1")
     )
     assert result.ok, result.detail
@@ -142,21 +135,23 @@ async def test_only_the_last_4_kib_of_output_is_kept_and_secrets_are_redacted(
 
 
 async def test_the_user_param_runs_the_command_as_that_user(
-    engine: DockerEngine, executor: DockerExecutor
+    engine: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     engine.run("cache-1")
-    result = await executor.execute(exec_request(["id", "-u"], container="cache-1", user="4321"))
+    result = await docker_executor.execute(
+        exec_request(["id", "-u"], container="cache-1", user="4321")
+    )
     assert result.ok, result.detail
     assert result.facts["cache-1.output"] == "4321\n"
-    result = await executor.execute(exec_request(["id", "-u"], container="cache-1"))
+    result = await docker_executor.execute(exec_request(["id", "-u"], container="cache-1"))
     assert result.facts["cache-1.output"] == "0\n"
 
 
 async def test_a_command_past_its_timeout_is_failed_and_reported_still_running(
-    engine: DockerEngine, executor: DockerExecutor
+    engine: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     engine.run("cache-1")
-    result = await executor.execute(
+    result = await docker_executor.execute(
         exec_request(["sh", "-c", "echo started; sleep 30"], container="cache-1", timeout="1s")
     )
     assert not result.ok
@@ -166,12 +161,12 @@ async def test_a_command_past_its_timeout_is_failed_and_reported_still_running(
 
 
 async def test_a_compose_service_runs_the_command_in_every_replica(
-    engine: DockerEngine, executor: DockerExecutor
+    engine: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     for number in (1, 2):
         engine.run(f"shop-cache-{number}", labels=compose_labels("shop", "cache", number))
     engine.run("other-cache-1", labels=compose_labels("other", "cache", 1))
-    result = await executor.execute(
+    result = await docker_executor.execute(
         exec_request(["redis-cli", "FLUSHALL"], compose_project="shop", compose_service="cache")
     )
     assert result.ok, result.detail
@@ -186,20 +181,20 @@ async def test_a_compose_service_runs_the_command_in_every_replica(
 
 
 async def test_a_stopped_container_fails_with_the_engines_answer(
-    engine: DockerEngine, executor: DockerExecutor
+    engine: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     engine.create("cache-1")
-    result = await executor.execute(exec_request(["true"], container="cache-1"))
+    result = await docker_executor.execute(exec_request(["true"], container="cache-1"))
     assert not result.ok
     assert "cache-1: " in result.detail and "is not running" in result.detail
 
 
 async def test_a_missing_container_or_program_is_named(
-    engine: DockerEngine, executor: DockerExecutor
+    engine: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     with pytest.raises(ActionError, match="container nosuch not found"):
-        await executor.execute(exec_request(["true"], container="nosuch"))
+        await docker_executor.execute(exec_request(["true"], container="nosuch"))
     engine.run("cache-1")
-    result = await executor.execute(exec_request(["no-such-program"], container="cache-1"))
+    result = await docker_executor.execute(exec_request(["no-such-program"], container="cache-1"))
     assert not result.ok
     assert "no-such-program" in result.detail

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -39,13 +39,6 @@ def recreate(within: str = "10s", **params: str) -> ActionRequest:
 @pytest.fixture
 def engine(docker_cleanup: DockerEngine) -> DockerEngine:
     return docker_cleanup
-
-
-@pytest.fixture
-async def executor(docker_engine: DockerEngine) -> AsyncIterator[DockerExecutor]:
-    ex = DockerExecutor(docker_engine.url, poll_interval=0.1)
-    yield ex
-    await ex.close()
 
 
 @pytest.fixture
@@ -97,7 +90,7 @@ def exec_out(engine: DockerEngine, name: str, *command: str) -> str:
 
 
 async def test_the_replacement_keeps_the_configuration_under_a_new_id(
-    engine: DockerEngine, executor: DockerExecutor, network: str, tmp_path: Path
+    engine: DockerEngine, docker_executor: DockerExecutor, network: str, tmp_path: Path
 ) -> None:
     (tmp_path / "kept.txt").write_text("bind mount\n")
     old_id = run_configured(engine, "shop-web-1", network, tmp_path)
@@ -105,7 +98,7 @@ async def test_the_replacement_keeps_the_configuration_under_a_new_id(
     exec_out(engine, "shop-web-1", "sh", "-c", "echo anonymous > /anon/kept.txt")
     before = inspect(engine, "shop-web-1")
 
-    result = await executor.execute(recreate(container="shop-web-1"))
+    result = await docker_executor.execute(recreate(container="shop-web-1"))
 
     assert result.ok, result.detail
     after = inspect(engine, "shop-web-1")
@@ -130,14 +123,14 @@ async def test_the_replacement_keeps_the_configuration_under_a_new_id(
 
 
 async def test_a_replacement_that_never_becomes_healthy_is_removed_and_the_old_one_runs_again(
-    engine: DockerEngine, executor: DockerExecutor
+    engine: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     # Healthy only once this container was told it is ready: a fresh replacement never is.
     old = engine.run("shop-web-1", healthcheck=healthcheck("test -e /tmp/ready"), stop_timeout=1)
     exec_out(engine, "shop-web-1", "touch", "/tmp/ready")
     engine.wait_healthy("shop-web-1")
 
-    result = await executor.execute(recreate(within="3s", container="shop-web-1"))
+    result = await docker_executor.execute(recreate(within="3s", container="shop-web-1"))
 
     assert not result.ok
     assert result.detail.startswith("recreating shop-web-1: the replacement failed: shop-web-1")
@@ -164,7 +157,7 @@ def _broken_image() -> bytes:
 
 
 async def test_a_replacement_that_cannot_start_leaves_the_old_one_running(
-    engine: DockerEngine, executor: DockerExecutor
+    engine: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     engine.client.images.get(engine.image).tag("remediator-test", "app")
     api = engine.client.api
@@ -179,7 +172,7 @@ async def test_a_replacement_that_cannot_start_leaves_the_old_one_running(
     # The tag now names an image the replacement cannot run (as after a bad push).
     api.import_image_from_data(_broken_image(), repository="remediator-test", tag="app")
     try:
-        result = await executor.execute(recreate(container="shop-web-1"))
+        result = await docker_executor.execute(recreate(container="shop-web-1"))
     finally:
         engine.client.images.get(engine.image).tag("remediator-test", "app")
     assert not result.ok
@@ -190,7 +183,7 @@ async def test_a_replacement_that_cannot_start_leaves_the_old_one_running(
 
 
 async def test_every_replica_of_a_compose_service_is_recreated_one_at_a_time(
-    engine: DockerEngine, executor: DockerExecutor
+    engine: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     olds = {
         n: engine.run(f"shop-web-{n}", labels=compose_labels("shop", "web", n), stop_timeout=1).id
@@ -198,7 +191,7 @@ async def test_every_replica_of_a_compose_service_is_recreated_one_at_a_time(
     }
     other = engine.run("other-web-1", labels=compose_labels("other", "web", 1), stop_timeout=1)
 
-    result = await executor.execute(recreate(compose_project="shop", compose_service="web"))
+    result = await docker_executor.execute(recreate(compose_project="shop", compose_service="web"))
 
     assert result.ok, result.detail
     for n, old_id in olds.items():
@@ -210,10 +203,10 @@ async def test_every_replica_of_a_compose_service_is_recreated_one_at_a_time(
 
 
 async def test_a_tag_that_cannot_be_pulled_leaves_the_container_untouched(
-    engine: DockerEngine, executor: DockerExecutor
+    engine: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     old = engine.run("shop-web-1", stop_timeout=1)
-    result = await executor.execute(recreate(container="shop-web-1", pull="true"))
+    result = await docker_executor.execute(recreate(container="shop-web-1", pull="true"))
     assert not result.ok
     assert result.detail.startswith("recreating shop-web-1: pulling remediator-test:latest failed")
     assert result.detail.endswith("; shop-web-1 is untouched")

@@ -7,14 +7,12 @@ stand-ins of the Executor protocol that answer as scripted per action type."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
-
-import pytest
 
 from remediator.actions.base import ActionRequest, ActionResult
 from tests.integration.conftest import HarnessFactory, on_both_backends
 from tests.integration.test_guards_pipeline import alert, message
+from tests.integration.test_runner import _until
 
 pytestmark = on_both_backends
 
@@ -56,18 +54,6 @@ class Scripted:
 
     async def close(self) -> None:
         return None
-
-
-async def _until(probe: Callable[[], Awaitable[Any]], what: str, within: float = 15) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def _executors(restart: Scripted, recreate: Scripted, notify: Scripted) -> dict[str, Any]:

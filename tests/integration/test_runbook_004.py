@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import yaml
 from remediator.actions.docker import DockerExecutor
 from remediator.checks.prometheus import PrometheusChecker
 from tests.fixtures.docker_engine import DockerEngine
+from tests.fixtures.health_endpoint import HealthEndpoint
 from tests.fixtures.procs import require_binary
 from tests.fixtures.slack_api import SlackAPI
 from tests.integration.conftest import HarnessFactory
@@ -50,13 +50,6 @@ def body(labels: dict[str, str]) -> dict[str, Any]:
 
 
 STARTS = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@pytest.fixture
-async def docker(docker_cleanup: DockerEngine) -> AsyncIterator[DockerExecutor]:
-    executor = DockerExecutor(docker_cleanup.url, poll_interval=0.1)
-    yield executor
-    await executor.close()
 
 
 # PID 1 that stops on SIGTERM at once (busybox sleep ignores it): a restart takes a second,
@@ -110,7 +103,7 @@ def test_every_rule_is_routed_to_remediator(alert: str) -> None:
 async def test_a_compose_service_is_restarted(
     harness: HarnessFactory,
     docker_cleanup: DockerEngine,
-    docker: DockerExecutor,
+    docker_executor: DockerExecutor,
     policy: str,
     alert: str,
     service: str,
@@ -119,7 +112,7 @@ async def test_a_compose_service_is_restarted(
     name = f"obsidian-{service}-1"
     engine.run(name, command=GRACEFUL, labels=compose_labels("obsidian", service, 1))
     before = engine.started_at_ns(name)
-    h = await harness(shipped(policy), executors=_docker_kinds(docker))
+    h = await harness(shipped(policy), executors=_docker_kinds(docker_executor))
     status, answer = await h.post(body(rule_labels(alert)))
     assert status == 200, answer
     [decision] = answer["decisions"]
@@ -135,7 +128,7 @@ async def test_a_compose_service_is_restarted(
 async def test_redis_is_restarted_only_once_a_person_approves(
     harness: HarnessFactory,
     docker_cleanup: DockerEngine,
-    docker: DockerExecutor,
+    docker_executor: DockerExecutor,
     slack_api: SlackAPI,
 ) -> None:
     engine = docker_cleanup
@@ -144,7 +137,7 @@ async def test_redis_is_restarted_only_once_a_person_approves(
     h = await harness(
         shipped("004-restart-redis-after-approval"),
         config(slack_api),
-        executors=_docker_kinds(docker),
+        executors=_docker_kinds(docker_executor),
     )
     [decision] = (await h.post(body(rule_labels("RedisDown"))))[1]["decisions"]
     assert decision["outcome"] == "awaiting_approval"
@@ -157,12 +150,14 @@ async def test_redis_is_restarted_only_once_a_person_approves(
 
 
 async def test_a_container_over_its_memory_is_restarted(
-    harness: HarnessFactory, docker_cleanup: DockerEngine, docker: DockerExecutor
+    harness: HarnessFactory, docker_cleanup: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     engine = docker_cleanup
     engine.run("obsidian-api-prod", command=GRACEFUL)
     engine.run("postgres-prod", command=GRACEFUL)
-    h = await harness(shipped("004-restart-on-memory-pressure"), executors=_docker_kinds(docker))
+    h = await harness(
+        shipped("004-restart-on-memory-pressure"), executors=_docker_kinds(docker_executor)
+    )
     labels = rule_labels("ContainerMemoryHigh")
     before = engine.started_at_ns("obsidian-api-prod")
     [ok] = (await h.post(body({**labels, "name": "obsidian-api-prod"})))[1]["decisions"]
@@ -173,7 +168,7 @@ async def test_a_container_over_its_memory_is_restarted(
 
 
 async def test_old_backups_are_deleted_and_recent_ones_kept(
-    harness: HarnessFactory, docker_cleanup: DockerEngine, docker: DockerExecutor
+    harness: HarnessFactory, docker_cleanup: DockerEngine, docker_executor: DockerExecutor
 ) -> None:
     engine = docker_cleanup
     backup = engine.run("obsidian-backup-prod")
@@ -185,7 +180,7 @@ async def test_old_backups_are_deleted_and_recent_ones_kept(
         command = f"mkdir -p /backups && touch {age} /backups/{name}"
         code, out = backup.exec_run(["sh", "-c", command])
         assert code == 0, out
-    h = await harness(shipped("004-delete-old-backups"), executors=_docker_kinds(docker))
+    h = await harness(shipped("004-delete-old-backups"), executors=_docker_kinds(docker_executor))
     [decision] = (await h.post(body(rule_labels("BackupDiskLow"))))[1]["decisions"]
     record = await h.wait_outcome(decision["id"], {"executed", "failed"})
     assert record["outcome"] == "executed", record
@@ -193,6 +188,16 @@ async def test_old_backups_are_deleted_and_recent_ones_kept(
     code, out = backup.exec_run(["ls", "/backups"])
     assert code == 0 and isinstance(out, bytes)
     assert out.decode().split() == ["new.tar.gz", "old.txt"]
+
+
+async def _second_step(h: Any) -> int:
+    """The id of the ladder's second step's decision, once the first handed over."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while not (steps := [r for r in await h.daemon.store.decisions(100) if r.step == 2]):
+        assert loop.time() < deadline, "the ladder never reached its second step"
+        await asyncio.sleep(0.05)
+    return int(steps[0].id)
 
 
 class Latency(PrometheusChecker):
@@ -210,7 +215,7 @@ class Latency(PrometheusChecker):
 async def test_slow_responses_restart_then_flush_the_cache(
     harness: HarnessFactory,
     docker_cleanup: DockerEngine,
-    docker: DockerExecutor,
+    docker_executor: DockerExecutor,
     slack_api: SlackAPI,
 ) -> None:
     engine = docker_cleanup
@@ -220,20 +225,47 @@ async def test_slow_responses_restart_then_flush_the_cache(
     # The shipped file with its 3m verify windows shortened: the test waits for each to end.
     text = shipped("004-slow-responses-ladder").replace("within: 3m", "within: 2s")
     assert text.count("within: 2s") == 2
-    h = await harness(text, config(slack_api), executors=_docker_kinds(docker), checker=latency)
+    h = await harness(
+        text, config(slack_api), executors=_docker_kinds(docker_executor), checker=latency
+    )
     [first] = (await h.post(body(rule_labels("SlowResponses"))))[1]["decisions"]
     assert first["action"] == "docker.restart"
     await h.wait_outcome(first["id"], {"failed"})
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 20
-    while not (steps := [r for r in await h.daemon.store.decisions(100) if r.step == 2]):
-        assert loop.time() < deadline, "the ladder never reached its second step"
-        await asyncio.sleep(0.05)
+    second = await _second_step(h)
     latency.value = 0.4  # ... and fast once the cache is flushed
-    record = await h.wait_outcome(steps[0].id, {"executed", "failed"})
+    record = await h.wait_outcome(second, {"executed", "failed"})
     assert (record["action"], record["outcome"]) == ("docker.exec", "executed"), record
     code, out = engine.client.containers.get("obsidian-redis-prod").exec_run(
         ["cat", "/tmp/redis-cli.args"]
     )
     assert code == 0 and isinstance(out, bytes) and out.decode() == "FLUSHALL\n"
     assert not slack_api.messages(CHANNEL)  # the ladder ended before its notify step
+
+
+async def test_service_down_restart_then_force_recreate(
+    harness: HarnessFactory,
+    docker_cleanup: DockerEngine,
+    docker_executor: DockerExecutor,
+    health_endpoint: HealthEndpoint,
+) -> None:
+    engine = docker_cleanup
+    health_endpoint.fail()
+    labels = compose_labels("pyairtable", "api-gateway", 1)
+    old = engine.run("pyairtable-api-gateway-1", command=GRACEFUL, labels=labels)
+    # The shipped file with its 2m and 3m verify windows shortened for the test.
+    text = shipped("004-service-down-ladder")
+    text = text.replace("within: 2m", "within: 2s").replace("within: 3m", "within: 10s")
+    h = await harness(text, executors=_docker_kinds(docker_executor))
+    alert = {**rule_labels("ServiceDown"), "compose_project": "pyairtable"}
+    alert |= {"compose_service": "api-gateway", "instance": health_endpoint.address}
+    [first] = (await h.post(body(alert)))[1]["decisions"]
+    # The restart does not bring /health back: the ladder recreates the container.
+    await h.wait_outcome(first["id"], {"failed"})
+    second = await _second_step(h)
+    health_endpoint.fail(False)
+    record = await h.wait_outcome(second, {"executed", "failed"})
+    assert (record["action"], record["outcome"]) == ("docker.recreate", "executed"), record
+    assert "healthy: GET http://" in record["reason"]
+    replaced = engine.client.api.inspect_container("pyairtable-api-gateway-1")
+    assert replaced["Id"] != old.id
+    assert replaced["Config"]["Labels"] == old.attrs["Config"]["Labels"]

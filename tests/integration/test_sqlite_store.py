@@ -102,3 +102,36 @@ async def test_an_unopenable_store_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
     with pytest.raises(StoreError, match="cannot open SQLite state store"):
         await SqliteStore(str(tmp_path / "dir.db")).open()
+
+
+async def test_a_version_7_store_gets_its_action_counters_from_the_actions_it_holds(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v7.db"
+    store = SqliteStore(str(path))
+    await store.open()
+    t0 = datetime(2026, 11, 22, 12, 0, 30, tzinfo=UTC)
+    async with store.transaction() as tx:
+        for minutes, policy, dry in ((0, "p", False), (1, "p", True), (2, "q", False)):
+            await tx.add_action(
+                1,
+                policy,
+                "docker.restart",
+                "w",
+                {},
+                dry_run=dry,
+                now=t0 + timedelta(minutes=minutes),
+            )
+    await store.close()
+    with sqlite3.connect(path) as db:  # as version 7 left it: no counters
+        db.executescript("DROP TABLE action_counts; PRAGMA user_version = 7;")
+    store = SqliteStore(str(path))
+    await store.open()
+    async with store.transaction() as tx:
+        since = t0 - timedelta(hours=1)
+        assert await tx.count_actions(since, policy=None, dry_run=None) == 3
+        assert await tx.count_actions(since, policy="p", dry_run=None) == 2
+        assert await tx.count_actions(since, policy=None, dry_run=False) == 2
+        assert await tx.count_actions(t0, policy=None, dry_run=None) == 2  # its own minute too
+    await store.close()
+    assert _version(path) == SCHEMA_VERSION

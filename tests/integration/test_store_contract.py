@@ -25,6 +25,7 @@ from remediator.core.dedup import Claim
 from remediator.core.durations import parse_rate
 from remediator.core.outcomes import EXECUTING, Outcome
 from remediator.core.policy import Policy, parse_policies
+from remediator.core.records import NewAction
 from remediator.errors import StoreError
 from remediator.pipeline import Decided, Gates, Settings, decide
 from remediator.store import postgres as postgres_module
@@ -278,6 +279,56 @@ async def test_episodes_and_cycles(store: Store) -> None:
 
 
 # --- actions and limits ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["batch", "one by one"])
+async def test_window_counts_are_exact_at_every_edge_of_the_minute_counters(
+    store: Store, path: str
+) -> None:
+    """Counts read whole minutes from the counters and the edge minute from the rows: the
+    sum is what a scan of the rows would say, for any `since`, however the rows came."""
+    t0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    made = [  # (seconds after t0, policy, dry_run)
+        (10, "p", False),
+        (50, "p", True),
+        (50.5, "q", False),
+        (65, "p", False),
+        (179.9, "q", True),
+        (3600, "p", False),
+    ]
+    async with store.transaction() as tx:
+        d = await tx.add_decision(decision(alert()))
+        if path == "one by one":
+            for seconds, policy, dry in made:
+                when = t0 + timedelta(seconds=seconds)
+                await tx.add_action(d, policy, "docker.restart", "w", {}, dry_run=dry, now=when)
+        else:
+            ids = await tx.reserve_ids(0, len(made))
+            rows = [
+                NewAction(
+                    next(ids.actions),
+                    d,
+                    p,
+                    "docker.restart",
+                    "w",
+                    {},
+                    dry,
+                    t0 + timedelta(seconds=s),
+                )
+                for s, p, dry in made
+            ]
+            await tx.write(Decided(actions=rows), t0)
+    for since in (-1, 0, 10, 30, 50, 50.5, 59.999, 60, 64, 65, 120, 179.9, 180, 3599, 3600):
+        moment = t0 + timedelta(seconds=since)
+        for who in (None, "p", "q"):
+            for kind in (None, True, False):
+                expected = sum(
+                    1 for s, p, dr in made if s > since and who in (None, p) and kind in (None, dr)
+                )
+                async with store.transaction() as tx:
+                    got = await tx.count_actions(moment, policy=who, dry_run=kind)
+                    capped = await tx.count_actions(moment, policy=who, dry_run=kind, limit=1)
+                assert (got, capped) == (expected, min(expected, 1)), (since, who, kind)
 
 
 async def test_limits_count_recorded_actions(store: Store) -> None:

@@ -5,39 +5,18 @@ fails the action and trips the breaker; redirects are statuses, never followed."
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from remediator.actions.base import ActionRequest
 from remediator.checks.http import judge_answer, wait_healthy
 from remediator.core.verify import HttpCheck, VerifyPlan
 from remediator.runner import Runner
 from remediator.store.sqlite import SqliteStore
+from tests.fixtures.health_endpoint import HealthEndpoint
 from tests.integration.test_runner import Scripted, _action, _record, _runner, _until
-
-
-@dataclass
-class Health:
-    """A health endpoint that answers `failing` times with 503, then 200 with `body`."""
-
-    failing: int = 0
-    body: str = "status: ok"
-    status: int = 200
-    asked: int = 0
-    paths: list[str] = field(default_factory=list)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.asked += 1
-        self.paths.append(request.path_qs)
-        if request.path == "/moved":
-            raise web.HTTPFound("/health")
-        if self.asked <= self.failing:
-            return web.Response(status=503, text="starting")
-        return web.Response(status=self.status, text=self.body)
 
 
 @pytest.fixture
@@ -46,20 +25,6 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await db.open()
     yield db
     await db.close()
-
-
-@pytest.fixture
-async def health() -> AsyncIterator[tuple[Health, str]]:
-    state = Health()
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", state.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield state, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
 
 
 async def _verified(
@@ -77,8 +42,8 @@ async def _verified(
     return outcome, reason, tripped
 
 
-async def test_polled_until_healthy(store: SqliteStore, health: tuple[Health, str]) -> None:
-    state, url = health
+async def test_polled_until_healthy(store: SqliteStore, health_endpoint: HealthEndpoint) -> None:
+    state, url = health_endpoint, health_endpoint.url
     state.failing = 3
     outcome, reason, tripped = await _verified(store, HttpCheck(f"{url}/health", "200", "ok"))
     assert outcome == "executed", reason
@@ -87,9 +52,9 @@ async def test_polled_until_healthy(store: SqliteStore, health: tuple[Health, st
 
 
 async def test_never_healthy_fails_the_action_and_trips_the_breaker(
-    store: SqliteStore, health: tuple[Health, str]
+    store: SqliteStore, health_endpoint: HealthEndpoint
 ) -> None:
-    state, url = health
+    state, url = health_endpoint, health_endpoint.url
     state.failing = 10_000
     outcome, reason, tripped = await _verified(store, HttpCheck(f"{url}/health"), within=1.0)
     assert outcome == "failed"
@@ -101,9 +66,9 @@ async def test_never_healthy_fails_the_action_and_trips_the_breaker(
 
 
 async def test_a_body_without_the_substring_is_not_healthy(
-    store: SqliteStore, health: tuple[Health, str]
+    store: SqliteStore, health_endpoint: HealthEndpoint
 ) -> None:
-    state, url = health
+    state, url = health_endpoint, health_endpoint.url
     state.body = "status: degraded"
     outcome, reason, _ = await _verified(
         store, HttpCheck(f"{url}/health", contains="status: ok"), within=0.5
@@ -112,8 +77,8 @@ async def test_a_body_without_the_substring_is_not_healthy(
     assert reason.endswith("200, body does not contain 'status: ok'")
 
 
-async def test_a_redirect_is_a_status_never_followed(health: tuple[Health, str]) -> None:
-    state, url = health
+async def test_a_redirect_is_a_status_never_followed(health_endpoint: HealthEndpoint) -> None:
+    state, url = health_endpoint, health_endpoint.url
     verdict = await wait_healthy(HttpCheck(f"{url}/moved"), timedelta(seconds=0.3), poll=0.05)
     assert not verdict.ok and "302, expected 2xx" in verdict.reason
     assert "/health" not in state.paths
