@@ -199,7 +199,7 @@ def test_simulate_rejects_a_bad_payload(tmp_path: Path) -> None:
 
 def test_approvals_commands_against_a_running_daemon(daemon_factory: DaemonFactory) -> None:
     shipped = (REPO / "policies" / "restart-unhealthy-container.yaml").read_text()
-    rule = """approval: {when: 'labels.env == "prod"'}"""
+    rule = """approval: {when: 'labels.get("env") == "prod"'}"""
     assert rule in shipped
     policy = shipped.replace(rule, "approval: always\n  dry_run: true")
     daemon = daemon_factory(policy)

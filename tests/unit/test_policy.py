@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -259,3 +259,19 @@ def test_a_configured_policy_path_must_exist(tmp_path: Path) -> None:
     assert configured.policies_configured is True
     with pytest.raises(PolicyError, match=r"mine: policy \?: \(file\): no such file or folder"):
         load_policies(configured.policy_paths(), must_exist=configured.policies_configured)
+
+
+def test_the_shipped_unhealthy_container_restart_asks_a_person_in_production_only() -> None:
+    from remediator.core.alert import Alert  # noqa: PLC0415  # this test only
+    from remediator.core.job import needs_approval, render_job  # noqa: PLC0415
+
+    [policy] = load_policies([REPO / "policies" / "restart-unhealthy-container.yaml"])
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def asks(**labels: str) -> bool:
+        alert = Alert("alertmanager", "firing", {"name": "web-1", **labels}, {}, now, "f", "e")
+        return needs_approval(render_job(policy, alert, now))
+
+    assert asks(env="prod") is True
+    assert asks(env="staging") is False
+    assert asks() is False  # no env label: not production
