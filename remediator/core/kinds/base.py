@@ -36,6 +36,21 @@ class Refusal(NamedTuple):
     shown: str
 
 
+def list_param(params: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A list param (ActionKind.lists) back in order from `NAME.0`, `NAME.1`, ...; empty when
+    absent; ValueError when the list has a hole or an entry is not numbered."""
+    indexed: dict[int, str] = {}
+    for key, value in params.items():
+        if key.startswith(name + "."):
+            position = key.removeprefix(name + ".")
+            if not position.isdigit():
+                raise ValueError(f"unknown param {key}")
+            indexed[int(position)] = value
+    if sorted(indexed) != list(range(len(indexed))):
+        raise ValueError(f"param {name} must be a list")
+    return tuple(indexed[i] for i in range(len(indexed)))
+
+
 def is_static(template: Template) -> bool:
     """No template expression in it: its value is known at load."""
     return "{" not in template.source

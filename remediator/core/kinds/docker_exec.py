@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from remediator.core.durations import parse_timeout
-from remediator.core.kinds.base import ActionKind, Backend, is_static
+from remediator.core.kinds.base import ActionKind, Backend, is_static, list_param
 from remediator.core.kinds.docker import (
     LOCATION,
     RestartTarget,
@@ -49,19 +49,12 @@ class ExecSpec:
 
 
 def command_of(params: Mapping[str, str]) -> tuple[str, ...]:
-    """`command.0`, `command.1`, ... in order; ValueError when the list has a hole."""
-    indexed: dict[int, str] = {}
-    for name, value in params.items():
-        if name.startswith(COMMAND + "."):
-            position = name.removeprefix(COMMAND + ".")
-            if not position.isdigit():
-                raise ValueError(f"unknown param {name}")
-            indexed[int(position)] = value
-    if not indexed:
+    """`command.0`, `command.1`, ... in order; ValueError when the list is missing or has a
+    hole."""
+    command = list_param(params, COMMAND)
+    if not command:
         raise ValueError("missing param command (a list of arguments)")
-    if sorted(indexed) != list(range(len(indexed))):
-        raise ValueError("param command must be a list")
-    return tuple(indexed[i] for i in range(len(indexed)))
+    return command
 
 
 def _exit_code(text: str) -> int:

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from remediator.core.durations import parse_timeout
-from remediator.core.kinds.base import ActionKind, Backend, is_static, parse_static_timeout
+from remediator.core.kinds.base import (
+    ActionKind,
+    Backend,
+    is_static,
+    list_param,
+    parse_static_timeout,
+)
 from remediator.core.render import Template
 from remediator.errors import RenderError
 
@@ -55,16 +61,7 @@ def database_of(dsn: str) -> str:
 
 
 def args_of(params: Mapping[str, str]) -> tuple[str, ...]:
-    indexed: dict[int, str] = {}
-    for name, value in params.items():
-        if name.startswith(ARGS + "."):
-            position = name.removeprefix(ARGS + ".")
-            if not position.isdigit():
-                raise ValueError(f"unknown param {name}")
-            indexed[int(position)] = value
-    if sorted(indexed) != list(range(len(indexed))):
-        raise ValueError("param args must be a list")
-    return tuple(indexed[i] for i in range(len(indexed)))
+    return list_param(params, ARGS)
 
 
 def _check_sql(sql: str, args: int) -> None:
