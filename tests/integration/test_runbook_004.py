@@ -62,15 +62,7 @@ def _docker_kinds(executor: DockerExecutor) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "alert",
-    [
-        "PipelineHighErrorRate",
-        "ChromaHeartbeatFailing",
-        "RedisDown",
-        "SlowResponses",
-        "ContainerMemoryHigh",
-        "BackupDiskLow",
-    ],
+    "alert", [rule["alert"] for group in RULES["groups"] for rule in group["rules"]]
 )
 def test_every_rule_is_routed_to_remediator(alert: str) -> None:
     amtool = require_binary("amtool", "Debian package prometheus-alertmanager")
