@@ -84,20 +84,34 @@ _EXECUTORS = {
 def build_executors(
     config: Config, policies: list[Policy], slack: SlackApprover | None
 ) -> dict[str, Executor]:
-    """One executor per backend the policies' kinds run on, under each of its action types."""
-    users: dict[Backend, list[str]] = {}
+    """One executor per backend the policies' kinds run on, under each of its action types.
+
+    A backend that cannot be built refuses the start when a policy's first action needs it;
+    when only a ladder's later step does (a last `notify` rung without Slack, as the shipped
+    ladders have), it is a warning: that step fails when reached, which trips the breaker."""
+    first: dict[Backend, list[str]] = {}
+    later: dict[Backend, list[str]] = {}
     for policy in policies:
-        for backend in {action.kind.backend for action in policy.actions}:
-            users.setdefault(backend, []).append(policy.name)
+        first.setdefault(policy.action.kind.backend, []).append(policy.name)
+        for action in policy.actions[1:]:
+            later.setdefault(action.kind.backend, []).append(policy.name)
     executors: dict[str, Executor] = {}
     for backend, builder in _EXECUTORS.items():
-        if not builder.always and backend not in users:
+        if not builder.always and backend not in first and backend not in later:
             continue
         executor = builder.build(config, slack)
         if executor is None:
-            if backend in users:
-                names = ", ".join(sorted(users[backend]))
+            if backend in first:
+                names = ", ".join(sorted(first[backend]))
                 raise ConfigError(f"policies {names} use {backend}, but {builder.missing}")
+            if backend in later:
+                _log.warning(
+                    "executor.missing",
+                    backend=str(backend),
+                    policies=sorted(set(later[backend])),
+                    detail=f"a later step uses {backend}, but {builder.missing}: it fails "
+                    "when reached",
+                )
             continue
         executors.update(dict.fromkeys((kind.type for kind in kinds_on(backend)), executor))
     return executors

@@ -318,3 +318,20 @@ def test_simulate_shows_a_shipped_ladder_step_by_step(tmp_path: Path) -> None:
     [ladder] = entry["policies"]
     assert [s["step"] for s in ladder["steps"]] == [2, 3]
     assert ladder["steps"][0]["verify_within"] == "3m"
+
+
+def test_serve_starts_with_every_shipped_policy_and_no_slack(daemon_factory: DaemonFactory) -> None:
+    """What `make run` does: the shipped policies with no Slack, no cluster, no Prometheus.
+    A ladder's last `notify` step without Slack is a warning, not a refusal to start."""
+    daemon = daemon_factory("")
+    daemon.config["policies"] = [str(REPO / "policies")]  # in place of its own folder
+    daemon.start()
+    status, ready = daemon.request("GET", "/readyz")
+    assert status == 200, ready
+    [missing] = daemon.events("executor.missing")
+    assert missing["backend"] == "notify"
+    assert missing["policies"] == ["service-down-ladder", "slow-responses-ladder"]
+    shipped = len(list((REPO / "policies").glob("*.yaml")))
+    status, metrics = daemon.request("GET", "/metrics")
+    assert status == 200
+    assert f"remediator_policies_loaded {shipped}.0" in metrics.decode().splitlines()

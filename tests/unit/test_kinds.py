@@ -385,3 +385,21 @@ def test_every_rung_of_a_ladder_gets_its_executor_and_its_secrets_checked(
     executors = build_executors(config, [ladder], None)
     assert {"docker.restart", "http.request"} <= set(executors)
     assert secret_names(ladder) == {"CI"}
+
+
+def test_a_missing_backend_refuses_a_first_action_but_not_a_later_step(tmp_path: Path) -> None:
+    from remediator.app import build_executors  # noqa: PLC0415  # this test only
+    from remediator.config import parse_config  # noqa: PLC0415
+    from remediator.core.policy import parse_policies  # noqa: PLC0415
+    from remediator.errors import ConfigError  # noqa: PLC0415
+
+    restart = "{type: docker.restart, params: {container: web-1}, allow_targets: ['*']}"
+    notify = "{type: notify, params: {text: down}}"
+    config = parse_config("", "remediator.yaml", {}, tmp_path)  # no Slack
+    [ladder], _ = parse_policies(
+        f"name: l\nsteps:\n  - action: {restart}\n  - action: {notify}\n", "p.yaml"
+    )
+    assert "notify" not in build_executors(config, [ladder], None)
+    [tell], _ = parse_policies(f"name: t\naction: {notify}\n", "p.yaml")
+    with pytest.raises(ConfigError, match="policies t use notify, but slack is not configured"):
+        build_executors(config, [tell], None)
