@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from tests.fixtures.alertmanager import AlertmanagerFactory, firing
 from tests.fixtures.daemon import AM_TOKEN, DaemonFactory
 from tests.fixtures.k8s_api import KubeAPI
 
-POLICY = """
-name: scale-out-on-high-latency
-match: {matchers: ['alertname="HighLatency"']}
-action:
-  type: kubernetes.scale
-  params: {namespace: "{{ labels.namespace }}", deployment: "{{ labels.deployment }}", replicas: "+2", max: 10}
-  allow_targets: ["prod/*"]
-guards: {cooldown: 10m, rate_limit: "3/1h"}
-verify: {within: 20s}
-"""
+REPO = Path(__file__).resolve().parents[2]
+# The shipped policy as it is, fired with the labels of its shipped rule.
+POLICY = (REPO / "policies" / "scale-out-on-high-latency.yaml").read_text()
+RULE = next(
+    rule
+    for group in yaml.safe_load((REPO / "deploy" / "prometheus" / "rules.yml").read_text())[
+        "groups"
+    ]
+    for rule in group["rules"]
+    if rule["alert"] == "HighLatency"
+)
 
 
 def _by(decisions: list[dict[str, Any]], outcome: str) -> list[dict[str, Any]]:
@@ -36,9 +40,9 @@ def test_an_alert_scales_the_deployment_once_under_repeats(
     alert = firing(
         {
             "alertname": "HighLatency",
+            **RULE["labels"],
             "namespace": "prod",
             "deployment": "checkout",
-            "severity": "warning",
         },
         datetime.now(UTC) - timedelta(minutes=10),
     )

@@ -4,6 +4,7 @@ verified by the ratio falling back, or the policy's breaker trips."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.fixtures.alertmanager import AlertmanagerFactory
@@ -12,42 +13,45 @@ from tests.fixtures.k8s_api import KubeAPI
 from tests.fixtures.procs import wait_for
 from tests.fixtures.prometheus import ErrorApp, Prometheus, PrometheusFactory
 
-RATIO = (
-    'sum by (namespace, deployment) (rate(http_requests_total{{code=~"5..",deployment="{d}"}}[3s]))'
-    ' / sum by (namespace, deployment) (rate(http_requests_total{{deployment="{d}"}}[3s]))'
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _compressed(text: str, swaps: dict[str, tuple[str, int]]) -> str:
+    """A shipped file with its minutes made seconds, so the chain runs in a test: each swap
+    (old -> (new, how many times old must occur)) is checked, so the rest of the file,
+    queries, labels, matchers, params and guards, is exactly what ships."""
+    for old, (new, times) in swaps.items():
+        assert text.count(old) == times, (old, text.count(old))
+        text = text.replace(old, new)
+    return text
+
+
+# policies/rollback-on-high-error-rate.yaml and its rule in deploy/prometheus/rules.yml, with
+# 1m rate windows as 3s, `for: 5m` as 4s (3s for the rule) and the 10m verify window as the
+# test's. The deployments live in `staging`: in `prod` the shipped policy asks a person first.
+POLICY = _compressed(
+    (REPO / "policies" / "rollback-on-high-error-rate.yaml").read_text(),
+    {
+        "[1m]": ("[3s]", 5),
+        "    for: 5m": ("    for: 4s\n    step: 1s", 1),
+        "  within: 10m": ("  within: %s", 1),
+    },
 )
-RULES = """
-groups:
-  - name: error-rate
-    rules:
-      - alert: HighErrorRate
-        expr: |
-          sum by (namespace, deployment) (rate(http_requests_total{code=~"5.."}[3s]))
-            / sum by (namespace, deployment) (rate(http_requests_total[3s])) > 0.10
-        for: 3s
-        labels: {severity: page, remediation: rollback}
-"""
-POLICY = """
-name: rollback-on-high-error-rate
-match: {matchers: ['alertname="HighErrorRate"', 'remediation="rollback"']}
-condition:
-  prometheus:
-    query: 'sum(rate(http_requests_total{code=~"5..",deployment="{{ labels.deployment }}"}[3s])) / sum(rate(http_requests_total{deployment="{{ labels.deployment }}"}[3s]))'
-    above: 0.10
-    for: 4s
-    step: 1s
-    min_rate: 'sum(rate(http_requests_total{deployment="{{ labels.deployment }}"}[3s])) > 1'
-action:
-  type: kubernetes.rollback
-  params: {namespace: "{{ labels.namespace }}", deployment: "{{ labels.deployment }}"}
-  allow_targets: ["prod/*"]
-guards: {cooldown: 1h}
-verify:
-  within: %s
-  prometheus:
-    query: 'sum(rate(http_requests_total{code=~"5..",deployment="{{ labels.deployment }}"}[3s])) / sum(rate(http_requests_total{deployment="{{ labels.deployment }}"}[3s]))'
-    below: 0.05
-"""
+RULES = _compressed(
+    (REPO / "deploy" / "prometheus" / "rules.yml").read_text(),
+    {
+        'rate(http_requests_total{code=~"5.."}[1m])': (
+            'rate(http_requests_total{code=~"5.."}[3s])',
+            1,
+        ),
+        "rate(http_requests_total[1m])": ("rate(http_requests_total[3s])", 1),
+        "        for: 5m\n        keep_firing_for: 2m": (
+            "        for: 3s\n        keep_firing_for: 2s",
+            1,
+        ),
+    },
+)
+NS = "staging"
 
 
 def _by(decisions: list[dict[str, Any]], outcome: str) -> list[dict[str, Any]]:
@@ -77,7 +81,8 @@ def _chain(
     error_app: ErrorApp,
     k8s_api: KubeAPI,
 ) -> tuple[Daemon, Prometheus]:
-    daemon = daemon_factory(POLICY % within, kubernetes={"kubeconfig": str(k8s_api.kubeconfig)})
+    policy = POLICY.replace("within: %s", f"within: {within}")
+    daemon = daemon_factory(policy, kubernetes={"kubeconfig": str(k8s_api.kubeconfig)})
     am = alertmanager_factory(
         f"{daemon.url}/webhook/alertmanager",
         daemon.config["auth"]["alertmanager"]["bearer_token"],
@@ -101,26 +106,26 @@ def test_error_rate_rolls_back_once_and_verifies_recovery(
     error_app: ErrorApp,
     k8s_api: KubeAPI,
 ) -> None:
-    k8s_api.add_deployment("prod", "checkout", image="web:1")
-    k8s_api.set_image("prod", "checkout", "web:2")  # the bad deploy
-    error_app.set("checkout", rate=20, error_ratio=0.3)
+    k8s_api.add_deployment(NS, "checkout", image="web:1")
+    k8s_api.set_image(NS, "checkout", "web:2")  # the bad deploy
+    error_app.set("checkout", rate=20, error_ratio=0.3, namespace=NS)
     daemon, _ = _chain(
         "30s", daemon_factory, alertmanager_factory, prometheus_factory, error_app, k8s_api
     )
     wait_for(lambda: _rollbacks(k8s_api, "checkout"), timeout=90, what="the rollback")
     # Alertmanager re-sends the still-firing alert; let repeats arrive before it recovers.
     wait_for(lambda: _received(daemon, "firing") >= 3, timeout=30, what="repeated notifications")
-    error_app.set("checkout", error_ratio=0.0)  # the previous revision serves cleanly
+    error_app.set("checkout", error_ratio=0.0, namespace=NS)  # the previous revision is clean
     decisions = daemon.wait_decisions(
         lambda ds: bool(_by(ds, "executed") or _by(ds, "failed")),
         timeout=60,
         what="the verified result",
     )
     [executed] = _by(decisions, "executed")
-    assert "rolled back prod/checkout to revision 1" in executed["reason"]
+    assert f"rolled back {NS}/checkout to revision 1" in executed["reason"]
     assert "recovered: value" in executed["reason"]
     assert (
-        k8s_api.deployment("prod", "checkout")["spec"]["template"]["spec"]["containers"][0]["image"]
+        k8s_api.deployment(NS, "checkout")["spec"]["template"]["spec"]["containers"][0]["image"]
         == "web:1"
     )
     wait_for(lambda: _received(daemon, "resolved") >= 1, timeout=60, what="the incident to resolve")
@@ -137,10 +142,10 @@ def test_no_recovery_trips_the_breaker_until_reset(
     k8s_api: KubeAPI,
 ) -> None:
     for name in ("checkout", "payments"):
-        k8s_api.add_deployment("prod", name, image="web:1")
-        k8s_api.set_image("prod", name, "web:2")
-    error_app.set("checkout", rate=20, error_ratio=0.3)  # and it stays bad after the rollback
-    error_app.set("payments", rate=20, error_ratio=0.0)
+        k8s_api.add_deployment(NS, name, image="web:1")
+        k8s_api.set_image(NS, name, "web:2")
+    error_app.set("checkout", rate=20, error_ratio=0.3, namespace=NS)  # stays bad after
+    error_app.set("payments", rate=20, error_ratio=0.0, namespace=NS)
     daemon, _ = _chain(
         "5s", daemon_factory, alertmanager_factory, prometheus_factory, error_app, k8s_api
     )
@@ -157,7 +162,7 @@ def test_no_recovery_trips_the_breaker_until_reset(
         timeout=10,
         what="the breaker",
     )
-    error_app.set("payments", error_ratio=0.3)  # another incident while the breaker is open
+    error_app.set("payments", error_ratio=0.3, namespace=NS)  # while the breaker is open
     decisions = daemon.wait_decisions(
         lambda ds: any(d["outcome"] == "tripped" and "payments" in d["target"] for d in ds),
         timeout=60,
