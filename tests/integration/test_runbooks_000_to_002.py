@@ -1,6 +1,7 @@
-"""Runbook 000's "kill long-running queries" and runbook 001's "clean up logs" as shipped:
-each policy file loaded as it is, fired with the labels of its rule in
-deploy/prometheus/rules.yml, acting on a real PostgreSQL and a real container."""
+"""Runbook 000's "kill long-running queries", runbook 001's "clean up logs" and runbook 002's
+"restart on an error rate over 5%" as shipped: each policy file loaded as it is, fired with
+the labels of its rule in deploy/prometheus/rules.yml, acting on a real PostgreSQL and real
+containers."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from remediator.actions.postgres import PostgresExecutor
 from tests.fixtures.docker_engine import DockerEngine
 from tests.fixtures.postgres import Postgres
 from tests.integration.conftest import HarnessFactory
-from tests.integration.test_runbook_004 import body, rule_labels, shipped
+from tests.integration.test_docker_executor import compose_labels
+from tests.integration.test_runbook_004 import GRACEFUL, body, rule_labels, shipped
 
 # A database role like production's: it may signal other sessions (pg_signal_backend), which
 # it only can for roles that are not superusers, like the application's.
@@ -108,3 +110,24 @@ async def test_rotated_logs_older_than_three_days_are_deleted(
     code, out = app.exec_run(["ls", "/app/logs"])
     assert code == 0 and isinstance(out, bytes)
     assert out.decode().split() == ["app.log", "app.log.2"]
+
+
+async def test_a_service_failing_over_5_percent_is_restarted_and_only_its_own(
+    harness: HarnessFactory, docker_cleanup: DockerEngine, docker_executor: DockerExecutor
+) -> None:
+    engine = docker_cleanup
+    for service in ("api-gateway", "airtable-gateway"):
+        labels = compose_labels("pyairtable", service, 1)
+        engine.run(f"pyairtable-{service}-1", command=GRACEFUL, labels=labels)
+    failing = engine.started_at_ns("pyairtable-api-gateway-1")
+    healthy = engine.started_at_ns("pyairtable-airtable-gateway-1")
+    h = await harness(
+        shipped("002-restart-on-error-rate"), executors={"docker.restart": docker_executor}
+    )
+    labels = {**rule_labels("ServiceHighErrorRate"), "compose_service": "api-gateway"}
+    [decision] = (await h.post(body(labels)))[1]["decisions"]
+    assert decision["target"] == "pyairtable/api-gateway"
+    record = await h.wait_outcome(decision["id"], {"executed", "failed"})
+    assert record["outcome"] == "executed", record
+    assert engine.started_at_ns("pyairtable-api-gateway-1") > failing
+    assert engine.started_at_ns("pyairtable-airtable-gateway-1") == healthy
