@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import docker
 import docker.errors
@@ -31,6 +31,8 @@ from remediator.core.kinds.docker import DOCKER_RESTART, RestartTarget, Seen, re
 from remediator.core.kinds.docker_exec import DOCKER_EXEC, exec_spec
 from remediator.core.kinds.docker_recreate import DOCKER_RECREATE, recreate_spec
 from remediator.errors import ActionError
+
+T = TypeVar("T")
 
 # What the engine itself uses when neither `t` nor the container's StopTimeout is set.
 DEFAULT_STOP_TIMEOUT = 10
@@ -152,6 +154,15 @@ def _found(attrs: Mapping[str, Any], target: RestartTarget) -> _Found:
     )
 
 
+def _read(request: ActionRequest, reader: Callable[[Mapping[str, str]], T]) -> T:
+    """The kind's one reading of the rendered params; a problem is an ActionError naming
+    the action type."""
+    try:
+        return reader(request.params)
+    except ValueError as exc:
+        raise ActionError(f"{request.type}: {exc}") from exc
+
+
 class DockerExecutor:
     """Executor for `docker.restart`, `docker.exec` (actions/docker_exec.py) and
     `docker.recreate` (actions/docker_recreate.py) against one Docker engine (`unix://…` or `tcp://…`).
@@ -181,27 +192,18 @@ class DockerExecutor:
             return await self._recreate(request)
         if kind is not DOCKER_RESTART:
             raise ActionError(f"DockerExecutor cannot run action type {request.type!r}")
-        try:
-            target = restart_target(request.params)
-        except ValueError as exc:
-            raise ActionError(f"{DOCKER_RESTART.type}: {exc}") from exc
+        target = _read(request, restart_target)
         client, found = await run_blocking(self._lookup, target)
         sent_at = await self._restart_all(client, found)
         return await self._verify(client, target, found, sent_at, request.verify.within)
 
     async def _exec(self, request: ActionRequest) -> ActionResult:
-        try:
-            spec = exec_spec(request.params)
-        except ValueError as exc:
-            raise ActionError(f"{DOCKER_EXEC.type}: {exc}") from exc
+        spec = _read(request, exec_spec)
         client, found = await run_blocking(self._lookup, spec.where)
         return await docker_exec.run_all(client, self.url, [(f.id, f.name) for f in found], spec)
 
     async def _recreate(self, request: ActionRequest) -> ActionResult:
-        try:
-            spec = recreate_spec(request.params)
-        except ValueError as exc:
-            raise ActionError(f"{DOCKER_RECREATE.type}: {exc}") from exc
+        spec = _read(request, recreate_spec)
         client, found = await run_blocking(self._lookup, spec.where)
         olds = [Old(f.id, f.name, f.stop_timeout) for f in found]
         return await Recreation(client, self._poll_interval).all(olds, spec, request.verify.within)
