@@ -6,6 +6,7 @@ stages of core.guards.AT_APPROVAL again, over facts read at approval time.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -13,8 +14,9 @@ from typing import Any, Protocol
 from remediator import log
 from remediator.actions.base import ActionRequest
 from remediator.core import approval as approvals
-from remediator.core.guards import AT_APPROVAL, Settings, first_stop
+from remediator.core.guards import AT_APPROVAL, AT_LATER_STEP, LADDER_STARTED, Settings, first_stop
 from remediator.core.job import Job
+from remediator.core.ladder import Rung
 from remediator.core.outcomes import EXECUTING, Outcome
 from remediator.core.policy import Policy
 from remediator.core.verify import VerifyPlan
@@ -135,12 +137,17 @@ class Approvals:
             reason = f"approved by {who}, but policy {approval.policy} is no longer loaded"
             await _settle(tx, approval.decision_id, Outcome.FAILED, reason)
             return Outcome.FAILED, None
+        # A ladder's later step: the ladder's guards judged it when it started, and its
+        # cooldown and limits are the ladder's (each step already counted), so what is left
+        # is what every step passes: the kill switch, the breaker and dry run.
+        rung, ladder = await tx.approval_ladder(approval.id) if policy.steps else (None, ())
+        stages = AT_LATER_STEP if rung is not None else AT_APPROVAL
         # The guards an approval never overrides (scope as it is now, the kill switch, the
         # breaker, cooldown and limits, dry run): the same stages, over facts read now.
         gates = self._switches.adopt(await tx.flags())
         job = Job(None, policy, now, approval.action, approval.target, {})
         facts = await read_facts(tx, [job], now, gates, self._settings, {})
-        stop = first_stop(job, facts, now, AT_APPROVAL)
+        stop = first_stop(job, facts, now, stages)
         if stop is not None and stop.outcome is not Outcome.DRY_RUN:
             if stop.outcome in (Outcome.PAUSED, Outcome.TRIPPED):
                 reason = f"approved by {who} while {stop.outcome}"
@@ -150,7 +157,6 @@ class Approvals:
             return stop.outcome, None
         # The params and the verify check rendered when it was requested, stored with it.
         params, check = await tx.approval_params(approval.id)
-        ladder = await tx.approval_ladder(approval.id) if policy.steps else ()
         dry = stop is not None  # only the dry_run stage is left to stop it here
         action_id = await tx.add_action(
             approval.decision_id,
@@ -167,12 +173,43 @@ class Approvals:
             await _settle(tx, approval.decision_id, Outcome.DRY_RUN, f"approved by {who}; dry run")
             return Outcome.DRY_RUN, None
         await _settle(tx, approval.decision_id, EXECUTING, f"approved by {who}")
-        verify = VerifyPlan.of(policy.verify.within, check)
-        step = 1 if policy.steps else None
+        within = rung.within if rung is not None else policy.verify.within
+        verify = VerifyPlan.of(within, check)
+        step = rung.step if rung is not None else (1 if policy.steps else None)
         request = request_for(
             action_id, policy.name, approval.action, approval.target, params, verify, step, ladder
         )
         return EXECUTING, request
+
+    def rung_request(
+        self, policy: str, rung: Rung, now: datetime
+    ) -> tuple[approvals.Approval, dict[str, object]]:
+        """The request for a ladder's later step that carries its own approval (the store
+        fills in its decision) and what its message shows: the alert as the ladder rendered
+        it, the step, its params, and the guards the ladder passed when it started."""
+        loaded = self._by_name.get(policy)
+        guards = loaded.guards if loaded is not None else None
+        approvers = self._settings.approvers
+        if guards is not None and guards.approvers is not None:
+            approvers = guards.approvers
+        request = approvals.Approval(
+            id=secrets.token_hex(16),
+            decision_id=0,
+            policy=policy,
+            action=rung.action,
+            target=rung.target,
+            state=approvals.ApprovalState.PENDING,
+            requested_at=now,
+            expires_at=now + self._settings.approval_ttl,
+            required=guards.approvals_required if guards is not None else 1,
+            approvers=approvers,
+        )
+        context = {
+            **(rung.ask or {}),
+            "params": dict(rung.params),
+            "guards": list(LADDER_STARTED),
+        }
+        return request, context
 
     async def expire_approvals(self) -> None:
         now = self._clock()

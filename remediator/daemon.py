@@ -156,6 +156,7 @@ def build_daemon(
         sink=sink,
         notices=conversation,
     )
+    runner.approvals = approvals  # a ladder's step with its own approval asks through it
     intake = Intake(
         policies=policies,
         store=store,

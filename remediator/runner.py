@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from structlog.typing import FilteringBoundLogger
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -23,6 +23,7 @@ from remediator import log
 from remediator.actions.base import ActionRequest, ActionResult, Executor
 from remediator.checks.http import wait_healthy
 from remediator.checks.prometheus import PrometheusChecker, Verdict, wait_recovered
+from remediator.core.approval import Approval
 from remediator.core.ladder import Rung
 from remediator.core.outcomes import Outcome
 from remediator.core.verify import HttpCheck, PrometheusCheck, VerifyPlan
@@ -67,7 +68,26 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, ActionError) and exc.retryable
 
 
+class RungApprovals(Protocol):
+    """Asks people for a ladder's next rung that carries its own approval
+    (approvals.Approvals)."""
+
+    def rung_request(
+        self, policy: str, rung: Rung, now: datetime
+    ) -> tuple[Approval, dict[str, object]]:
+        """The request for the rung (decision_id still 0) and what its message shows."""
+        ...
+
+    def requested(self, request: Approval) -> None:
+        """The request was committed: count and announce it."""
+        ...
+
+
 class Runner:
+    # Set once the approvals part exists (it is built with this runner): who a rung with its
+    # own approval asks. None: such a rung stops the ladder, never runs unasked.
+    approvals: RungApprovals | None = None
+
     def __init__(
         self,
         store: Store,
@@ -167,7 +187,8 @@ class Runner:
         self._metrics.action_duration.labels(request.type).observe(duration)
         self._metrics.actions.labels(request.policy, request.type, done.outcome).inc()
         self._sink.settled(request.policy, done.outcome)
-        # A ladder's rung that failed (or was not verified) hands over to the next at once.
+        # A ladder's rung that failed (or was not verified) hands over to the next at once:
+        # its action, or the request for its approval when it carries its own.
         escalate = done.outcome == Outcome.FAILED and bool(request.ladder)
         next_action = await self._record(request, done, bound, escalate=escalate)
         result = {
@@ -192,7 +213,15 @@ class Runner:
         if done.reached:
             self._done.put(request.policy, request.target, self._clock())
         self._report(request, done.outcome, done.reason, duration)
-        if next_action is not None:
+        if isinstance(next_action, Approval):
+            bound.warning(
+                "action.escalated",
+                step=request.ladder[0].step,
+                approval_id=next_action.id,
+            )
+            if self.approvals is not None:
+                self.approvals.requested(next_action)
+        elif next_action is not None:
             rung = request.ladder[0]
             bound.warning("action.escalated", step=rung.step, next_action_id=next_action)
             verify = VerifyPlan.of(rung.within, rung.checks)
@@ -217,11 +246,34 @@ class Runner:
         bound: FilteringBoundLogger,
         *,
         escalate: bool,
-    ) -> int | None:
-        """The result, to the store; escalating, the next rung with it: its action's id."""
-        next_action: int | None = None
+    ) -> int | Approval | None:
+        """The result, to the store; escalating, the next rung with it: its action's id, or
+        the request for its approval."""
+        next_action: int | Approval | None = None
         try:
-            if escalate:
+            if escalate and request.ladder[0].ask is not None and self.approvals is not None:
+                rung, later = request.ladder[0], request.ladder[1:]
+                now = self._clock()
+                ask, context = self.approvals.rung_request(request.policy, rung, now)
+                next_action = await self._store.finish_and_request(
+                    request.action_id,
+                    done.outcome,
+                    done.reason,
+                    now,
+                    done.result,
+                    rung,
+                    later,
+                    ask,
+                    context,
+                )
+                recorded = next_action is not None
+            elif escalate and request.ladder[0].ask is not None:
+                # Nobody to ask here (no approvals part): the ladder stops, never unasked.
+                bound.error("action.approval_unavailable", step=request.ladder[0].step)
+                recorded = await self._store.finish_action(
+                    request.action_id, done.outcome, done.reason, self._clock(), done.result
+                )
+            elif escalate:
                 next_action = await self._store.finish_and_escalate(
                     request.action_id,
                     done.outcome,

@@ -166,6 +166,7 @@ def _ladder(job: Job) -> list[dict[str, Any]]:
             "target": rung.target,
             "params": dict(rung.params),
             "verify_within": format_duration(rung.within),
+            "approval": "required" if rung.ask is not None else "not required",
         }
         for rung in job.ladder
     ]
@@ -199,5 +200,6 @@ def format_report(report: list[dict[str, Any]]) -> str:
                 lines.append(
                     f"    then step {step['step']}: {step['action']} target={step['target']}"
                     f" ({shown}), if step {previous} fails or is not verified"
+                    + (", after approval" if step.get("approval") == "required" else "")
                 )
     return "\n".join(lines)

@@ -180,7 +180,9 @@ def _facts(approval: Approval, context: Mapping[str, Any]) -> list[Block]:
         lines.append(f"*Summary:*\n{_quote(context['summary'])}")
     if context.get("link"):
         lines.append(f"*Source:* {_source(context['link'])}")
-    action = f"*Action:* {code_span(approval.action)} on {code_span(approval.target)}" + (
+    # A ladder's request names its step (our own text: "step 2 of 3").
+    step = f" ({_line(context['step'], 50)})" if context.get("step") else ""
+    action = f"*Action{step}:* {code_span(approval.action)} on {code_span(approval.target)}" + (
         f" ({param_text})" if param_text else ""
     )
     # The description is the policy's own text (trusted), escaped all the same.

@@ -238,6 +238,11 @@ STAGES: tuple[Stage, ...] = (
 AT_APPROVAL = tuple(s for s in STAGES if s.name not in ("dedup", "condition", "approval"))
 # What a Slack approval request lists as passed: every stage before the approval gate.
 BEFORE_APPROVAL = tuple(s.name for s in STAGES[: [s.name for s in STAGES].index("approval")])
+# A ladder's later step with its own approval, approved: the ladder's guards judged it when
+# it started (its scope, cooldown and limits), so it passes only what every step passes.
+AT_LATER_STEP = tuple(s for s in STAGES if s.name in ("paused", "breaker", "dry_run"))
+# What its request lists as passed: the ladder's own guards, judged when it started.
+LADDER_STARTED = tuple(f"{name} (at step 1)" for name in BEFORE_APPROVAL if name != "condition")
 
 
 def first_stop(

@@ -115,8 +115,32 @@ def render_ladder(policy: Policy, alert: Alert) -> tuple[Rung, ...]:
         except RenderError as exc:
             raise RenderError(f"step {number}: {exc}") from None
         checks = plan.checks or None
-        rungs.append(Rung(number, step.action.type, target, params, plan.within, checks))
+        try:
+            asked = asks(step.approval, alert, policy.name)
+        except RenderError as exc:
+            raise RenderError(f"step {number}: approval: {exc}") from None
+        ask = None
+        if asked:  # the request names its step, as the first step's does
+            ask = {
+                **approval_context(policy, alert),
+                "step": f"step {number} of {len(policy.steps)}",
+            }
+        rungs.append(Rung(number, step.action.type, target, params, plan.within, checks, ask))
     return tuple(rungs)
+
+
+def approval_context(policy: Policy, alert: Alert) -> dict[str, object]:
+    """What an approval request shows a person about the alert that asks for it."""
+    annotations = alert.annotations
+    return {
+        "alertname": alert.name,
+        "status": alert.status,
+        "source": alert.source,
+        "labels": dict(alert.labels),
+        "summary": annotations.get("summary") or annotations.get("description", ""),
+        "link": alert.generator_url,
+        "description": policy.description,
+    }
 
 
 def secret_names(policy: Policy) -> frozenset[str]:
@@ -234,13 +258,15 @@ def build_job(
 def needs_approval(job: Job) -> bool:
     """Whether the policy's approval rule asks a human for this job (`when` is rendered
     against the alert); raises RenderError when `when` cannot be rendered."""
-    rule = job.policy.guards.approval
+    if job.alert is None:  # an approved request: its approval is already given
+        return False
+    return asks(job.policy.guards.approval, job.alert, job.policy.name)
+
+
+def asks(rule: str | ApprovalWhen | None, alert: Alert, policy: str) -> bool:
+    """Whether an approval rule (a policy's, or a ladder step's own) asks a human for this
+    alert; raises RenderError when `when` cannot be rendered."""
     if isinstance(rule, ApprovalWhen):
-        if job.alert is None:  # an approved request: its approval is already given
-            return False
-        alert = job.alert
-        context = render_context(
-            alert.labels, alert.annotations, alert.template_view(), job.policy.name
-        )
+        context = render_context(alert.labels, alert.annotations, alert.template_view(), policy)
         return rule.when.render(context) == "true"
     return rule == "always"

@@ -16,7 +16,7 @@ from remediator.core import approval as approvals
 from remediator.core.alert import Alert
 from remediator.core.dedup import Claim
 from remediator.core.guards import BEFORE_APPROVAL, Facts, first_stop
-from remediator.core.job import Job, Stopped
+from remediator.core.job import Job, Stopped, approval_context
 from remediator.core.ladder import Rung
 from remediator.core.outcomes import PROVISIONAL, Outcome
 from remediator.core.records import ApprovalRow, NewAction, NewDecision
@@ -267,13 +267,7 @@ class _Batch:
             if name != "condition" or job.policy.condition is not None
         ]
         context = {
-            "alertname": alert.name,
-            "status": alert.status,
-            "source": alert.source,
-            "labels": dict(alert.labels),
-            "summary": alert.annotations.get("summary") or alert.annotations.get("description", ""),
-            "link": alert.generator_url,
-            "description": job.policy.description,
+            **approval_context(job.policy, alert),
             "params": dict(job.params),
             "guards": passed,  # every stage before the gate passed, or there is no request
         }

@@ -31,9 +31,12 @@ class Rung:
     params: Mapping[str, str]
     within: timedelta
     checks: Checks | None = None
+    # The step's own approval asked for this alert: what its request shows a person (the
+    # alert as it fired, rendered with the ladder), or None when the step needs none.
+    ask: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        shaped: dict[str, Any] = {
             "step": self.step,
             "action": self.action,
             "target": self.target,
@@ -41,6 +44,9 @@ class Rung:
             "within": self.within.total_seconds(),
             "verify": self.checks.to_json() if self.checks is not None else None,
         }
+        if self.ask is not None:
+            shaped["ask"] = dict(self.ask)
+        return shaped
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Rung:
@@ -51,6 +57,7 @@ class Rung:
             {str(k): str(v) for k, v in value["params"].items()},
             timedelta(seconds=float(value["within"])),
             Checks.from_json(value.get("verify")) or None,
+            dict(value["ask"]) if isinstance(value.get("ask"), dict) else None,
         )
 
 

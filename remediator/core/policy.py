@@ -313,17 +313,6 @@ class Policy(Strict):
                 shaped["guards"] = {"approval": first["approval"]}
         return shaped
 
-    @field_validator("steps")
-    @classmethod
-    def _later_approvals(cls, steps: tuple[StepSpec, ...]) -> tuple[StepSpec, ...]:
-        for number, step in enumerate(steps[1:], start=2):
-            if step.approval not in (None, "never"):
-                raise ValueError(
-                    f"step {number}: an approval on a later step is not available in this "
-                    "version yet (the first step's approval gates the whole ladder)"
-                )
-        return steps
-
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:

@@ -17,14 +17,46 @@ from remediator.core.ladder import Rung
 from remediator.core.verify import Checks
 from remediator.log import redact
 from remediator.store.base import ApprovalConflictError
-from remediator.store.dialect import Backend, Row, Tx, iso
+from remediator.store.dialect import Backend, Conn, Row, Tx, iso
 from remediator.store.records import (
     approval_from_row,
     ladder_of,
     params_from_json,
     params_json,
     redacted,
+    rung_of,
 )
+
+
+async def insert_approval(
+    sql: Conn,
+    approval: Approval,
+    episode: str,
+    params: str,
+    context: Mapping[str, object] | None,
+) -> None:
+    """One approval request's row; `params` as records.params_json wrote them."""
+    d = sql.dialect
+    await sql.run(
+        "INSERT INTO approvals (id, decision_id, policy, action, target, params, episode, "
+        "context, state, requested_at, expires_at, required, approvers, approved_by, "
+        "decided_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        approval.id,
+        approval.decision_id,
+        approval.policy,
+        approval.action,
+        approval.target,
+        params,
+        episode,
+        json.dumps(redacted(dict(context or {}))),
+        approval.state.value,
+        d.ts(approval.requested_at),
+        d.ts(approval.expires_at),
+        approval.required,
+        json.dumps(list(approval.approvers)),
+        json.dumps(list(approval.approved_by)),
+        approval.decided_by,
+    )
 
 
 class ApprovalTx(Tx):
@@ -58,26 +90,8 @@ class ApprovalTx(Tx):
         verify: Checks | None = None,
         ladder: Sequence[Rung] = (),
     ) -> None:
-        d = self.sql.dialect
-        await self.sql.run(
-            "INSERT INTO approvals (id, decision_id, policy, action, target, params, episode, "
-            "context, state, requested_at, expires_at, required, approvers, approved_by, "
-            "decided_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            approval.id,
-            approval.decision_id,
-            approval.policy,
-            approval.action,
-            approval.target,
-            params_json(params, verify, ladder),
-            episode,
-            json.dumps(redacted(dict(context or {}))),
-            approval.state.value,
-            d.ts(approval.requested_at),
-            d.ts(approval.expires_at),
-            approval.required,
-            json.dumps(list(approval.approvers)),
-            json.dumps(list(approval.approved_by)),
-            approval.decided_by,
+        await insert_approval(
+            self.sql, approval, episode, params_json(params, verify, ladder), context
         )
 
     async def save_approval(self, approval: Approval) -> None:
@@ -103,9 +117,9 @@ class ApprovalTx(Tx):
         raw = await self.sql.value("SELECT params FROM approvals WHERE id = ?", approval_id)
         return params_from_json(raw)
 
-    async def approval_ladder(self, approval_id: str) -> tuple[Rung, ...]:
+    async def approval_ladder(self, approval_id: str) -> tuple[Rung | None, tuple[Rung, ...]]:
         raw = await self.sql.value("SELECT params FROM approvals WHERE id = ?", approval_id)
-        return ladder_of(raw)
+        return rung_of(raw), ladder_of(raw)
 
     async def expired_approvals(self, now: datetime) -> list[Approval]:
         rows = await self.sql.rows(

@@ -217,8 +217,9 @@ class ApprovalTransaction(Protocol):
         rungs beside the params."""
         ...
 
-    async def approval_ladder(self, approval_id: str) -> tuple[Rung, ...]:
-        """The later rungs stored with a ladder's request (none for any other)."""
+    async def approval_ladder(self, approval_id: str) -> tuple[Rung | None, tuple[Rung, ...]]:
+        """The later step a ladder's request asks for (None: its first step, or a policy of
+        one action) and the rungs after the one asked for (none for any other policy)."""
         ...
 
     async def approval_params(self, approval_id: str) -> tuple[dict[str, str], Checks | None]:
@@ -350,6 +351,25 @@ class LeaseStore(Protocol):
         next rung's decision (`step`) and pending action, owned here, with the episode's
         claim moved to it: a crash in between leaves one of them unfinished, recorded
         `interrupted` at the next start, never a rung run twice. The new action's id, or
+        None (nothing written) where finish_action would say False."""
+        ...
+
+    async def finish_and_request(
+        self,
+        action_id: int,
+        outcome: str,
+        reason: str,
+        now: datetime,
+        result: Mapping[str, str] | None,
+        rung: Rung,
+        later: Sequence[Rung],
+        request: Approval,
+        context: Mapping[str, object],
+    ) -> Approval | None:
+        """As finish_and_escalate, for a next rung that carries its own approval: in the
+        same transaction the rung's decision (`awaiting_approval`), the approval `request`
+        (its decision_id filled in; the rung and the rungs after it kept with it, `context`
+        as add_approval's) and the episode's claim moved to it. The request as stored, or
         None (nothing written) where finish_action would say False."""
         ...
 

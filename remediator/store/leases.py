@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from remediator.core.approval import Approval
 from remediator.core.ladder import Rung
+from remediator.core.outcomes import Outcome
 from remediator.log import redact
+from remediator.store.approvals import insert_approval
 from remediator.store.base import ACTING, HELD, UNFINISHED
 from remediator.store.decisionlog import COUNT_ACTIONS, counter_rows
 from remediator.store.dialect import Backend, Conn, Row, sql_list
@@ -70,19 +74,7 @@ class LeasesSql(Backend):
                 return None
             d = sql.dialect
             why = f"step {rung.step - 1} {outcome}: the ladder goes on to step {rung.step}"
-            decision_id = await sql.insert(
-                "INSERT INTO decisions (time, policy, source, alertname, fingerprint, episode, "  # noqa: S608  # constants
-                "action, target, outcome, reason, approval_id, repeats, step) "
-                "SELECT ?, policy, source, alertname, fingerprint, episode, ?, ?, ?, ?, NULL, 0, ? "
-                f"FROM decisions WHERE id = {_OF_ACTION}",  # constants
-                d.ts(now),
-                rung.action,
-                rung.target,
-                ACTING,
-                why,
-                rung.step,
-                action_id,
-            )
+            decision_id = await _next_decision(sql, action_id, rung, ACTING, why, now)
             next_id = await sql.insert(
                 "INSERT INTO actions (decision_id, policy, type, target, params, dry_run, state, "
                 "created_at, owner, heartbeat_at) "
@@ -101,18 +93,38 @@ class LeasesSql(Backend):
             # A rung is an action of its policy like any other: its rate limits count it.
             policy = await sql.value("SELECT policy FROM actions WHERE id = ?", action_id)
             await sql.run_many(COUNT_ACTIONS, counter_rows(d, [(str(policy), False, now)]))
-            # The episode's claim now names the rung under way: a repeat of the alert is
-            # counted on it, never decided again.
-            await sql.run(
-                "UPDATE claims SET decision_id = ?, outcome = ?, provisional = FALSE, "  # noqa: S608  # constants
-                f"action = ?, target = ? WHERE decision_id = {_OF_ACTION}",
-                decision_id,
-                ACTING,
-                rung.action,
-                rung.target,
-                action_id,
-            )
+            await _move_claim(sql, action_id, decision_id, ACTING, rung)
         return next_id
+
+    async def finish_and_request(
+        self,
+        action_id: int,
+        outcome: str,
+        reason: str,
+        now: datetime,
+        result: Mapping[str, str] | None,
+        rung: Rung,
+        later: Sequence[Rung],
+        request: Approval,
+        context: Mapping[str, object],
+    ) -> Approval | None:
+        if outcome in UNFINISHED:
+            raise ValueError(f"{outcome} is not a result")
+        async with self._bookkeeping() as sql:
+            if not await self._finish(sql, action_id, outcome, reason, now, result):
+                return None
+            why = (
+                f"step {rung.step - 1} {outcome}: step {rung.step} waits for "
+                f"{request.required} approval(s) until {request.expires_at.isoformat()}"
+            )
+            waiting = Outcome.AWAITING_APPROVAL
+            decision_id = await _next_decision(sql, action_id, rung, waiting, why, now, request.id)
+            stored = replace(request, decision_id=decision_id)
+            episode = await sql.value("SELECT episode FROM decisions WHERE id = ?", decision_id)
+            params = params_json(rung.params, rung.checks, later, rung)
+            await insert_approval(sql, stored, str(episode), params, context)
+            await _move_claim(sql, action_id, decision_id, waiting, rung)
+        return stored
 
     async def _finish(
         self,
@@ -204,6 +216,48 @@ class LeasesSql(Backend):
             )
             found = [await _interrupt(sql, row, reason, now) for row in rows]
         return [item for item in found if item is not None]
+
+
+async def _next_decision(
+    sql: Conn,
+    action_id: int,
+    rung: Rung,
+    outcome: str,
+    why: str,
+    now: datetime,
+    approval_id: str | None = None,
+) -> int:
+    """The decision of a ladder's next rung, in the episode of the action before it."""
+    return await sql.insert(
+        "INSERT INTO decisions (time, policy, source, alertname, fingerprint, episode, "  # noqa: S608  # constants
+        "action, target, outcome, reason, approval_id, repeats, step) "
+        "SELECT ?, policy, source, alertname, fingerprint, episode, ?, ?, ?, ?, ?, 0, ? "
+        f"FROM decisions WHERE id = {_OF_ACTION}",  # constants
+        sql.dialect.ts(now),
+        rung.action,
+        rung.target,
+        outcome,
+        why,
+        approval_id,
+        rung.step,
+        action_id,
+    )
+
+
+async def _move_claim(
+    sql: Conn, action_id: int, decision_id: int, outcome: str, rung: Rung
+) -> None:
+    """The episode's claim now names the rung under way (or awaiting its approval): a
+    repeat of the alert is counted on it, never decided again."""
+    await sql.run(
+        "UPDATE claims SET decision_id = ?, outcome = ?, provisional = FALSE, "  # noqa: S608  # constants
+        f"action = ?, target = ? WHERE decision_id = {_OF_ACTION}",
+        decision_id,
+        outcome,
+        rung.action,
+        rung.target,
+        action_id,
+    )
 
 
 async def _interrupt(sql: Conn, row: Row, reason: str, now: datetime) -> Interrupted | None:

@@ -35,15 +35,22 @@ def redacted(value: Any) -> Any:
 
 
 def params_json(
-    params: Mapping[str, str], verify: Checks | None, ladder: Sequence[Rung] = ()
+    params: Mapping[str, str],
+    verify: Checks | None,
+    ladder: Sequence[Rung] = (),
+    rung: Rung | None = None,
 ) -> str:
     """An action's params column: `{"params": {...}, "verify": {...} | null}`, and for a
     ladder's rung the rungs after it (`"ladder": [...]`); the verify checks and the ladder
-    beside the params, never among them (no param is ever named like them)."""
+    beside the params, never among them (no param is ever named like them). An approval
+    request for a ladder's later step keeps that step too (`"rung"`: its number and
+    verification)."""
     checks = verify.to_json() if verify is not None else None
     document: dict[str, Any] = {"params": dict(params), "verify": checks}
     if ladder:
         document["ladder"] = ladder_json(ladder)
+    if rung is not None:
+        document["rung"] = rung.to_json()
     return json.dumps(document)
 
 
@@ -53,6 +60,15 @@ def ladder_of(raw: str | None) -> tuple[Rung, ...]:
         return ()
     document = json.loads(raw)
     return ladder_from_json(document.get("ladder")) if isinstance(document, dict) else ()
+
+
+def rung_of(raw: str | None) -> Rung | None:
+    """The later step an approval request asks for, as params_json stored it; None for a
+    request of a ladder's first step or of a policy of one action."""
+    document = json.loads(raw) if raw else None
+    if not isinstance(document, dict) or not isinstance(document.get("rung"), dict):
+        return None
+    return Rung.from_json(document["rung"])
 
 
 def params_from_json(raw: str | None) -> tuple[dict[str, str], Checks | None]:

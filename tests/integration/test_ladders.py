@@ -10,9 +10,11 @@ import asyncio
 from typing import Any
 
 from remediator.actions.base import ActionRequest, ActionResult
+from tests.fixtures.slack_api import SlackAPI
 from tests.integration.conftest import HarnessFactory, on_both_backends
 from tests.integration.test_guards_pipeline import alert, message
 from tests.integration.test_runner import _until
+from tests.integration.test_slack_approvals import CHANNEL, click, config, eventually
 
 pytestmark = on_both_backends
 
@@ -200,3 +202,134 @@ async def test_a_later_rung_out_of_scope_stops_the_ladder_before_it_starts(
     assert decision["outcome"] == "out_of_scope"
     assert decision["reason"].startswith("step 2: target 'web-1' is not in allow_targets")
     assert restart.calls == []
+
+
+# The second rung asks people first (its own approval); the first and the last do not.
+ASKING = LADDER.replace(
+    """    verify: {within: 3m}
+""",
+    """    verify: {within: 3m}
+    approval: always
+""",
+).replace("guards: {cooldown: 10m}", "guards: {cooldown: 10m, approvers: ['api:alice']}")
+
+
+async def _waiting(h: Any) -> dict[str, Any]:
+    """The second rung's decision, once the first failed and it waits for its approval."""
+
+    async def found() -> dict[str, Any] | None:
+        for d in await _records(h):
+            if d["step"] == 2 and d["outcome"] == "awaiting_approval":
+                return d
+        return None
+
+    waiting: dict[str, Any] = await _until(found, "step 2 to wait for its approval")
+    return waiting
+
+
+async def test_a_later_rung_with_its_own_approval_runs_only_once_approved(
+    harness: HarnessFactory,
+) -> None:
+    assert "approval: always" in ASKING and "approvers: ['api:alice']" in ASKING
+    restart, recreate, notify = Scripted(False), Scripted(True), Scripted()
+    h = await harness(ASKING, executors=_executors(restart, recreate, notify))
+    [first] = (await h.post(message(alert("web-1"))))[1]["decisions"]
+    assert first["outcome"] == "executing"  # the first rung needs no approval
+    waiting = await _waiting(h)
+    assert (waiting["action"], waiting["target"]) == ("docker.recreate", "web-1")
+    assert waiting["reason"].startswith("step 1 failed: step 2 waits for 1 approval(s) until ")
+    [listed] = (await (await h.client.get("/api/v1/approvals")).json())["approvals"]
+    assert (listed["id"], listed["action"], listed["state"]) == (
+        waiting["approval_id"],
+        "docker.recreate",
+        "pending",
+    )
+    assert h.metric("remediator_approvals_pending") == 1
+    # Repeats while it waits are counted, never a rung run again or another request.
+    _, answer = await h.post(message(alert("web-1")))
+    assert [d["outcome"] for d in answer["decisions"]] == ["deduplicated"]
+    assert recreate.calls == [] and restart.calls == [(1, "web-1")]
+    path = f"/api/v1/approvals/{waiting['approval_id']}/approve"
+    status, refused = await h.api(path, {"by": "via the API"}, who="mallory")
+    assert status == 403 and "not an approver" in refused["error"]
+    assert recreate.calls == []
+    status, _ = await h.api(path, {"by": "via the API"}, who="alice")
+    assert status == 200
+    record = await h.wait_outcome(waiting["id"], {"executed", "failed"})
+    assert record["outcome"] == "executed" and record["reason"] == "docker.recreate web-1: verified"
+    assert recreate.calls == [(2, "web-1")] and notify.calls == []
+    assert h.metric("remediator_approvals_pending") == 0
+    assert h.metric("remediator_policy_tripped", policy="web-down") == 0
+
+
+async def test_a_denied_later_rung_ends_the_ladder_without_running_it(
+    harness: HarnessFactory,
+) -> None:
+    restart, recreate, notify = Scripted(False), Scripted(True), Scripted()
+    h = await harness(
+        ASKING.replace("approvers: ['api:alice']", "approvers: ['api:alice', 'api:bob']"),
+        executors=_executors(restart, recreate, notify),
+    )
+    await h.post(message(alert("web-1")))
+    waiting = await _waiting(h)
+    path = f"/api/v1/approvals/{waiting['approval_id']}/deny"
+    status, _ = await h.api(path, {"by": "via the API"}, who="bob")
+    assert status == 200
+    record = await h.wait_outcome(waiting["id"], {"denied"})
+    assert record["reason"] == "denied by api:bob"
+    # Nothing after it runs: a person said no, and no remedy failed (the breaker stays shut).
+    _, answer = await h.post(message(alert("web-1")))
+    assert [d["outcome"] for d in answer["decisions"]] == ["deduplicated"]
+    assert recreate.calls == [] and notify.calls == [] and restart.calls == [(1, "web-1")]
+    assert h.metric("remediator_policy_tripped", policy="web-down") == 0
+
+
+async def test_a_resolved_alert_cancels_a_later_rungs_request(harness: HarnessFactory) -> None:
+    restart, recreate, notify = Scripted(False), Scripted(True), Scripted()
+    h = await harness(ASKING, executors=_executors(restart, recreate, notify))
+    await h.post(message(alert("web-1")))
+    waiting = await _waiting(h)
+    await h.post(message(alert("web-1", status="resolved")))
+    record = await h.wait_outcome(waiting["id"], {"cancelled"})
+    assert record["approval_id"] == waiting["approval_id"]
+    path = f"/api/v1/approvals/{waiting['approval_id']}/approve"
+    status, _ = await h.api(path, {"by": "via the API"}, who="alice")
+    assert status == 409
+    assert recreate.calls == []
+
+
+async def test_a_later_rungs_approval_is_asked_only_where_its_rule_says(
+    harness: HarnessFactory,
+) -> None:
+    only_prod = ASKING.replace("approval: always", "approval: {when: \"labels.env == 'prod'\"}")
+    restart, recreate, notify = Scripted(False, False), Scripted(True, True), Scripted()
+    h = await harness(only_prod, executors=_executors(restart, recreate, notify))
+    await h.post(message(alert("web-1", env="prod")))
+    await _waiting(h)
+    await h.post(message(alert("web-2", env="staging")))
+    await _until(lambda: _called_on(recreate, "web-2"), "staging's second rung to run unasked")
+    assert recreate.calls == [(2, "web-2")]
+
+
+async def _called_on(executor: Scripted, target: str) -> bool:
+    return any(t == target for _, t in executor.calls)
+
+
+async def test_the_slack_request_names_the_rung_it_asks_for(
+    harness: HarnessFactory, slack_api: SlackAPI
+) -> None:
+    restart, recreate, notify = Scripted(False), Scripted(True), Scripted()
+    h = await harness(
+        ASKING.replace("approvers: ['api:alice']", "approvers: ['U111']"),
+        config(slack_api),
+        executors=_executors(restart, recreate, notify),
+    )
+    await h.post(message(alert("web-1")))
+    waiting = await _waiting(h)
+    [posted] = await eventually(lambda: slack_api.messages(CHANNEL), "the approval message")
+    text = str(posted["blocks"])
+    assert "*Action (step 2 of 3):* `docker.recreate` on `web-1`" in text
+    assert "ContainerDown" in text and "`container=web-1`" in text
+    assert await click(h, posted, "U111") == 200
+    record = await h.wait_outcome(waiting["id"], {"executed", "failed"})
+    assert record["outcome"] == "executed" and recreate.calls == [(2, "web-1")]

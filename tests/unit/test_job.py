@@ -315,3 +315,49 @@ def test_a_notify_text_may_quote_an_alert_dollar_brace() -> None:
     assert not problems
     found = build_job(policy, _alert(msg="echo ${secret:ci}"), NOW)
     assert isinstance(found, Job) and found.params["text"] == "echo ${secret:ci} ${HOME}"
+
+
+_ASKING_LADDER = """
+name: l
+description: restart, then recreate after approval
+steps:
+  - action: {type: docker.restart, params: {container: "{{ labels.container }}"}, allow_targets: ["web-*"]}
+  - action: {type: docker.recreate, params: {container: "{{ labels.container }}"}, allow_targets: ["web-*"]}
+    approval: APPROVAL
+"""
+
+
+@pytest.mark.parametrize(
+    ("approval", "labels", "asked"),
+    [
+        ("always", {}, True),
+        ("never", {}, False),
+        ("{when: \"labels.env == 'prod'\"}", {"env": "prod"}, True),
+        ("{when: \"labels.env == 'prod'\"}", {"env": "staging"}, False),
+    ],
+)
+def test_a_later_steps_own_approval_is_judged_for_the_alert_when_the_ladder_renders(
+    approval: str, labels: dict[str, str], asked: bool
+) -> None:
+    [policy], problems = parse_policies(_ASKING_LADDER.replace("APPROVAL", approval), "t.yaml")
+    assert problems == []
+    job = build_job(policy, _alert(container="web-1", **labels), NOW)
+    assert isinstance(job, Job) and job.policy.guards.approval == "never"
+    [rung] = job.ladder
+    if not asked:
+        assert rung.ask is None
+        return
+    assert rung.ask is not None
+    assert rung.ask["step"] == "step 2 of 2" and rung.ask["alertname"] == "X"
+    assert rung.ask["description"] == "restart, then recreate after approval"
+    assert type(rung).from_json(rung.to_json()) == rung  # kept with the first rung's action
+
+
+def test_a_later_steps_approval_that_does_not_render_names_the_step() -> None:
+    [policy], problems = parse_policies(
+        _ASKING_LADDER.replace("APPROVAL", '{when: "labels.env.missing.deeper == 1"}'), "t.yaml"
+    )
+    assert problems == []
+    stopped = build_job(policy, _alert(container="web-1"), NOW)
+    assert isinstance(stopped, Stopped) and stopped.outcome is Outcome.RENDER_ERROR
+    assert stopped.reason.startswith("step 2: approval: ")
