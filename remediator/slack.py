@@ -40,7 +40,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from remediator import log
 from remediator.config import SlackConfig
 from remediator.core.approval import Approval, ApprovalState
-from remediator.core.mrkdwn import escape_mrkdwn
+from remediator.core.mrkdwn import NOT_INLINE, escape_mrkdwn
 from remediator.errors import RemediatorError
 
 _log = log.get("remediator.slack")
@@ -58,11 +58,8 @@ class SlackError(RemediatorError):
 
 # --- untrusted text in mrkdwn ---------------------------------------------------------------
 
-# Characters that would break one line of our layout or reorder what a reader sees:
-# C0/C1 controls (newlines included) and the Unicode bidi controls.
-_NOT_INLINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _NOT_IN_PROSE = re.compile(
-    r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+    r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
 )
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 _MAX_LINK = 2000
@@ -90,7 +87,7 @@ def _cut_markup(text: str, limit: int) -> str:
 
 def _line(value: object, limit: int = 300) -> str:
     """An untrusted value on one line: controls become spaces, then cut, then escaped."""
-    return escape_mrkdwn(_cut(_NOT_INLINE.sub(" ", str(value)), limit))
+    return escape_mrkdwn(_cut(NOT_INLINE.sub(" ", str(value)), limit))
 
 
 def code_span(value: object, limit: int = 300) -> str:

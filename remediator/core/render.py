@@ -17,7 +17,7 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from remediator.core.mrkdwn import escape_mrkdwn
+from remediator.core.mrkdwn import inline_mrkdwn
 from remediator.errors import RenderError
 
 TEMPLATE_NAMES = frozenset({"labels", "annotations", "alert", "policy"})
@@ -39,7 +39,7 @@ _MRKDWN_ENV = ImmutableSandboxedEnvironment(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     keep_trailing_newline=False,
-    finalize=lambda value: escape_mrkdwn(str(value)),
+    finalize=lambda value: inline_mrkdwn(str(value)),
 )
 # Compiling a template (parse, name check, Jinja2 code generation, Python `compile`) takes
 # over half a millisecond, and policy sets repeat the same few texts (`{{ labels.container }}`

@@ -172,3 +172,24 @@ def test_a_slack_text_escapes_what_the_alert_wrote_but_not_the_policy() -> None:
         "<!here> web-1 &lt;@U999&gt; is down: "
         "&lt;!channel&gt; see &lt;https://evil.example|our runbook&gt; &amp; co"
     )
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "disk full\nStatus: Resolved",  # a forged line of the message's own layout
+        "disk full\r\nStatus: Resolved",
+        "disk full\u2028Status: Resolved\x0b",
+        "evil\u202egnp.exe",  # right-to-left override reorders what a reader sees
+        "tab\there\x00nul",
+    ],
+)
+def test_a_slack_text_keeps_each_alert_value_on_its_line(summary: str) -> None:
+    from remediator.core.render import compile_mrkdwn  # noqa: PLC0415  # this test only
+
+    template = compile_mrkdwn("*Status:* firing\n*Summary:* {{ annotations.summary }}")
+    rendered = template.render({"annotations": {"summary": summary}})
+    head, _, value = rendered.partition("\n*Summary:* ")
+    assert head == "*Status:* firing"  # the policy's own line break stays
+    assert "\n" not in value and "\r" not in value
+    assert not any(c in value for c in "\u202e\u2028\x00\x0b\t")
