@@ -59,6 +59,11 @@ def _text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+# A pull that never ends (a registry that stops answering mid-blob) must not hold the
+# action, and its target, forever; docker-py pulls with no timeout of its own.
+PULL_TIMEOUT = timedelta(minutes=5)
+
+
 class Recreation:
     """One action's recreations on one engine client (docker-py calls run in threads)."""
 
@@ -164,9 +169,15 @@ class Recreation:
             )
         repository, tag = parse_repository_tag(reference)
         try:
-            await self._call(self._api.pull, repository, tag=tag or "latest")
+            async with asyncio.timeout(PULL_TIMEOUT.total_seconds()):
+                error = await self._call(_pull, self._api, repository, tag or "latest")
+        except TimeoutError:
+            why = f"no end of the pull within {format_duration(PULL_TIMEOUT)}"
+            raise StepFailedError(f"pulling {reference}", why, untouched) from None
         except _ENGINE_ERRORS as exc:
             raise StepFailedError(f"pulling {reference}", _text(exc), untouched) from exc
+        if error is not None:
+            raise StepFailedError(f"pulling {reference}", error, untouched)
 
     async def _image(self, reference: str) -> dict[str, Any] | None:
         """The image's own configuration, None when it cannot be inspected (then every
@@ -212,3 +223,14 @@ class Recreation:
         except _ENGINE_ERRORS as exc:
             parts.append(f"{old.name} ({old.id[:12]}) could not be started again: {_text(exc)}")
         return "; ".join(parts)
+
+
+def _pull(api: docker.APIClient, repository: str, tag: str) -> str | None:
+    """Pull, reading the engine's progress to its end: the engine answers 200 before it
+    fetches anything and reports a failure (`unknown blob`, a full disk) as a line of that
+    stream. The error it reports, or None once the pull completed."""
+    for line in api.pull(repository, tag=tag, stream=True, decode=True):
+        if isinstance(line, dict) and ("error" in line or "errorDetail" in line):
+            detail = line.get("errorDetail") or {}
+            return str(line.get("error") or detail.get("message") or line)
+    return None
