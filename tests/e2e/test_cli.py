@@ -55,6 +55,32 @@ def test_check_passes_the_shipped_examples_and_deploy_config() -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_the_policies_that_need_slack_or_secrets_check_once_those_are_configured(
+    tmp_path: Path,
+) -> None:
+    folders = [REPO / "policies" / "slack", REPO / "policies" / "hooks"]
+    listed = ", ".join(f"'{f}'" for f in [REPO / "policies", *folders])
+    base = f"policies: [{listed}]\n"
+    (tmp_path / "bare.yaml").write_text(base)
+    done = cli("check", "--config", "bare.yaml", cwd=tmp_path)
+    assert done.returncode == 1  # what `make run`'s default would say, were they in policies/
+    assert "${secret:ci_token} is not configured (config key `secrets`)" in done.stderr
+    # Everything their folders' READMEs ask for: Slack, and each secret, from a file.
+    secrets = {}
+    for name in ("ci_token", "jira_basic_auth", "statuspage_api_key", "launchdarkly_token"):
+        (tmp_path / name).write_text("s3cret-value\n")
+        secrets[f"{name}_file"] = str(tmp_path / name)
+    slack = {"bot_token": "xoxb-1", "signing_secret": "abc", "channel": "C0123ABC"}
+    config = tmp_path / "full.yaml"
+    config.write_text(base + yaml.safe_dump({"secrets": secrets, "slack": slack}))
+    done = cli("check", "--config", "full.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    count = sum(len(list(f.glob("*.yaml"))) for f in [REPO / "policies", *folders])
+    assert f"{count} policies" in done.stdout
+    for folder in folders:
+        assert (folder / "README.md").is_file()
+
+
 def test_check_reports_every_problem_and_exits_1(tmp_path: Path) -> None:
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "bad.yaml").write_text(

@@ -241,7 +241,8 @@ def test_missing_policy_path_is_a_problem(tmp_path: Path) -> None:
 
 
 def test_shipped_example_policies_are_valid() -> None:
-    policies = load_policies([REPO / "policies"])
+    policies = load_policies([REPO / "policies", *(REPO / "policies").glob("*/")])
+    assert {p.name for p in policies} >= {"start-incident-response", "open-incident-ticket"}
     assert len(policies) >= 6
     for policy in policies:
         assert policy.description, f"{policy.name} should say which runbook step it is"
