@@ -1,4 +1,4 @@
-"""The `remediator` command: serve | check | simulate | approvals, and --version."""
+"""The `remediator` command: serve | check | simulate | approvals | test, and --version."""
 
 from __future__ import annotations
 
@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("USER", "cli"),
         help="a note recorded with the decision; the approver is the token's identity",
     )
+    policy_test = sub.add_parser("test", help="run policy test files (like promtool test rules)")
+    policy_test.add_argument("files", type=Path, nargs="+", metavar="FILE")
     return parser
 
 
@@ -191,9 +193,22 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _test(args: argparse.Namespace) -> int:
+    from remediator.policytest import run_files  # noqa: PLC0415  # the daemon's parts: only here
+
+    log.configure("error")  # the daemon's own log lines would bury PASS and FAIL
+    return run_files(args.files, sys.stdout, sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"serve": _serve, "check": _check, "simulate": _simulate, "approvals": _approvals}
+    handlers = {
+        "serve": _serve,
+        "check": _check,
+        "simulate": _simulate,
+        "approvals": _approvals,
+        "test": _test,
+    }
     return handlers[args.command](args)
 
 

@@ -21,7 +21,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from remediator import log
 from remediator.actions.base import ActionRequest, ActionResult, Executor
-from remediator.checks.http import wait_healthy
+from remediator.checks.http import Probe, wait_healthy
 from remediator.checks.prometheus import PrometheusChecker, Verdict, wait_recovered
 from remediator.core.approval import Approval
 from remediator.core.ladder import Rung
@@ -87,6 +87,8 @@ class Runner:
     # Set once the approvals part exists (it is built with this runner): who a rung with its
     # own approval asks. None: such a rung stops the ladder, never runs unasked.
     approvals: RungApprovals | None = None
+    # How verify.http tries its URL; None: a GET. `remediator test` answers from its file.
+    http_probe: Probe | None = None
 
     def __init__(
         self,
@@ -137,6 +139,11 @@ class Runner:
     def holding(self) -> list[int]:
         """The actions this process has taken on, queued or running: their leases to renew."""
         return list(self._tasks)
+
+    async def wait_idle(self) -> None:
+        """Until every action taken on (and each ladder rung it escalated to) has finished."""
+        while self._tasks:
+            await asyncio.wait([task for _, task in self._tasks.values()])
 
     def submit(self, request: ActionRequest) -> None:
         task = asyncio.create_task(self._run(request), name=f"action-{request.action_id}")
@@ -404,7 +411,7 @@ class Runner:
         return Verdict(found.ok, f"{'recovered' if found.ok else 'not recovered'}: {found.reason}")
 
     async def _healthy(self, check: HttpCheck, within: timedelta) -> Verdict:
-        found = await wait_healthy(check, within, poll=self._http_poll)
+        found = await wait_healthy(check, within, poll=self._http_poll, probe=self.http_probe)
         return found if not found.ok else Verdict(True, f"healthy: {found.reason}")
 
     async def _execute(self, request: ActionRequest, bound: FilteringBoundLogger) -> _Attempted:

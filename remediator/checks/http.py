@@ -11,6 +11,7 @@ hangs costs one try, not the whole window.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import aiohttp
@@ -52,20 +53,33 @@ async def _try(session: aiohttp.ClientSession, check: HttpCheck, budget: float) 
         return Verdict(False, f"GET {check.url}: {type(exc).__name__}: {exc}")
 
 
-async def wait_healthy(check: HttpCheck, within: timedelta, *, poll: float = 1.0) -> Verdict:
+# One try of a check within a budget of seconds; the default GETs the URL. `remediator test`
+# answers here from the test file instead, so nothing outside is touched.
+Probe = Callable[[HttpCheck, float], Awaitable[Verdict]]
+
+
+async def wait_healthy(
+    check: HttpCheck, within: timedelta, *, poll: float = 1.0, probe: Probe | None = None
+) -> Verdict:
     """Poll until the check holds or `within` is over; the last answer says why not."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within.total_seconds()
+    if probe is not None:
+        return await _poll(check, within, poll, probe)
     connector = aiohttp.TCPConnector(force_close=True)
     async with aiohttp.ClientSession(
         connector=connector, cookie_jar=aiohttp.DummyCookieJar()
     ) as session:
-        while True:
-            left = deadline - loop.time()
-            last = await _try(session, check, max(min(TRY_TIMEOUT, left), 0.5))
-            if last.ok:
-                return last
-            if loop.time() >= deadline:
-                window = format_duration(within)
-                return Verdict(False, f"not healthy within {window}: {last.reason}")
-            await asyncio.sleep(min(poll, max(deadline - loop.time(), 0.05)))
+        return await _poll(check, within, poll, lambda c, budget: _try(session, c, budget))
+
+
+async def _poll(check: HttpCheck, within: timedelta, poll: float, probe: Probe) -> Verdict:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within.total_seconds()
+    while True:
+        left = deadline - loop.time()
+        last = await probe(check, max(min(TRY_TIMEOUT, left), 0.5))
+        if last.ok:
+            return last
+        if loop.time() >= deadline:
+            window = format_duration(within)
+            return Verdict(False, f"not healthy within {window}: {last.reason}")
+        await asyncio.sleep(min(poll, max(deadline - loop.time(), 0.05)))
