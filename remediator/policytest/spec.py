@@ -115,7 +115,7 @@ class ApprovalEvent(Strict):
 
 
 class HttpAnswer(Strict):
-    """One try of a verify.http URL; with no body, the one the check looks for."""
+    """What a verify.http URL answers; with no body, the one the check looks for."""
 
     status: int = Field(ge=100, le=599)
     body: str | None = None
@@ -125,24 +125,27 @@ def _http(value: object) -> object:
     return {"status": value} if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-class PrometheusAnswers(Strict):
-    """What Prometheus answers a policy's queries, one entry per evaluation, the last one
-    repeated; absent or null: no data. A condition entry is one value held over the whole
-    `for` window, or a list of values spread over it; a verify entry is one poll's value."""
+HttpValue = Annotated[HttpAnswer, BeforeValidator(_http)]
+# One entry per evaluation (a condition) or per verification (of one action, or one rung of
+# a ladder); the last entry is repeated, and none given is no data. An entry is one value
+# held all along the condition's `for` window or the verification's `within`, or a list of
+# values spread evenly over it ([0.3, 0.01]: recovered halfway through `within`).
+Entry = float | list[float] | None
 
-    condition: list[float | list[float] | None] = Field(default_factory=list)
-    min_rate: list[float | None] = Field(default_factory=list)
-    verify: list[float | None] = Field(default_factory=list)
+
+class PrometheusAnswers(Strict):
+    condition: list[Entry] = Field(default_factory=list)
+    min_rate: list[float | None] = Field(default_factory=list)  # default: traffic (1.0)
+    verify: list[Entry] = Field(default_factory=list)
 
 
 class Results(Strict):
+    """What the world answers a test: Prometheus and verify.http by policy name, actions by
+    policy name or action type (a policy's entry wins; a list: one per action)."""
+
     prometheus: dict[str, PrometheusAnswers] = Field(default_factory=dict)
-    # By policy name or action type (a policy's entry wins); a list: one per call, the
-    # last one repeated.
     actions: dict[str, ActionAnswer | list[ActionAnswer]] = Field(default_factory=dict)
-    http: dict[str, list[Annotated[HttpAnswer, BeforeValidator(_http)]]] = Field(
-        default_factory=dict
-    )
+    http: dict[str, list[HttpValue | list[HttpValue]]] = Field(default_factory=dict)
 
 
 class Expected(Strict):

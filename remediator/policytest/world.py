@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -24,10 +26,25 @@ from remediator.core.policy import Policy
 from remediator.core.render import render_context
 from remediator.core.verify import HttpCheck
 from remediator.errors import ActionError, RenderError
-from remediator.policytest.spec import ActionAnswer, HttpAnswer, Results
+from remediator.policytest.spec import ActionAnswer, Entry, HttpAnswer, HttpValue, Results
+
+HttpEntry = HttpValue | list[HttpValue]
 
 T = TypeVar("T")
-Value = float | list[float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Verifying:
+    """The action whose verification runs in this task, and since when (loop seconds)."""
+
+    action_id: int
+    since: float
+    within: float
+
+
+# Set by the stand-in executor when an action is done: the runner verifies it in the same
+# task right after, so the answers below know which verification asks, and how far into it.
+_VERIFYING: ContextVar[_Verifying | None] = ContextVar("policytest_verifying", default=None)
 
 
 class Answers(Generic[T]):
@@ -43,17 +60,27 @@ class Answers(Generic[T]):
         return answer
 
 
+def spread(entry: T | list[T], fraction: float) -> T:
+    """An entry's value `fraction` of the way through its window (a list spreads evenly)."""
+    if not isinstance(entry, list):
+        return entry
+    return entry[min(len(entry) - 1, max(0, int(fraction * len(entry))))]
+
+
 class World:
     def __init__(self, policies: Sequence[Policy], results: Results) -> None:
         self._policies = list(policies)
         # (what is asked, its rendered text) -> the policies that ask it, in file order
         self._askers: dict[tuple[str, str], list[str]] = {}
-        self._values: dict[tuple[str, str], Answers[Value]] = {}
+        self._values: dict[tuple[str, str], Answers[Entry]] = {}
         for name, given in results.prometheus.items():
             self._values[(name, "condition")] = Answers(given.condition, None)
             self._values[(name, "min_rate")] = Answers(given.min_rate, 1.0)
             self._values[(name, "verify")] = Answers(given.verify, None)
-        self._http = {name: Answers(given, None) for name, given in results.http.items()}
+        self._http: dict[str, Answers[HttpEntry | None]] = {
+            name: Answers(given, None) for name, given in results.http.items()
+        }
+        self._chosen: dict[tuple[int, str], object] = {}  # each verification's entry
         self.prometheus = StandInPrometheus(self)
         executor = StandInExecutor(results.actions)
         self.executors: dict[str, Executor] = dict.fromkeys(KINDS, executor)
@@ -91,25 +118,46 @@ class World:
     def asks(self, what: str, text: str) -> bool:
         return (what, text) in self._askers
 
-    def value(self, what: str, query: str) -> Value:
-        """The next answer to `query` of the first policy asking it that has answers."""
+    def entry(self, what: str, query: str) -> Entry:
+        """The next answer to `query` of the first policy asking it that has answers; for a
+        verify query, the entry of the verification under way, and where in it."""
+        if what == "verify":
+            spread_value: Entry = self._verifying(what, lambda: self._next(what, query))
+            return spread_value
+        return self._next(what, query)
+
+    def _next(self, what: str, query: str) -> Entry:
         for name in self._askers.get((what, query), []):
             answers = self._values.get((name, what))
             if answers is not None:
-                return answers.next()
+                found: Entry = answers.next()
+                return found
         return 1.0 if what == "min_rate" else None  # traffic, but no data for the rest
+
+    def _verifying(self, what: str, choose: Callable[[], Any]) -> Any:
+        current = _VERIFYING.get()
+        if current is None:
+            return spread(choose(), 0.0)
+        key = (current.action_id, what)
+        if key not in self._chosen:
+            self._chosen[key] = choose()
+        elapsed = asyncio.get_running_loop().time() - current.since
+        return spread(self._chosen[key], elapsed / current.within if current.within else 1.0)
 
     async def http_probe(self, check: HttpCheck, budget: float) -> Verdict:
         """verify.http's one try (runner.http_probe); by default the check holds."""
         del budget  # every answer here is immediate
-        answer: HttpAnswer | None = None
-        for name in self._askers.get(("http", check.url), []):
-            if name in self._http:
-                answer = self._http[name].next()
-                break
+
+        def choose() -> HttpEntry | None:
+            for name in self._askers.get(("http", check.url), []):
+                if name in self._http:
+                    return self._http[name].next()
+            return None
+
+        answer: HttpAnswer | None = self._verifying("http", choose)
         healthy = expected_statuses(check.expect_status)
         status = answer.status if answer is not None else 200 if 200 in healthy else min(healthy)
-        body = answer.body if answer is not None and answer.body is not None else None
+        body = answer.body if answer is not None else None
         if body is None:  # a status alone: the body says what the check looks for
             body = check.contains or ""
         return judge_answer(check, status, body)
@@ -129,8 +177,8 @@ class StandInPrometheus(PrometheusChecker):
     async def range(
         self, query: str, end: datetime, window: timedelta, step: timedelta
     ) -> dict[str, Any]:
-        value = self._world.value("condition", query)
-        values = value if isinstance(value, list) else [] if value is None else [value]
+        entry = self._world.entry("condition", query)
+        values = entry if isinstance(entry, list) else [] if entry is None else [entry]
         if not values:
             return _answer("matrix", [])
         count = int(window / step) + 1  # as many samples as the window holds (judge_range)
@@ -143,8 +191,8 @@ class StandInPrometheus(PrometheusChecker):
 
     async def instant(self, query: str) -> dict[str, Any]:
         what = "min_rate" if self._world.asks("min_rate", query) else "verify"
-        value = self._world.value(what, query)
-        if value is None or isinstance(value, list):
+        value = self._world.entry(what, query)
+        if value is None or isinstance(value, list):  # (a verify entry is spread already)
             return _answer("vector", [])
         return _answer("vector", [{"metric": {}, "value": [0, _text(value)]}])
 
@@ -172,10 +220,12 @@ class StandInExecutor:
         answers = self._answers.get(request.policy) or self._answers.get(request.type)
         answer = answers.next() if answers is not None else "executed"
         shown = f"stand-in {request.type} on {request.target}"
+        within = request.verify.within
         if answer == "executed":
+            now = asyncio.get_running_loop().time()
+            _VERIFYING.set(_Verifying(request.action_id, now, within.total_seconds()))
             return ActionResult(ok=True, detail=f"{shown}: done")
         if answer == "failed":  # known only once its own check gave up
-            within = request.verify.within
             await asyncio.sleep(within.total_seconds())
             detail = f"{shown}: did not take effect within {format_duration(within)}"
             return ActionResult(ok=False, verified=False, detail=detail)
