@@ -220,6 +220,8 @@ class StandInExecutor:
         answers = self._answers.get(request.policy) or self._answers.get(request.type)
         answer = answers.next() if answers is not None else "executed"
         shown = f"stand-in {request.type} on {request.target}"
+        if request.type == "notify":  # its target is "slack": the channel says where it went
+            shown = f"stand-in notify to {request.params.get('channel') or 'slack.channel'}"
         within = request.verify.within
         if answer == "executed":
             now = asyncio.get_running_loop().time()

@@ -241,7 +241,9 @@ def test_missing_policy_path_is_a_problem(tmp_path: Path) -> None:
 
 
 def test_shipped_example_policies_are_valid() -> None:
-    policies = load_policies([REPO / "policies", *(REPO / "policies").glob("*/")])
+    # Every folder of policies, not the `remediator test` files in their tests/ folders.
+    folders = [d for d in (REPO / "policies").glob("*/") if d.name != "tests"]
+    policies = load_policies([REPO / "policies", *folders])
     assert {p.name for p in policies} >= {"start-incident-response", "open-incident-ticket"}
     assert len(policies) >= 6
     for policy in policies:
