@@ -19,6 +19,7 @@ run: $(STAMP)
 
 check: $(STAMP)
 	$(BIN)/remediator check
+	$(BIN)/remediator test policies/tests/*.test.yaml policies/*/tests/*.test.yaml
 
 test-deps:
 	scripts/ensure-test-deps.sh
