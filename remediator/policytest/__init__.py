@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from remediator.errors import RemediatorError
 from remediator.policytest.harness import CaseError, run_case
 from remediator.policytest.load import InvalidTestFile, load_suite
 from remediator.policytest.report import first_difference, made_lines
@@ -37,6 +38,8 @@ def run_files(paths: Sequence[Path], out: TextIO, err: TextIO) -> int:
                 made = run_case(suite, case)
             except (CaseError, StalledError) as exc:
                 problem, made_now = [str(exc)], None
+            except RemediatorError as exc:  # the store or a part failed: the test cannot tell
+                problem, made_now = [f"error: {type(exc).__name__}: {exc}"], None
             else:
                 problem, made_now = first_difference(case.expect, made), made
             if not problem:
