@@ -73,6 +73,8 @@ class AlertEvent(Strict):
         if not self.labels.get("alertname"):
             raise ValueError("labels.alertname: a Datadog alert needs its monitor's name")
         for name, value in self.labels.items():
+            if name == "alertname":  # the monitor's name, in the title: not a tag
+                continue
             if not _LABEL.match(name) or "," in value or value != value.strip():
                 raise ValueError(
                     f"labels.{name}: a Datadog tag cannot carry this label (names are letters, "
