@@ -324,3 +324,15 @@ tests:
     assert status == 2
     assert f"{invalid}: INVALID" in out and "  PASS asks first" in out
     assert err == f"{invalid}: test 't': expect: Field required\n"
+
+
+def test_the_readme_example_passes(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    marker = "# policies/tests/restart-unhealthy-container.test.yaml, abridged\n"
+    example = readme.split(marker, 1)[1].split("```", 1)[0]
+    policies = Path(__file__).resolve().parents[2] / "policies"
+    path = tmp_path / "readme.test.yaml"
+    path.write_text(example.replace('["../', f'["{policies}/'))
+    status, out, err = run(path)
+    assert (status, err) == (0, ""), out
+    assert out.count("  PASS ") == 2
