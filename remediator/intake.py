@@ -21,6 +21,7 @@ from remediator.core.policy_index import PolicyIndex
 from remediator.core.verify import VerifyPlan
 from remediator.errors import StoreError
 from remediator.groupcommit import GroupCommit
+from remediator.matchlog import MatchLog
 from remediator.memory import Memory
 from remediator.metrics import Metrics
 from remediator.pipeline import decide
@@ -63,15 +64,17 @@ class Intake:
         self._checker = checker
         self._commits: GroupCommit[_Work, Decided] = GroupCommit(self._decide_group)
         self._repeats: dict[int, int] = {}
+        self._matchlog = MatchLog(metrics)
 
     async def ingest(self, alerts: Sequence[Alert]) -> Decided:
         """Decide every alert; returns only after the decisions are committed. Webhooks that
         arrive while a transaction runs share the next one (groupcommit.py)."""
         for alert in alerts:
             self._metrics.received(alert.source, alert.status).inc()
+        self._matchlog.trace(self._index, alerts)
         decided = self._memory.known_repeats(alerts, self._switches.gates)
         if decided is not None:
-            self._apply(decided)
+            self._apply(decided, alerts)
             return decided
         conditions = None
         if self._checker is not None:
@@ -99,15 +102,16 @@ class Intake:
         async with self._store.transaction() as tx:
             gates = self._switches.adopt(await tx.flags())  # another replica may have paused
             decided = await decide(alerts, self._index, tx, now, gates, self._settings, conditions)
-        self._memory.saw(alerts, decided.matched)
-        self._apply(decided)
+        self._memory.saw(alerts, decided.matched, decided.unmatched)
+        self._apply(decided, alerts)
         return [
             Decided(verdicts=[v for v in decided.verdicts if start <= v.index < end])
             for start, end in bounds
         ]
 
-    def _apply(self, decided: Decided) -> None:
+    def _apply(self, decided: Decided, alerts: Sequence[Alert]) -> None:
         self._memory.claimed(decided.claims)
+        self._matchlog.unmatched(alerts, decided.unmatched)
         for decision_id, count in decided.repeats.items():
             self._repeats[decision_id] = self._repeats.get(decision_id, 0) + count
         for verdict in decided.verdicts:

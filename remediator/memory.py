@@ -8,7 +8,7 @@ might be stale (an episode reopened by a held action) is dropped, never trusted.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from remediator.actions.base import ActionRequest
@@ -46,13 +46,14 @@ class BoundedCache(Generic[K, V]):
                 del self._items[old]
 
 
-_Seen = tuple[bytes, tuple[Policy, ...]]
+# (labels digest, matching policies, whether no policy takes the alert)
+_Seen = tuple[bytes, tuple[Policy, ...], bool]
 
 
 class Memory:
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self._claims: BoundedCache[tuple[str, str], Claim] = BoundedCache(size)
-        # (episode, status) -> (labels, matching policies) once the store has seen it
+        # (episode, status) -> (labels, matching policies, unmatched) once the store saw it
         self._episodes: BoundedCache[tuple[str, str], _Seen] = BoundedCache(size)
 
     def settled(self, policy: str, episode: str) -> bool:
@@ -69,6 +70,8 @@ class Memory:
             # for other labels falls through to the full pipeline).
             if seen is None or seen[0] != labels_digest(alert.labels):
                 return None
+            if seen[2]:
+                decided.unmatched.append(position)
             for policy in seen[1]:
                 claim = self._claims.get((policy.name, alert.episode))
                 stop = None if claim is None else settled_repeat(claim, gates, policy.name)
@@ -90,14 +93,21 @@ class Memory:
                 )
         return decided
 
-    def saw(self, alerts: Sequence[Alert], matched: Sequence[Sighting]) -> None:
+    def saw(
+        self, alerts: Sequence[Alert], matched: Sequence[Sighting], unmatched: Collection[int] = ()
+    ) -> None:
         """These alerts' episodes are now in the store (their transaction committed); what
         each matched comes from the judgement itself (no second match). An alert no policy
-        concerns is remembered as matching nothing."""
+        concerns is remembered as matching nothing, and those no policy takes as such."""
         policies = {s.index: tuple(job.policy for job in s.jobs) for s in matched}
+        untaken = frozenset(unmatched)
         for position, alert in enumerate(alerts):
             if alert.cycle is None:  # a cycle group is not an episode: never a cache key
-                seen = (labels_digest(alert.labels), policies.get(position, ()))
+                seen = (
+                    labels_digest(alert.labels),
+                    policies.get(position, ()),
+                    position in untaken,
+                )
                 self._episodes.put((alert.episode, alert.status), seen)
 
     def claimed(self, claims: Mapping[tuple[str, str], Claim]) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+SOURCES = ("alertmanager", "datadog")
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -21,6 +23,14 @@ class Metrics:
             ["source", "status"],
             registry=r,
         )
+        self.alerts_unmatched = Counter(
+            "remediator_alerts_unmatched_total",
+            "Alerts received that no policy takes (log event alert.unmatched), by sender.",
+            ["source"],
+            registry=r,
+        )
+        for source in SOURCES:  # both series exist from start, at 0
+            self.alerts_unmatched.labels(source)
         self.decisions = Counter(
             "remediator_decisions_total",
             "Final decisions per policy and outcome (repeats count as deduplicated).",
@@ -91,6 +101,9 @@ class Metrics:
 
     def received(self, source: str, status: str) -> Counter:
         return self._child(self.alerts_received, "received", source, status)  # type: ignore[no-any-return]
+
+    def unmatched(self, source: str) -> Counter:
+        return self._child(self.alerts_unmatched, "unmatched", source)  # type: ignore[no-any-return]
 
     def decided(self, policy: str, outcome: str) -> Counter:
         return self._child(self.decisions, "decided", policy, outcome)  # type: ignore[no-any-return]
