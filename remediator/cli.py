@@ -12,9 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from remediator import __version__, log
-from remediator.config import Config, kubeconfig_source, load_config
-from remediator.core.kinds import Backend
+from remediator import __version__, advice, log
+from remediator.config import Config, load_config
 from remediator.errors import ConfigError, IngestError, PolicyError, StoreError
 from remediator.ingest.alertmanager import parse_alertmanager
 from remediator.ingest.datadog import parse_datadog
@@ -68,7 +67,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(config_path: Path | None) -> tuple[Config, list[Any]]:
-    config = load_config(config_path)
+    """For `check` and `simulate`, which need no secret values: an unset `${VAR}` is a note
+    on stderr, not an error (`serve` refuses it)."""
+    unset: list[str] = []
+    config = load_config(config_path, unset=unset)
+    for line in unset:
+        print(
+            f"note: {line} (checked without it; serve refuses to start until it is set)",
+            file=sys.stderr,
+        )
     policies = load_configured(config)
     return config, policies
 
@@ -83,22 +90,8 @@ def _check(args: argparse.Namespace) -> int:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return 1
-    kube = sorted(
-        p.name for p in policies if any(a.kind.backend is Backend.KUBERNETES for a in p.actions)
-    )
-    if kube and kubeconfig_source(config.kubernetes.kubeconfig) is None:
-        print(
-            f"warning: policies {', '.join(kube)} use Kubernetes actions but no cluster config "
-            "was found (kubernetes.kubeconfig, in-cluster service account, ~/.kube/config)",
-            file=sys.stderr,
-        )
-    for policy in policies:
-        if policy.guards.cooldown.total_seconds() == 0:
-            print(
-                f"warning: policy {policy.name}: guards.cooldown: none set; every new episode "
-                "may act on the same target again",
-                file=sys.stderr,
-            )
+    for line in advice.warnings(config, policies):
+        print(f"warning: {line}", file=sys.stderr)
     where = ", ".join(str(p) for p in config.policy_paths())
     print(f"ok: config valid, {len(policies)} policies from {where}")
     return 0

@@ -393,11 +393,14 @@ def is_loopback(host: str) -> bool:
         return False  # a hostname other than localhost may resolve to anything
 
 
-def _substitute(node: Any, path: str, env: Mapping[str, str]) -> Any:
+def _substitute(node: Any, path: str, env: Mapping[str, str], unset: list[str] | None) -> Any:
     if isinstance(node, dict):
-        return {k: _substitute(v, f"{path}.{k}" if path else str(k), env) for k, v in node.items()}
+        return {
+            k: _substitute(v, f"{path}.{k}" if path else str(k), env, unset)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
-        return [_substitute(v, f"{path}[{i}]", env) for i, v in enumerate(node)]
+        return [_substitute(v, f"{path}[{i}]", env, unset) for i, v in enumerate(node)]
     if isinstance(node, str):
 
         def replace(match: re.Match[str]) -> str:
@@ -406,16 +409,28 @@ def _substitute(node: Any, path: str, env: Mapping[str, str]) -> Any:
                 return env[name]
             if default is not None:
                 return default
-            raise ConfigError(f"{path}: environment variable {name} is not set")
+            message = f"{path}: environment variable {name} is not set"
+            if unset is None:
+                raise ConfigError(message)
+            unset.append(message)
+            return match[0]  # kept as written: the value is checked as a placeholder
 
         return _ENV_REF.sub(replace, node)
     return node
 
 
 def parse_config(
-    text: str, filename: str, env: Mapping[str, str], base_dir: Path = Path(".")
+    text: str,
+    filename: str,
+    env: Mapping[str, str],
+    base_dir: Path = Path("."),
+    unset: list[str] | None = None,
 ) -> Config:
-    """Config from YAML text. ConfigError lines read `FILE: field: message`."""
+    """Config from YAML text. ConfigError lines read `FILE: field: message`.
+
+    `unset`: for `check` and `simulate`, which need no secret values: a `${VAR}` that is not
+    in `env` is not an error but a line `FILE: field: ...` added to this list, and the text
+    `${VAR}` stays the value. None (`serve`): an unset variable is a ConfigError."""
     try:
         raw = yamlstrict.load(text)
     except Exception as exc:  # noqa: BLE001  # every YAML error becomes one ConfigError
@@ -425,9 +440,12 @@ def parse_config(
     if not isinstance(raw, dict):
         raise ConfigError(f"{filename}: (config): expected a mapping")
     try:
-        substituted = _substitute(raw, "", env)
+        found: list[str] = []
+        substituted = _substitute(raw, "", env, None if unset is None else found)
     except ConfigError as exc:
         raise ConfigError(f"{filename}: {exc}") from None
+    if unset is not None:
+        unset.extend(f"{filename}: {line}" for line in found)
     substituted["base_dir"] = str(base_dir)
     try:
         config = Config.model_validate(substituted, context={"base_dir": str(base_dir)})
@@ -453,8 +471,11 @@ def kubeconfig_source(kubeconfig: str | None) -> str | None:
     return str(default) if default.exists() else None
 
 
-def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
-    """`path` None: ./remediator.yaml if present, else built-in defaults."""
+def load_config(
+    path: Path | None, env: Mapping[str, str] | None = None, unset: list[str] | None = None
+) -> Config:
+    """`path` None: ./remediator.yaml if present, else built-in defaults. `unset`: as in
+    parse_config (`check` and `simulate` pass a list; `serve` does not)."""
     environ = os.environ if env is None else env
     if path is None:
         if not DEFAULT_CONFIG.exists():
@@ -464,4 +485,4 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
-    return parse_config(text, str(path), environ, path.parent)
+    return parse_config(text, str(path), environ, path.parent, unset)
