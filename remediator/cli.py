@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("payload", type=Path)
     sim.add_argument("--source", choices=["alertmanager", "datadog"], default="alertmanager")
     sim.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("schema", help="print the JSON Schema of a policy (for editors and CI)")
     appr = sub.add_parser("approvals", help="list, approve or deny pending approvals")
     appr.add_argument("verb", choices=["list", "approve", "deny"])
     appr.add_argument("id", nargs="?")
@@ -125,6 +126,13 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(_: argparse.Namespace) -> int:
+    from remediator.schema import policy_schema  # noqa: PLC0415  # only this command needs it
+
+    print(json.dumps(policy_schema(), indent=2))
+    return 0
+
+
 def _approvals(args: argparse.Namespace) -> int:
     base = args.url.rstrip("/")
     headers = {"Content-Type": "application/json"}
@@ -186,7 +194,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"serve": _serve, "check": _check, "simulate": _simulate, "approvals": _approvals}
+    handlers = {
+        "serve": _serve,
+        "check": _check,
+        "simulate": _simulate,
+        "approvals": _approvals,
+        "schema": _schema,
+    }
     return handlers[args.command](args)
 
 

@@ -40,7 +40,8 @@ _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}
 class Section(BaseModel):
     """Unknown keys are errors; `KEY_file` reads KEY's secret value from a file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A field's docstring is its description: docs/reference.md and `remediator schema`.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -76,13 +77,16 @@ NonEmptySecret = Annotated[SecretStr, AfterValidator(_non_empty)]
 
 class BasicCredentials(Section):
     username: str
+    """The user name Alertmanager sends."""
     password: NonEmptySecret
+    """The password (or `password_file`)."""
 
 
 class EndpointAuth(Section):
     """Every endpoint's block may instead be `{allow_unauthenticated: true}`: deliberately open."""
 
     allow_unauthenticated: bool = False
+    """true: this endpoint is open on purpose (no credentials may be set beside it)."""
 
     def _one_of(self, *given: object) -> None:
         present = sum(value is not None for value in given)
@@ -96,7 +100,10 @@ class EndpointAuth(Section):
 
 class AlertmanagerAuth(EndpointAuth):
     bearer_token: NonEmptySecret | None = None
+    """The token Alertmanager sends as `Authorization: Bearer` (its
+    `http_config.authorization.credentials`)."""
     basic: BasicCredentials | None = None
+    """HTTP basic auth instead of a bearer token (`basic_auth` in Alertmanager)."""
     _which = "set exactly one of bearer_token or basic (or allow_unauthenticated: true)"
 
     @model_validator(mode="after")
@@ -107,7 +114,9 @@ class AlertmanagerAuth(EndpointAuth):
 
 class DatadogAuth(EndpointAuth):
     header: str = "X-Remediator-Token"
+    """The header the Datadog webhook sends the token in (its custom headers)."""
     token: NonEmptySecret | None = None
+    """The token the Datadog webhook sends in `header`."""
     _which = "set token (or allow_unauthenticated: true)"
 
     @model_validator(mode="after")
@@ -123,8 +132,12 @@ class ApiAuth(EndpointAuth):
     """Named tokens: the caller's identity is `api:<name>` (who approved, paused, reset)."""
 
     tokens: dict[str, NonEmptySecret] | None = None
-    bearer_token: NonEmptySecret | None = None  # shorthand for tokens: {api: ...}
-    read: bool = False  # GET /api/v1/* needs a token too
+    """Named API tokens: the caller of `NAME`'s token acts as `api:NAME` (approvals,
+    pause, reset); `NAME_file` reads one from a file."""
+    bearer_token: NonEmptySecret | None = None
+    """Shorthand for one token named `api` (`tokens: {api: ...}`)."""
+    read: bool = False
+    """true: `GET /api/v1/*` needs a token too."""
     _which = "set tokens or bearer_token (or allow_unauthenticated: true)"
 
     @field_validator("tokens", mode="before")
@@ -152,25 +165,36 @@ class ApiAuth(EndpointAuth):
 
 class AuthConfig(Section):
     alertmanager: AlertmanagerAuth | None = None
+    """Auth of `POST /webhook/alertmanager`; none: open (loopback only)."""
     datadog: DatadogAuth | None = None
+    """Auth of `POST /webhook/datadog`; none: open (loopback only)."""
     api: ApiAuth | None = None
+    """Auth of the API's writes and `/-/reload`; none: open (loopback only), every caller
+    is `api:anonymous`."""
 
 
 class SlackConfig(Section):
     bot_token: SecretStr | None = None
+    """The bot's `xoxb-` token; Slack is used only when bot_token, signing_secret and
+    channel are all set."""
     signing_secret: SecretStr | None = None
+    """The app's signing secret: every interaction request's signature is checked."""
     channel: str | None = None
+    """The channel ID approval requests (and `notify` without a channel) post to."""
     approvers: tuple[str, ...] = ()
+    """Who may approve when a policy names no `guards.approvers`: Slack user IDs and
+    `api:NAME`. Empty: any API token approves, nobody in Slack."""
     api_url: str = "https://slack.com/api/"
-    # Optional: interactions from any other workspace (team.id) are refused.
+    """Slack's Web API base URL (tests point it at a loopback stand-in)."""
     team_id: str | None = None
-    # Not in SPEC's sample: also post every executed or failed action to the channel.
+    """The workspace ID: clicks from any other workspace are refused."""
     post_results: bool = False
+    """true: also post every executed or failed action to the channel."""
 
 
 class HttpConfig(Section):
-    # Kept for configs written before the top-level `secrets`: the same ${secret:NAME} values.
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    """The older place of `secrets` (same ${secret:NAME} values); prefer `secrets`."""
 
 
 def named_secrets(value: Any, info: ValidationInfo, what: str) -> Any:
@@ -200,48 +224,72 @@ _SECRET_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 class DockerConfig(Section):
     url: str = "unix:///var/run/docker.sock"
+    """The Docker Engine API: `unix://` socket or `tcp://` address."""
 
 
 class KubernetesConfig(Section):
     kubeconfig: str | None = None
+    """A kubeconfig file; none: the in-cluster service account, then `~/.kube/config`."""
     context: str | None = None
+    """The kubeconfig context; none: its current context."""
     protected_namespaces: tuple[str, ...] = ("kube-system",)
+    """Namespaces no policy may touch, whatever its allow_targets."""
 
 
 class PrometheusConfig(Section):
     url: str = "http://127.0.0.1:9090"
+    """Prometheus, for `condition` and `verify.prometheus` queries."""
 
 
 class LimitsConfig(Section):
     max_concurrent_actions: int = Field(default=4, ge=1, le=256)
+    """Actions running at once; more wait their turn (1-256)."""
     global_rate: RateSpec = parse_rate("30/1h")
+    """At most this many actions of all policies together in the window (`N/duration`)."""
     approval_ttl: Duration = timedelta(minutes=15)
+    """How long an approval request waits before it is `expired`."""
 
 
 class Config(Section):
     listen: str = "127.0.0.1:9595"
+    """HOST:PORT to listen on (`0.0.0.0:9595` in a container; off loopback every
+    endpoint needs auth or `allow_unauthenticated: true`)."""
     state: str = "sqlite:///./remediator.db"
+    """The state store: `sqlite:///PATH` (relative to the config file) or
+    `postgresql://user:pass@host:5432/db` (several replicas); `state_file` reads it."""
     policies: tuple[str, ...] = ("./policies",)
+    """Policy files or folders of `*.yaml`/`*.yml` (not their subfolders), relative to the
+    config file."""
     dry_run: bool = False
+    """true: decide and record every guard, never execute."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    # Not in SPEC's sample: how long SIGTERM waits for running actions before recording
-    # them interrupted. Bounded so an orchestrator's kill grace period can be respected.
+    """Largest webhook body accepted (413 beyond), chunked bodies too."""
     drain_timeout: Duration = timedelta(seconds=30)
-    # Not in SPEC's sample: an action whose holder has not renewed its lease for this long
-    # is recorded `interrupted` by any replica (the holder renews every third of it).
+    """How long SIGTERM waits for running actions before recording them `interrupted`
+    (keep it under the orchestrator's kill grace period)."""
     action_lease: Duration = timedelta(seconds=30)
+    """An action whose replica has not renewed its lease this long is recorded
+    `interrupted` by any replica (the holder renews every third of it; at least 1s)."""
     auth: AuthConfig = AuthConfig()
+    """Credentials per endpoint."""
     slack: SlackConfig = SlackConfig()
+    """Approvals and `notify` in Slack."""
     docker: DockerConfig = DockerConfig()
+    """Where the docker actions run."""
     http: HttpConfig = HttpConfig()
+    """Kept for older configs."""
     kubernetes: KubernetesConfig = KubernetesConfig()
+    """Where the kubernetes actions run."""
     prometheus: PrometheusConfig = PrometheusConfig()
+    """Where conditions and verify queries go."""
     limits: LimitsConfig = LimitsConfig()
-    # Audit rows older than this are pruned; a pending approval and whatever dedup still
-    # needs for an episode seen within it are kept.
+    """Limits across all policies."""
     retention: Duration = timedelta(days=30)
-    # Values for ${secret:NAME} in action params, filled in only when the action runs.
+    """Audit rows older than this are pruned (at least 1h); a pending approval and what
+    dedup still needs for an episode seen within it are kept."""
     secrets: dict[str, NonEmptySecret] = Field(default_factory=dict)
+    """Values of `${secret:NAME}` in action params, filled in only when the action runs
+    (`NAME_file` reads one from a file)."""
     # Where relative paths (policies, sqlite file) are resolved: the config file's folder.
     base_dir: str = Field(default=".", exclude=True)
 
