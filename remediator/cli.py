@@ -68,15 +68,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(config_path: Path | None) -> tuple[Config, list[Any]]:
-    """For `check` and `simulate`, which need no secret values: an unset `${VAR}` is a note
-    on stderr, not an error (`serve` refuses it)."""
+    """For `check` and `simulate`, which need no secret values: an unset `${VAR}` or an
+    unreadable secret file is a note on stderr, not an error (`serve` refuses it)."""
     unset: list[str] = []
-    config = load_config(config_path, unset=unset)
-    for line in unset:
-        print(
-            f"note: {line} (checked without it; serve refuses to start until it is set)",
-            file=sys.stderr,
-        )
+    try:
+        config = load_config(config_path, unset=unset)
+    finally:
+        for line in unset:
+            print(f"note: {line} (checked without it; serve refuses it)", file=sys.stderr)
     policies = load_configured(config)
     return config, policies
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -57,12 +57,32 @@ class Section(BaseModel):
             if field in data:
                 raise ValueError(f"set either {field} or {key}, not both")
             path = base / str(data[key])
-            try:
-                resolved[field] = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"{key}: cannot read {path}: {exc.strerror}") from None
+            text = read_secret_file(path, key, info)
             del resolved[key]
+            if text is not None:
+                resolved[field] = text
+            elif _holds_secret(cls.model_fields[field].annotation):
+                resolved[field] = f"(unread {path})"
+            # else (state_file): the key's default stands in, as the note says
         return resolved
+
+
+def read_secret_file(path: Path, key: str, info: ValidationInfo) -> str | None:
+    """The file's text. When it cannot be read: ValueError, or for `check` and `simulate`
+    (parse_config's `unset`, passed as the context's `unread`) a note and None."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        message = f"{key}: cannot read {path}: {exc.strerror}"
+        unread = (info.context or {}).get("unread")
+        if unread is None:
+            raise ValueError(message) from None
+        unread.append(message)
+        return None
+
+
+def _holds_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or any(_holds_secret(a) for a in get_args(annotation))
 
 
 def _non_empty(value: SecretStr) -> SecretStr:
@@ -209,10 +229,9 @@ def named_secrets(value: Any, info: ValidationInfo, what: str) -> Any:
         if name.endswith("_file"):
             name = name.removesuffix("_file")
             path = base / str(raw)
-            try:
-                raw = path.read_text(encoding="utf-8").strip()  # noqa: PLW2901
-            except OSError as exc:
-                raise ValueError(f"{key}: cannot read {path}: {exc.strerror}") from None
+            raw = read_secret_file(path, str(key), info)  # noqa: PLW2901
+            if raw is None:
+                raw = f"(unread {path})"  # noqa: PLW2901
         if name in resolved:
             raise ValueError(f"{what} {name} is set twice")
         resolved[name] = raw
@@ -478,7 +497,9 @@ def parse_config(
 
     `unset`: for `check` and `simulate`, which need no secret values: a `${VAR}` that is not
     in `env` is not an error but a line `FILE: field: ...` added to this list, and the text
-    `${VAR}` stays the value. None (`serve`): an unset variable is a ConfigError."""
+    `${VAR}` stays the value; a secret's `*_file` that cannot be read is a line too, its value
+    a placeholder (`state_file`: the default state stands in). None (`serve`): both are
+    ConfigErrors."""
     try:
         raw = yamlstrict.load(text)
     except Exception as exc:  # noqa: BLE001  # every YAML error becomes one ConfigError
@@ -487,22 +508,26 @@ def parse_config(
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{filename}: (config): expected a mapping")
+    notes: list[str] = []
     try:
-        found: list[str] = []
-        substituted = _substitute(raw, "", env, None if unset is None else found)
+        substituted = _substitute(raw, "", env, None if unset is None else notes)
     except ConfigError as exc:
         raise ConfigError(f"{filename}: {exc}") from None
-    if unset is not None:
-        unset.extend(f"{filename}: {line}" for line in found)
     substituted["base_dir"] = str(base_dir)
+    context: dict[str, Any] = {"base_dir": str(base_dir)}
+    if unset is not None:
+        context["unread"] = notes  # a `*_file` that cannot be read: a note too
     try:
-        config = Config.model_validate(substituted, context={"base_dir": str(base_dir)})
+        config = Config.model_validate(substituted, context=context)
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"]) or "(config)"
             lines.append(f"{filename}: {where}: {error['msg'].removeprefix('Value error, ')}")
         raise ConfigError("\n".join(lines)) from None
+    finally:
+        if unset is not None:  # a union may validate a section twice: each note once
+            unset.extend(f"{filename}: {line}" for line in dict.fromkeys(notes))
     problems = network_problems(config)
     if problems:
         raise ConfigError("\n".join(f"{filename}: {line}" for line in problems))

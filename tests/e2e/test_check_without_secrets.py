@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.fixtures.procs import free_port, remediator_cli
 
@@ -51,7 +52,7 @@ def test_check_notes_an_unset_variable_and_passes(folder: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (
         f"note: remediator.yaml: auth.alertmanager.bearer_token: environment variable {UNSET} "
-        "is not set (checked without it; serve refuses to start until it is set)"
+        "is not set (checked without it; serve refuses it)"
     ) in done.stderr
     assert f"secrets.ci_token: environment variable {UNSET}_CI is not set" in done.stderr
     assert "ok: config valid, 1 policies" in done.stdout
@@ -125,3 +126,28 @@ def test_the_deploy_config_checks_with_no_secret_set() -> None:
         "DD_TOKEN",
         "API_TOKEN",
     }
+
+
+def test_the_kubernetes_config_checks_without_its_secret_files(tmp_path: Path) -> None:
+    """What a CI job runs on the ConfigMap's config: the mounted secrets are not there."""
+    configmap = yaml.safe_load_all((REPO / "deploy/kubernetes/configmap.yaml").read_text())
+    [text] = [d["data"]["remediator.yaml"] for d in configmap if "remediator.yaml" in d["data"]]
+    (tmp_path / "remediator.yaml").write_text(text)
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "p.yaml").write_text(POLICY)
+    done = remediator_cli("check", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 4
+    assert "note: remediator.yaml: state_file: cannot read /etc/remediator/secrets/state-url" in (
+        done.stderr
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "remediator", "serve"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2 and "cannot read /etc/remediator/secrets/" in proc.stderr

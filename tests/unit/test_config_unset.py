@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from remediator.config import parse_config
@@ -53,3 +55,39 @@ def test_a_set_environment_leaves_no_note() -> None:
 def test_other_errors_stay_errors_for_check() -> None:
     with pytest.raises(ConfigError, match="listn: Extra inputs are not permitted"):
         parse_config("listn: 1\n", "r.yaml", {}, unset=[])
+
+
+FILES = """
+state_file: secrets/state-url
+auth:
+  alertmanager: {bearer_token_file: secrets/am-token}
+  api: {tokens: {oncall_file: secrets/api-token, ci_file: secrets/ci-token}}
+secrets: {pg_password_file: secrets/pg}
+"""
+
+
+def test_serve_refuses_an_unreadable_secret_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"state_file: cannot read .*state-url"):
+        parse_config(FILES, "r.yaml", {}, tmp_path)
+
+
+def test_check_notes_every_unreadable_secret_file(tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "ci-token").write_text("ci-token-value\n")
+    unset: list[str] = []
+    config = parse_config(FILES, "r.yaml", {}, tmp_path, unset)
+    missing = "No such file or directory"
+    assert unset == [
+        f"r.yaml: state_file: cannot read {tmp_path}/secrets/state-url: {missing}",
+        f"r.yaml: bearer_token_file: cannot read {tmp_path}/secrets/am-token: {missing}",
+        f"r.yaml: oncall_file: cannot read {tmp_path}/secrets/api-token: {missing}",
+        f"r.yaml: pg_password_file: cannot read {tmp_path}/secrets/pg: {missing}",
+    ]
+    assert config.state == "sqlite:///./remediator.db"  # the default stands in
+    assert config.auth.api is not None
+    tokens = {k: v.get_secret_value() for k, v in config.auth.api.identities().items()}
+    assert tokens == {
+        "api:oncall": f"(unread {tmp_path}/secrets/api-token)",
+        "api:ci": "ci-token-value",  # a readable one is read
+    }
+    assert "pg_password" in config.action_secrets()  # declared: ${secret:pg_password} checks
