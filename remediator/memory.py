@@ -46,7 +46,8 @@ class BoundedCache(Generic[K, V]):
                 del self._items[old]
 
 
-_Seen = tuple[bytes, tuple[Policy, ...]]
+# (labels digest, the policies matched, the generation of the rule set that matched them)
+_Seen = tuple[bytes, tuple[Policy, ...], int]
 
 
 class Memory:
@@ -60,14 +61,17 @@ class Memory:
         claim = self._claims.get((policy, episode))
         return claim is not None and not claim.provisional
 
-    def known_repeats(self, alerts: Sequence[Alert], gates: Gates) -> Decided | None:
-        """Every alert a repeat of a settled episode: answer without touching the store."""
+    def known_repeats(
+        self, alerts: Sequence[Alert], gates: Gates, generation: int
+    ) -> Decided | None:
+        """Every alert a repeat of a settled episode: answer without touching the store.
+        `generation`: the rule set in force; what another one matched is not an answer."""
         decided = Decided()
         for position, alert in enumerate(alerts):
             seen = None if alert.cycle else self._episodes.get((alert.episode, alert.status))
-            # Same labels: the matching set cannot differ (a sender reusing a fingerprint
-            # for other labels falls through to the full pipeline).
-            if seen is None or seen[0] != labels_digest(alert.labels):
+            # Same labels and rule set: the matching set cannot differ (a sender reusing a
+            # fingerprint for other labels falls through to the full pipeline).
+            if seen is None or seen[0] != labels_digest(alert.labels) or seen[2] != generation:
                 return None
             for policy in seen[1]:
                 claim = self._claims.get((policy.name, alert.episode))
@@ -90,14 +94,14 @@ class Memory:
                 )
         return decided
 
-    def saw(self, alerts: Sequence[Alert], matched: Sequence[Sighting]) -> None:
+    def saw(self, alerts: Sequence[Alert], matched: Sequence[Sighting], generation: int) -> None:
         """These alerts' episodes are now in the store (their transaction committed); what
-        each matched comes from the judgement itself (no second match). An alert no policy
-        concerns is remembered as matching nothing."""
+        each matched (under rule set `generation`) comes from the judgement itself (no second
+        match). An alert no policy concerns is remembered as matching nothing."""
         policies = {s.index: tuple(job.policy for job in s.jobs) for s in matched}
         for position, alert in enumerate(alerts):
             if alert.cycle is None:  # a cycle group is not an episode: never a cache key
-                seen = (labels_digest(alert.labels), policies.get(position, ()))
+                seen = (labels_digest(alert.labels), policies.get(position, ()), generation)
                 self._episodes.put((alert.episode, alert.status), seen)
 
     def claimed(self, claims: Mapping[tuple[str, str], Claim]) -> None:
