@@ -6,6 +6,7 @@ with, and the endpoint's auth and body rules hold."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -195,6 +196,32 @@ async def test_a_webhook_in_flight_is_decided_by_the_set_it_started_with(
         ("slow-v1", "web-1"),
         ("slow-v2", "web-2"),
     ]
+
+
+async def test_webhooks_queued_for_one_transaction_across_a_reload_are_not_decided_together(
+    harness: HarnessFactory,
+) -> None:
+    """Webhooks that wait for the same next transaction (group commit) but arrived under two
+    rule sets are decided each by its own: the group splits where the rule set changes."""
+    h = await harness(policy("v1"))
+    commits = h.daemon.intake._commits  # where webhooks wait, read as the test's clock
+    writer = sqlite3.connect(h.db_path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the store's write lock: the next transaction waits
+    try:
+        first = asyncio.create_task(h.post(body("web-1")))
+        await eventually(lambda: commits._task and not commits._queue, "web-1 in a transaction")
+        before = asyncio.create_task(h.post(body("web-2")))
+        await eventually(lambda: len(commits._queue) == 1, "web-2 waiting")
+        # Nothing removed: the reload needs no store (its one connection waits on the lock).
+        write_policies(h, policy("v1") + policy("v2"))
+        assert (await reload(h))[0] == 200
+        after = asyncio.create_task(h.post(body("web-3")))
+        await eventually(lambda: len(commits._queue) == 2, "web-3 waiting")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    answers = [(await task)[1] for task in (first, before, after)]
+    assert [policies_of(answer) for answer in answers] == [["v1"], ["v1"], ["v1", "v2"]]
 
 
 async def test_reload_needs_the_api_token_and_a_json_body(harness: HarnessFactory) -> None:
