@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -19,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.daemon import AM_TOKEN, Daemon, DaemonFactory
 from tests.fixtures.postgres import Postgres
-from tests.fixtures.procs import wait_for
+from tests.fixtures.procs import free_port, remediator_cli, wait_for
 
 STARTS = (datetime.now(UTC) - timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
 
@@ -248,3 +249,20 @@ def test_two_replicas_on_one_store_reload_each_on_its_own(
     assert decided(b, "web-x") == [("p1", "deduplicated"), ("p2", "dry_run")]
     assert not a.events("config.reloaded")[1:]  # A reloaded once, by its own caller
     assert a.decisions() == b.decisions()
+
+
+def test_serve_with_an_invalid_policy_at_start_still_refuses_to_start(tmp_path: Path) -> None:
+    """Only a running daemon keeps its set: at start there is none to keep, so an invalid
+    policy is exit 2 before anything listens or is opened (what `check` in CI prevents)."""
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "p.yaml").write_text(policy("p1") + "---\nname: Bad Name\n")
+    config = {"listen": f"127.0.0.1:{free_port()}", "state": "sqlite:///./state.db"}
+    (tmp_path / "remediator.yaml").write_text(
+        yaml.safe_dump({**config, "policies": ["./policies"]})
+    )
+
+    served = remediator_cli("serve", "--config", "remediator.yaml", cwd=tmp_path)
+
+    assert served.returncode == 2, served.stderr
+    assert "policy Bad Name" in served.stderr
+    assert not (tmp_path / "state.db").exists()
