@@ -172,7 +172,7 @@ def _serve(args: argparse.Namespace) -> int:
     logger = log.get("remediator.cli")
     try:
         config = load_config(args.config)
-        asyncio.run(run(config))
+        asyncio.run(run(config, path=args.config))
     except ConfigError as exc:
         # Exit 2, a usage error, before anything listens: an orchestrator shows it at once.
         logger.error("config.invalid", error=str(exc))

@@ -46,8 +46,9 @@ class BoundedCache(Generic[K, V]):
                 del self._items[old]
 
 
-# (labels digest, matching policies, whether no policy takes the alert)
-_Seen = tuple[bytes, tuple[Policy, ...], bool]
+# (labels digest, the policies matched, the generation of the rule set that matched them,
+# whether no policy takes the alert)
+_Seen = tuple[bytes, tuple[Policy, ...], int, bool]
 
 
 class Memory:
@@ -61,16 +62,19 @@ class Memory:
         claim = self._claims.get((policy, episode))
         return claim is not None and not claim.provisional
 
-    def known_repeats(self, alerts: Sequence[Alert], gates: Gates) -> Decided | None:
-        """Every alert a repeat of a settled episode: answer without touching the store."""
+    def known_repeats(
+        self, alerts: Sequence[Alert], gates: Gates, generation: int
+    ) -> Decided | None:
+        """Every alert a repeat of a settled episode: answer without touching the store.
+        `generation`: the rule set in force; what another one matched is not an answer."""
         decided = Decided()
         for position, alert in enumerate(alerts):
             seen = None if alert.cycle else self._episodes.get((alert.episode, alert.status))
-            # Same labels: the matching set cannot differ (a sender reusing a fingerprint
-            # for other labels falls through to the full pipeline).
-            if seen is None or seen[0] != labels_digest(alert.labels):
+            # Same labels and rule set: the matching set cannot differ (a sender reusing a
+            # fingerprint for other labels falls through to the full pipeline).
+            if seen is None or seen[0] != labels_digest(alert.labels) or seen[2] != generation:
                 return None
-            if seen[2]:
+            if seen[3]:
                 decided.unmatched.append(position)
             for policy in seen[1]:
                 claim = self._claims.get((policy.name, alert.episode))
@@ -94,11 +98,16 @@ class Memory:
         return decided
 
     def saw(
-        self, alerts: Sequence[Alert], matched: Sequence[Sighting], unmatched: Collection[int] = ()
+        self,
+        alerts: Sequence[Alert],
+        matched: Sequence[Sighting],
+        generation: int,
+        unmatched: Collection[int] = (),
     ) -> None:
         """These alerts' episodes are now in the store (their transaction committed); what
-        each matched comes from the judgement itself (no second match). An alert no policy
-        concerns is remembered as matching nothing, and those no policy takes as such."""
+        each matched (under rule set `generation`) comes from the judgement itself (no second
+        match). An alert no policy concerns is remembered as matching nothing, and those no
+        policy takes as such."""
         policies = {s.index: tuple(job.policy for job in s.jobs) for s in matched}
         untaken = frozenset(unmatched)
         for position, alert in enumerate(alerts):
@@ -106,6 +115,7 @@ class Memory:
                 seen = (
                     labels_digest(alert.labels),
                     policies.get(position, ()),
+                    generation,
                     position in untaken,
                 )
                 self._episodes.put((alert.episode, alert.status), seen)
