@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test test-deps lint bench check clean constraints
+.PHONY: run test test-deps lint bench check clean constraints reference
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)
 check: $(STAMP)
 	$(BIN)/remediator check
 	$(BIN)/remediator test policies/tests/*.test.yaml policies/*/tests/*.test.yaml
+
+# docs/reference.md from the config and policy models (a test fails when it is stale).
+reference: $(STAMP)
+	$(BIN)/python -m remediator.reference > docs/reference.md
 
 test-deps:
 	scripts/ensure-test-deps.sh

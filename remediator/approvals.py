@@ -1,24 +1,25 @@
 """The approvals part: human decisions on approval-gated decisions (API or Slack), expiry and
 the pending count, with their store writes, metrics and logs. The states themselves are
 core/approval.py; an approval never overrides a guard: an approved action passes the
-stages of core.guards.AT_APPROVAL again, over facts read at approval time.
+stages of core.guards.AT_APPROVAL again, over facts read at approval time, judged by the rule
+set in force then. A policy a reload removed has its pending approvals cancelled.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
 from remediator import log
 from remediator.actions.base import ActionRequest
 from remediator.core import approval as approvals
-from remediator.core.guards import AT_APPROVAL, AT_LATER_STEP, LADDER_STARTED, Settings, first_stop
+from remediator.core.guards import AT_APPROVAL, AT_LATER_STEP, LADDER_STARTED, first_stop
 from remediator.core.job import Job
 from remediator.core.ladder import Rung
 from remediator.core.outcomes import EXECUTING, Outcome
-from remediator.core.policy import Policy
+from remediator.core.ruleset import Ruleset
 from remediator.core.verify import VerifyPlan
 from remediator.errors import StoreError
 from remediator.metrics import Metrics
@@ -26,7 +27,7 @@ from remediator.pipeline import read_facts
 from remediator.runner import Runner, request_for
 from remediator.sink import OutcomeSink
 from remediator.slack import code_span
-from remediator.store.base import Store, Transaction
+from remediator.store.base import ApprovalConflictError, Store, Transaction
 from remediator.switches import Switches
 
 _log = log.get("remediator.approvals")
@@ -47,8 +48,7 @@ class Approvals:
         store: Store,
         metrics: Metrics,
         clock: Callable[[], datetime],
-        settings: Settings,
-        policies: Sequence[Policy],
+        rules: Ruleset,
         switches: Switches,
         runner: Runner,
         sink: OutcomeSink,
@@ -57,13 +57,20 @@ class Approvals:
         self._store = store
         self._metrics = metrics
         self._clock = clock
-        self._settings = settings
-        self._by_name = {p.name: p for p in policies}
+        self._rules = rules
         self._switches = switches
         self._runner = runner
         self._sink = sink
         self._notices = notices
         self._pending = 0
+        # Policies a reload removed here: their pending approvals are cancelled, also those a
+        # webhook or ladder under the old rule set asks for after the reload.
+        self._removed: set[str] = set()
+
+    def adopt(self, rules: Ruleset, removed: Iterable[str]) -> None:
+        """The rule set approvals are judged by from now on; `removed`: policies it dropped."""
+        self._rules = rules
+        self._removed = (self._removed | set(removed)) - set(rules.by_name)
 
     def requested(self, request: approvals.Approval) -> None:
         """A decision that awaits approval was committed: count it and announce it."""
@@ -83,11 +90,41 @@ class Approvals:
         self._closed(item, Outcome.CANCELLED)
 
     async def sync(self) -> None:
-        """The pending count as the store has it (any replica may have decided), then expiry."""
-        self._pending = len(await self._store.approvals(pending_only=True))
+        """The pending count as the store has it (any replica may have decided), then expiry
+        and the cancellation of approvals of removed policies."""
+        pending = await self._store.approvals(pending_only=True)
+        self._pending = len(pending)
         self._metrics.approvals_pending.set(self._pending)
         if self._pending:
             await self.expire_approvals()
+            await self._cancel([a for a in pending if a.policy in self._removed])
+
+    async def cancel_removed(self) -> list[str]:
+        """Cancel the pending approvals of policies a reload removed; their ids."""
+        if not self._removed:
+            return []
+        pending = await self._store.approvals(pending_only=True)
+        return await self._cancel([a for a in pending if a.policy in self._removed])
+
+    async def _cancel(self, doomed: list[approvals.Approval]) -> list[str]:
+        """One transaction each: one decided meanwhile (a click, another replica, expiry)
+        stays as decided, without holding back the others."""
+        done = []
+        for item in doomed:
+            cancelled = approvals.cancel(item)
+            if cancelled is None:
+                continue
+            reason = f"policy {item.policy} was removed by a config reload"
+            try:
+                async with self._store.transaction() as tx:
+                    await tx.save_approval(cancelled)
+                    await tx.set_outcome(cancelled.decision_id, Outcome.CANCELLED, reason)
+            except ApprovalConflictError:
+                continue
+            shown = "its policy was removed by a config reload"
+            self._closed(cancelled, Outcome.CANCELLED, shown, reason=reason)
+            done.append(cancelled.id)
+        return done
 
     async def decide_approval(
         self, approval_id: str, who: str, *, approve: bool, note: str = ""
@@ -132,7 +169,8 @@ class Approvals:
     ) -> tuple[str, ActionRequest | None]:
         """An approval never overrides the kill switch, a breaker, a limit or dry run."""
         who = ", ".join(approval.approved_by)
-        policy = self._by_name.get(approval.policy)
+        rules = self._rules  # one rule set for the whole judgement, whatever a reload does
+        policy = rules.by_name.get(approval.policy)
         if policy is None:
             reason = f"approved by {who}, but policy {approval.policy} is no longer loaded"
             await _settle(tx, approval.decision_id, Outcome.FAILED, reason)
@@ -144,9 +182,9 @@ class Approvals:
         stages = AT_LATER_STEP if rung is not None else AT_APPROVAL
         # The guards an approval never overrides (scope as it is now, the kill switch, the
         # breaker, cooldown and limits, dry run): the same stages, over facts read now.
-        gates = self._switches.adopt(await tx.flags())
+        gates = rules.gates(self._switches.adopt(await tx.flags()))
         job = Job(None, policy, now, approval.action, approval.target, {})
-        facts = await read_facts(tx, [job], now, gates, self._settings, {})
+        facts = await read_facts(tx, [job], now, gates, rules.settings, {})
         stop = first_stop(job, facts, now, stages)
         if stop is not None and stop.outcome is not Outcome.DRY_RUN:
             if stop.outcome in (Outcome.PAUSED, Outcome.TRIPPED):
@@ -187,9 +225,10 @@ class Approvals:
         """The request for a ladder's later step that carries its own approval (the store
         fills in its decision) and what its message shows: the alert as the ladder rendered
         it, the step, its params, and the guards the ladder passed when it started."""
-        loaded = self._by_name.get(policy)
+        rules = self._rules
+        loaded = rules.by_name.get(policy)
         guards = loaded.guards if loaded is not None else None
-        approvers = self._settings.approvers
+        approvers = rules.settings.approvers
         if guards is not None and guards.approvers is not None:
             approvers = guards.approvers
         request = approvals.Approval(
@@ -200,7 +239,7 @@ class Approvals:
             target=rung.target,
             state=approvals.ApprovalState.PENDING,
             requested_at=now,
-            expires_at=now + self._settings.approval_ttl,
+            expires_at=now + rules.settings.approval_ttl,
             required=guards.approvals_required if guards is not None else 1,
             approvers=approvers,
         )

@@ -12,9 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from remediator import __version__, log
-from remediator.config import Config, kubeconfig_source, load_config
-from remediator.core.kinds import Backend
+from remediator import __version__, advice, log
+from remediator.config import Config, load_config
 from remediator.errors import ConfigError, IngestError, PolicyError, StoreError
 from remediator.ingest.alertmanager import parse_alertmanager
 from remediator.ingest.datadog import parse_datadog
@@ -50,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("payload", type=Path)
     sim.add_argument("--source", choices=["alertmanager", "datadog"], default="alertmanager")
     sim.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("schema", help="print the JSON Schema of a policy (for editors and CI)")
     appr = sub.add_parser("approvals", help="list, approve or deny pending approvals")
     appr.add_argument("verb", choices=["list", "approve", "deny"])
     appr.add_argument("id", nargs="?")
@@ -70,7 +70,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(config_path: Path | None) -> tuple[Config, list[Any]]:
-    config = load_config(config_path)
+    """For `check` and `simulate`, which need no secret values: an unset `${VAR}` or an
+    unreadable secret file is a note on stderr, not an error (`serve` refuses it)."""
+    unset: list[str] = []
+    try:
+        config = load_config(config_path, unset=unset)
+    finally:
+        for line in unset:
+            print(f"note: {line} (checked without it; serve refuses it)", file=sys.stderr)
     policies = load_configured(config)
     return config, policies
 
@@ -85,22 +92,8 @@ def _check(args: argparse.Namespace) -> int:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return 1
-    kube = sorted(
-        p.name for p in policies if any(a.kind.backend is Backend.KUBERNETES for a in p.actions)
-    )
-    if kube and kubeconfig_source(config.kubernetes.kubeconfig) is None:
-        print(
-            f"warning: policies {', '.join(kube)} use Kubernetes actions but no cluster config "
-            "was found (kubernetes.kubeconfig, in-cluster service account, ~/.kube/config)",
-            file=sys.stderr,
-        )
-    for policy in policies:
-        if policy.guards.cooldown.total_seconds() == 0:
-            print(
-                f"warning: policy {policy.name}: guards.cooldown: none set; every new episode "
-                "may act on the same target again",
-                file=sys.stderr,
-            )
+    for line in advice.warnings(config, policies):
+        print(f"warning: {line}", file=sys.stderr)
     where = ", ".join(str(p) for p in config.policy_paths())
     print(f"ok: config valid, {len(policies)} policies from {where}")
     return 0
@@ -131,6 +124,13 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"{args.payload}: {exc.strerror}", file=sys.stderr)
         return 1
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
+    return 0
+
+
+def _schema(_: argparse.Namespace) -> int:
+    from remediator.schema import policy_schema  # noqa: PLC0415  # only this command needs it
+
+    print(json.dumps(policy_schema(), indent=2))
     return 0
 
 
@@ -174,7 +174,7 @@ def _serve(args: argparse.Namespace) -> int:
     logger = log.get("remediator.cli")
     try:
         config = load_config(args.config)
-        asyncio.run(run(config))
+        asyncio.run(run(config, path=args.config))
     except ConfigError as exc:
         # Exit 2, a usage error, before anything listens: an orchestrator shows it at once.
         logger.error("config.invalid", error=str(exc))
@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         "check": _check,
         "simulate": _simulate,
         "approvals": _approvals,
+        "schema": _schema,
         "test": _test,
     }
     return handlers[args.command](args)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -40,7 +40,8 @@ _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}
 class Section(BaseModel):
     """Unknown keys are errors; `KEY_file` reads KEY's secret value from a file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A field's docstring is its description: docs/reference.md and `remediator schema`.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -56,12 +57,32 @@ class Section(BaseModel):
             if field in data:
                 raise ValueError(f"set either {field} or {key}, not both")
             path = base / str(data[key])
-            try:
-                resolved[field] = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"{key}: cannot read {path}: {exc.strerror}") from None
+            text = read_secret_file(path, key, info)
             del resolved[key]
+            if text is not None:
+                resolved[field] = text
+            elif _holds_secret(cls.model_fields[field].annotation):
+                resolved[field] = f"(unread {path})"
+            # else (state_file): the key's default stands in, as the note says
         return resolved
+
+
+def read_secret_file(path: Path, key: str, info: ValidationInfo) -> str | None:
+    """The file's text. When it cannot be read: ValueError, or for `check` and `simulate`
+    (parse_config's `unset`, passed as the context's `unread`) a note and None."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        message = f"{key}: cannot read {path}: {exc.strerror}"
+        unread = (info.context or {}).get("unread")
+        if unread is None:
+            raise ValueError(message) from None
+        unread.append(message)
+        return None
+
+
+def _holds_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or any(_holds_secret(a) for a in get_args(annotation))
 
 
 def _non_empty(value: SecretStr) -> SecretStr:
@@ -76,13 +97,16 @@ NonEmptySecret = Annotated[SecretStr, AfterValidator(_non_empty)]
 
 class BasicCredentials(Section):
     username: str
+    """The user name Alertmanager sends."""
     password: NonEmptySecret
+    """The password (or `password_file`)."""
 
 
 class EndpointAuth(Section):
     """Every endpoint's block may instead be `{allow_unauthenticated: true}`: deliberately open."""
 
     allow_unauthenticated: bool = False
+    """true: this endpoint is open on purpose (no credentials may be set beside it)."""
 
     def _one_of(self, *given: object) -> None:
         present = sum(value is not None for value in given)
@@ -96,7 +120,10 @@ class EndpointAuth(Section):
 
 class AlertmanagerAuth(EndpointAuth):
     bearer_token: NonEmptySecret | None = None
+    """The token Alertmanager sends as `Authorization: Bearer` (its
+    `http_config.authorization.credentials`)."""
     basic: BasicCredentials | None = None
+    """HTTP basic auth instead of a bearer token (`basic_auth` in Alertmanager)."""
     _which = "set exactly one of bearer_token or basic (or allow_unauthenticated: true)"
 
     @model_validator(mode="after")
@@ -107,7 +134,9 @@ class AlertmanagerAuth(EndpointAuth):
 
 class DatadogAuth(EndpointAuth):
     header: str = "X-Remediator-Token"
+    """The header the Datadog webhook sends the token in (its custom headers)."""
     token: NonEmptySecret | None = None
+    """The token the Datadog webhook sends in `header`."""
     _which = "set token (or allow_unauthenticated: true)"
 
     @model_validator(mode="after")
@@ -123,8 +152,12 @@ class ApiAuth(EndpointAuth):
     """Named tokens: the caller's identity is `api:<name>` (who approved, paused, reset)."""
 
     tokens: dict[str, NonEmptySecret] | None = None
-    bearer_token: NonEmptySecret | None = None  # shorthand for tokens: {api: ...}
-    read: bool = False  # GET /api/v1/* needs a token too
+    """Named API tokens: the caller of `NAME`'s token acts as `api:NAME` (approvals,
+    pause, reset); `NAME_file` reads one from a file."""
+    bearer_token: NonEmptySecret | None = None
+    """Shorthand for one token named `api` (`tokens: {api: ...}`)."""
+    read: bool = False
+    """true: `GET /api/v1/*` needs a token too."""
     _which = "set tokens or bearer_token (or allow_unauthenticated: true)"
 
     @field_validator("tokens", mode="before")
@@ -152,25 +185,36 @@ class ApiAuth(EndpointAuth):
 
 class AuthConfig(Section):
     alertmanager: AlertmanagerAuth | None = None
+    """Auth of `POST /webhook/alertmanager`; none: open (loopback only)."""
     datadog: DatadogAuth | None = None
+    """Auth of `POST /webhook/datadog`; none: open (loopback only)."""
     api: ApiAuth | None = None
+    """Auth of the API's writes and `/-/reload`; none: open (loopback only), every caller
+    is `api:anonymous`."""
 
 
 class SlackConfig(Section):
     bot_token: SecretStr | None = None
+    """The bot's `xoxb-` token; Slack is used only when bot_token, signing_secret and
+    channel are all set."""
     signing_secret: SecretStr | None = None
+    """The app's signing secret: every interaction request's signature is checked."""
     channel: str | None = None
+    """The channel ID approval requests (and `notify` without a channel) post to."""
     approvers: tuple[str, ...] = ()
+    """Who may approve when a policy names no `guards.approvers`: Slack user IDs and
+    `api:NAME`. Empty: any API token approves, nobody in Slack."""
     api_url: str = "https://slack.com/api/"
-    # Optional: interactions from any other workspace (team.id) are refused.
+    """Slack's Web API base URL (tests point it at a loopback stand-in)."""
     team_id: str | None = None
-    # Not in SPEC's sample: also post every executed or failed action to the channel.
+    """The workspace ID: clicks from any other workspace are refused."""
     post_results: bool = False
+    """true: also post every executed or failed action to the channel."""
 
 
 class HttpConfig(Section):
-    # Kept for configs written before the top-level `secrets`: the same ${secret:NAME} values.
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    """The older place of `secrets` (same ${secret:NAME} values); prefer `secrets`."""
 
 
 def named_secrets(value: Any, info: ValidationInfo, what: str) -> Any:
@@ -185,10 +229,9 @@ def named_secrets(value: Any, info: ValidationInfo, what: str) -> Any:
         if name.endswith("_file"):
             name = name.removesuffix("_file")
             path = base / str(raw)
-            try:
-                raw = path.read_text(encoding="utf-8").strip()  # noqa: PLW2901
-            except OSError as exc:
-                raise ValueError(f"{key}: cannot read {path}: {exc.strerror}") from None
+            raw = read_secret_file(path, str(key), info)  # noqa: PLW2901
+            if raw is None:
+                raw = f"(unread {path})"  # noqa: PLW2901
         if name in resolved:
             raise ValueError(f"{what} {name} is set twice")
         resolved[name] = raw
@@ -200,48 +243,72 @@ _SECRET_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 class DockerConfig(Section):
     url: str = "unix:///var/run/docker.sock"
+    """The Docker Engine API: `unix://` socket or `tcp://` address."""
 
 
 class KubernetesConfig(Section):
     kubeconfig: str | None = None
+    """A kubeconfig file; none: the in-cluster service account, then `~/.kube/config`."""
     context: str | None = None
+    """The kubeconfig context; none: its current context."""
     protected_namespaces: tuple[str, ...] = ("kube-system",)
+    """Namespaces no policy may touch, whatever its allow_targets."""
 
 
 class PrometheusConfig(Section):
     url: str = "http://127.0.0.1:9090"
+    """Prometheus, for `condition` and `verify.prometheus` queries."""
 
 
 class LimitsConfig(Section):
     max_concurrent_actions: int = Field(default=4, ge=1, le=256)
+    """Actions running at once; more wait their turn (1-256)."""
     global_rate: RateSpec = parse_rate("30/1h")
+    """At most this many actions of all policies together in the window (`N/duration`)."""
     approval_ttl: Duration = timedelta(minutes=15)
+    """How long an approval request waits before it is `expired`."""
 
 
 class Config(Section):
     listen: str = "127.0.0.1:9595"
+    """HOST:PORT to listen on (`0.0.0.0:9595` in a container; off loopback every
+    endpoint needs auth or `allow_unauthenticated: true`)."""
     state: str = "sqlite:///./remediator.db"
+    """The state store: `sqlite:///PATH` (relative to the config file) or
+    `postgresql://user:pass@host:5432/db` (several replicas); `state_file` reads it."""
     policies: tuple[str, ...] = ("./policies",)
+    """Policy files or folders of `*.yaml`/`*.yml` (not their subfolders), relative to the
+    config file."""
     dry_run: bool = False
+    """true: decide and record every guard, never execute."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    # Not in SPEC's sample: how long SIGTERM waits for running actions before recording
-    # them interrupted. Bounded so an orchestrator's kill grace period can be respected.
+    """Largest webhook body accepted (413 beyond), chunked bodies too."""
     drain_timeout: Duration = timedelta(seconds=30)
-    # Not in SPEC's sample: an action whose holder has not renewed its lease for this long
-    # is recorded `interrupted` by any replica (the holder renews every third of it).
+    """How long SIGTERM waits for running actions before recording them `interrupted`
+    (keep it under the orchestrator's kill grace period)."""
     action_lease: Duration = timedelta(seconds=30)
+    """An action whose replica has not renewed its lease this long is recorded
+    `interrupted` by any replica (the holder renews every third of it; at least 1s)."""
     auth: AuthConfig = AuthConfig()
+    """Credentials per endpoint."""
     slack: SlackConfig = SlackConfig()
+    """Approvals and `notify` in Slack."""
     docker: DockerConfig = DockerConfig()
+    """Where the docker actions run."""
     http: HttpConfig = HttpConfig()
+    """Kept for older configs."""
     kubernetes: KubernetesConfig = KubernetesConfig()
+    """Where the kubernetes actions run."""
     prometheus: PrometheusConfig = PrometheusConfig()
+    """Where conditions and verify queries go."""
     limits: LimitsConfig = LimitsConfig()
-    # Audit rows older than this are pruned; a pending approval and whatever dedup still
-    # needs for an episode seen within it are kept.
+    """Limits across all policies."""
     retention: Duration = timedelta(days=30)
-    # Values for ${secret:NAME} in action params, filled in only when the action runs.
+    """Audit rows older than this are pruned (at least 1h); a pending approval and what
+    dedup still needs for an episode seen within it are kept."""
     secrets: dict[str, NonEmptySecret] = Field(default_factory=dict)
+    """Values of `${secret:NAME}` in action params, filled in only when the action runs
+    (`NAME_file` reads one from a file)."""
     # Where relative paths (policies, sqlite file) are resolved: the config file's folder.
     base_dir: str = Field(default=".", exclude=True)
 
@@ -393,11 +460,14 @@ def is_loopback(host: str) -> bool:
         return False  # a hostname other than localhost may resolve to anything
 
 
-def _substitute(node: Any, path: str, env: Mapping[str, str]) -> Any:
+def _substitute(node: Any, path: str, env: Mapping[str, str], unset: list[str] | None) -> Any:
     if isinstance(node, dict):
-        return {k: _substitute(v, f"{path}.{k}" if path else str(k), env) for k, v in node.items()}
+        return {
+            k: _substitute(v, f"{path}.{k}" if path else str(k), env, unset)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
-        return [_substitute(v, f"{path}[{i}]", env) for i, v in enumerate(node)]
+        return [_substitute(v, f"{path}[{i}]", env, unset) for i, v in enumerate(node)]
     if isinstance(node, str):
 
         def replace(match: re.Match[str]) -> str:
@@ -406,16 +476,30 @@ def _substitute(node: Any, path: str, env: Mapping[str, str]) -> Any:
                 return env[name]
             if default is not None:
                 return default
-            raise ConfigError(f"{path}: environment variable {name} is not set")
+            message = f"{path}: environment variable {name} is not set"
+            if unset is None:
+                raise ConfigError(message)
+            unset.append(message)
+            return match[0]  # kept as written: the value is checked as a placeholder
 
         return _ENV_REF.sub(replace, node)
     return node
 
 
 def parse_config(
-    text: str, filename: str, env: Mapping[str, str], base_dir: Path = Path(".")
+    text: str,
+    filename: str,
+    env: Mapping[str, str],
+    base_dir: Path = Path("."),
+    unset: list[str] | None = None,
 ) -> Config:
-    """Config from YAML text. ConfigError lines read `FILE: field: message`."""
+    """Config from YAML text. ConfigError lines read `FILE: field: message`.
+
+    `unset`: for `check` and `simulate`, which need no secret values: a `${VAR}` that is not
+    in `env` is not an error but a line `FILE: field: ...` added to this list, and the text
+    `${VAR}` stays the value; a secret's `*_file` that cannot be read is a line too, its value
+    a placeholder (`state_file`: the default state stands in). None (`serve`): both are
+    ConfigErrors."""
     try:
         raw = yamlstrict.load(text)
     except Exception as exc:  # noqa: BLE001  # every YAML error becomes one ConfigError
@@ -424,19 +508,26 @@ def parse_config(
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{filename}: (config): expected a mapping")
+    notes: list[str] = []
     try:
-        substituted = _substitute(raw, "", env)
+        substituted = _substitute(raw, "", env, None if unset is None else notes)
     except ConfigError as exc:
         raise ConfigError(f"{filename}: {exc}") from None
     substituted["base_dir"] = str(base_dir)
+    context: dict[str, Any] = {"base_dir": str(base_dir)}
+    if unset is not None:
+        context["unread"] = notes  # a `*_file` that cannot be read: a note too
     try:
-        config = Config.model_validate(substituted, context={"base_dir": str(base_dir)})
+        config = Config.model_validate(substituted, context=context)
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"]) or "(config)"
             lines.append(f"{filename}: {where}: {error['msg'].removeprefix('Value error, ')}")
         raise ConfigError("\n".join(lines)) from None
+    finally:
+        if unset is not None:  # a union may validate a section twice: each note once
+            unset.extend(f"{filename}: {line}" for line in dict.fromkeys(notes))
     problems = network_problems(config)
     if problems:
         raise ConfigError("\n".join(f"{filename}: {line}" for line in problems))
@@ -453,8 +544,11 @@ def kubeconfig_source(kubeconfig: str | None) -> str | None:
     return str(default) if default.exists() else None
 
 
-def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
-    """`path` None: ./remediator.yaml if present, else built-in defaults."""
+def load_config(
+    path: Path | None, env: Mapping[str, str] | None = None, unset: list[str] | None = None
+) -> Config:
+    """`path` None: ./remediator.yaml if present, else built-in defaults. `unset`: as in
+    parse_config (`check` and `simulate` pass a list; `serve` does not)."""
     environ = os.environ if env is None else env
     if path is None:
         if not DEFAULT_CONFIG.exists():
@@ -464,4 +558,4 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
-    return parse_config(text, str(path), environ, path.parent)
+    return parse_config(text, str(path), environ, path.parent, unset)

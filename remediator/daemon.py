@@ -1,11 +1,12 @@
 """The daemon's parts (switches, intake, approvals, the Slack conversation, health, runner and
 the supervisor of their background work), built and wired in one function, `build_daemon`,
-and the order they start and stop in. No decisions and no HTTP here.
+the order they start and stop in, and how a reloaded rule set reaches each of them at once.
+No decisions and no HTTP here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,8 +16,8 @@ from remediator.approvals import Approvals
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.config import Config
 from remediator.conversation import Clicks, Conversation
-from remediator.core.guards import Settings
 from remediator.core.policy import Policy
+from remediator.core.ruleset import Ruleset
 from remediator.errors import StoreError
 from remediator.health import Health, unique_executors
 from remediator.intake import Intake
@@ -47,10 +48,34 @@ class Daemon:
     health: Health
     runner: Runner
     supervisor: Supervisor
-    executors: Mapping[str, Executor]
+    executors: MutableMapping[str, Executor]  # shared with the runner and health
     checker: PrometheusChecker | None
     action_lease: timedelta
     retention: timedelta
+
+    def adopt(self, policies: Sequence[Policy], config: Config) -> list[str]:
+        """Swap in a reloaded rule set: every part that holds policies or their settings gets
+        it in this one synchronous step, so no webhook, approval or action sees half of it
+        (a webhook under way keeps the rule set it took). Episodes, claims, approvals and
+        breakers live in the store and stay. Returns the names of the policies removed."""
+        rules = Ruleset.of(policies, config)
+        removed = sorted(set(self.intake.rules.by_name) - set(rules.by_name))
+        self.intake.adopt(rules)
+        self.approvals.adopt(rules, removed)
+        self.switches.adopt_policies(rules.policies, dry_run=rules.dry_run)
+        self.retention = config.retention
+        self.metrics.policies(rules.by_name)
+        return removed
+
+    def add_backends(
+        self, executors: MutableMapping[str, Executor], checker: PrometheusChecker | None
+    ) -> None:
+        """Backends a reloaded policy needs that were not built at start (running ones stay:
+        an action under way may use them)."""
+        self.executors.update(executors)
+        if checker is not None and self.checker is None:
+            self.checker = self.intake.checker = self.runner.checker = checker
+            self.health.checker = checker
 
     async def start(self) -> None:
         """Record what a crash left running, restore the switches, start background loops."""
@@ -114,7 +139,7 @@ def build_daemon(
     *,
     policies: Sequence[Policy],
     store: Store,
-    executors: Mapping[str, Executor],
+    executors: MutableMapping[str, Executor],
     metrics: Metrics,
     clock: Callable[[], datetime],
     slack: SlackApprover | None = None,
@@ -144,13 +169,12 @@ def build_daemon(
         checker=checker,
         sink=sink,
     )
-    settings = Settings.from_config(config)
+    rules = Ruleset.of(policies, config)
     approvals = Approvals(
         store=store,
         metrics=metrics,
         clock=clock,
-        settings=settings,
-        policies=policies,
+        rules=rules,
         switches=switches,
         runner=runner,
         sink=sink,
@@ -158,11 +182,10 @@ def build_daemon(
     )
     runner.approvals = approvals  # a ladder's step with its own approval asks through it
     intake = Intake(
-        policies=policies,
+        rules=rules,
         store=store,
         metrics=metrics,
         clock=clock,
-        settings=settings,
         switches=switches,
         memory=memory,
         runner=runner,
@@ -170,7 +193,10 @@ def build_daemon(
         sink=sink,
         checker=checker,
     )
-    metrics.policies_loaded.set(len(policies))
+    metrics.policies(rules.by_name)
+    # The config in force was loaded and validated before this (serve, a test): as a reload.
+    metrics.reload_successful.set(1)
+    metrics.reload_success_time.set_to_current_time()
     return Daemon(
         store=store,
         metrics=metrics,

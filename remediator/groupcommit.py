@@ -3,7 +3,8 @@ one and share it, so a burst costs one transaction and one commit (one fsync), n
 
 Each caller gets its own result only after the commit that holds its work: a webhook is
 still acknowledged only once its decisions are durable. If a shared transaction fails, each
-of its callers is tried again alone, so one bad request fails only itself.
+of its callers is tried again alone, so one bad request fails only itself. Work whose `key`
+is not the same object (webhooks taken under two rule sets, around a reload) never shares one.
 """
 
 from __future__ import annotations
@@ -22,12 +23,17 @@ MAX_GROUP = 64
 
 class GroupCommit(Generic[T, R]):
     def __init__(
-        self, run: Callable[[Sequence[T]], Awaitable[Sequence[R]]], max_group: int = MAX_GROUP
+        self,
+        run: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
+        max_group: int = MAX_GROUP,
+        key: Callable[[T], object] = lambda _: None,
     ) -> None:
         """`run(items)` does the items' work in one transaction and returns one result per
-        item, in order, once that transaction is committed."""
+        item, in order, once that transaction is committed; the items of one call share one
+        `key` (compared by identity)."""
         self._run = run
         self._max = max_group
+        self._key = key
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -48,7 +54,8 @@ class GroupCommit(Generic[T, R]):
     async def _drain(self) -> None:
         while self._queue:
             await self._gather()
-            group, self._queue = self._queue[: self._max], self._queue[self._max :]
+            size = self._leading()
+            group, self._queue = self._queue[:size], self._queue[size:]
             try:
                 await self._settle(group)
             except BaseException as exc:  # cancelled mid-group: nobody may wait forever
@@ -67,6 +74,17 @@ class GroupCommit(Generic[T, R]):
         while seen != len(self._queue) and len(self._queue) < self._max:
             seen = len(self._queue)
             await asyncio.sleep(0)
+
+    def _leading(self) -> int:
+        """How many items from the head of the queue may share a transaction: up to the bound,
+        and only while their key is the first one's (the queue stays in arrival order)."""
+        first = self._key(self._queue[0][0])
+        size = 1
+        for item, _ in self._queue[1 : self._max]:
+            if self._key(item) is not first:
+                break
+            size += 1
+        return size
 
     async def _settle(self, group: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:

@@ -33,7 +33,7 @@ class Health:
         runner: Runner,
     ) -> None:
         self._executors = executors
-        self._checker = checker
+        self.checker = checker  # set once by a reload that first needs Prometheus
         self._metrics = metrics
         self._runner = runner
         # backend -> None when up, else why not
@@ -46,8 +46,8 @@ class Health:
     async def probe_backends(self) -> None:
         for backend, executor in unique_executors(self._executors).items():
             self.probed(backend, await executor.probe())
-        if self._checker is not None:  # conditions and verification depend on it
-            self.probed("prometheus", await self._checker.probe())
+        if self.checker is not None:  # conditions and verification depend on it
+            self.probed("prometheus", await self.checker.probe())
 
     def probed(self, backend: str, reason: str | None) -> None:
         """What the last probe of a backend (or the state store, each second) found."""

@@ -2,6 +2,8 @@
 transaction, the pipeline in a transaction shared through group commit) and applies what
 was committed: memory, repeat counts, the outcome sink, actions to the runner, approval
 requests and cancellations to the approvals part. It runs no action and talks to no Slack.
+A webhook is decided by the rule set in force when it arrived, whatever a reload swaps in
+meanwhile.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from remediator.approvals import Approvals
 from remediator.checks.conditions import evaluate_conditions
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.core.alert import Alert
-from remediator.core.guards import Settings
 from remediator.core.job import Met, Stopped
 from remediator.core.judge import Decided, Verdict
 from remediator.core.policy import Policy
-from remediator.core.policy_index import PolicyIndex
+from remediator.core.ruleset import Ruleset
 from remediator.core.verify import VerifyPlan
 from remediator.errors import StoreError
 from remediator.groupcommit import GroupCommit
+from remediator.matchlog import MatchLog
 from remediator.memory import Memory
 from remediator.metrics import Metrics
 from remediator.pipeline import decide
@@ -29,19 +31,18 @@ from remediator.sink import OutcomeSink
 from remediator.store.base import Store
 from remediator.switches import Switches
 
-# A webhook's alerts, and its conditions evaluated before the transaction.
-_Work = tuple[Sequence[Alert], Mapping[tuple[str, int], Stopped | Met]]
+# A webhook's alerts, its conditions evaluated before the transaction, and its rule set.
+_Work = tuple[Sequence[Alert], Mapping[tuple[str, int], Stopped | Met], Ruleset]
 
 
 class Intake:
     def __init__(
         self,
         *,
-        policies: Sequence[Policy],
+        rules: Ruleset,
         store: Store,
         metrics: Metrics,
         clock: Callable[[], datetime],
-        settings: Settings,
         switches: Switches,
         memory: Memory,
         runner: Runner,
@@ -49,36 +50,49 @@ class Intake:
         sink: OutcomeSink,
         checker: PrometheusChecker | None = None,
     ) -> None:
-        self.policies = list(policies)
-        self._index = PolicyIndex(self.policies)
+        self.rules = rules  # replaced whole by a reload (adopt)
         self._store = store
         self._metrics = metrics
         self._clock = clock
-        self._settings = settings
         self._switches = switches
         self._memory = memory
         self._runner = runner
         self._approvals = approvals
         self._sink = sink
-        self._checker = checker
-        self._commits: GroupCommit[_Work, Decided] = GroupCommit(self._decide_group)
+        self.checker = checker  # set once by a reload that first needs Prometheus
+        # One transaction never mixes rule sets: a group holds webhooks of one.
+        self._commits: GroupCommit[_Work, Decided] = GroupCommit(
+            self._decide_group, key=lambda work: work[2]
+        )
         self._repeats: dict[int, int] = {}
+        self._matchlog = MatchLog(metrics)
+
+    @property
+    def policies(self) -> Sequence[Policy]:
+        return self.rules.policies
+
+    def adopt(self, rules: Ruleset) -> None:
+        """The rule set for webhooks that arrive from now on; those under way keep theirs."""
+        self.rules = rules
 
     async def ingest(self, alerts: Sequence[Alert]) -> Decided:
         """Decide every alert; returns only after the decisions are committed. Webhooks that
         arrive while a transaction runs share the next one (groupcommit.py)."""
         for alert in alerts:
             self._metrics.received(alert.source, alert.status).inc()
-        decided = self._memory.known_repeats(alerts, self._switches.gates)
+        rules = self.rules  # this webhook's, to the end
+        self._matchlog.trace(rules.index, alerts)
+        gates = rules.gates(self._switches.gates)
+        decided = self._memory.known_repeats(alerts, gates, rules.generation)
         if decided is not None:
-            self._apply(decided)
+            self._apply(decided, alerts)
             return decided
         conditions = None
-        if self._checker is not None:
+        if self.checker is not None:
             conditions = await evaluate_conditions(
-                self._checker, alerts, self._index, self._clock(), self._memory.settled
+                self.checker, alerts, rules.index, self._clock(), self._memory.settled
             )
-        return await self._commits.submit((alerts, conditions or {}))
+        return await self._commits.submit((alerts, conditions or {}, rules))
 
     async def wait_idle(self) -> None:
         """Until every webhook already in a transaction is committed (or failed)."""
@@ -90,24 +104,27 @@ class Intake:
         alerts: list[Alert] = []
         conditions: dict[tuple[str, int], Stopped | Met] = {}
         bounds = []
-        for batch, checked in group:
+        rules = group[0][2]  # the same for every webhook of the group (GroupCommit's key)
+        for batch, checked, _ in group:
             offset = len(alerts)
             alerts.extend(batch)
             conditions.update({(p, i + offset): r for (p, i), r in checked.items()})
             bounds.append((offset, len(alerts)))
         now = self._clock()
         async with self._store.transaction() as tx:
-            gates = self._switches.adopt(await tx.flags())  # another replica may have paused
-            decided = await decide(alerts, self._index, tx, now, gates, self._settings, conditions)
-        self._memory.saw(alerts, decided.matched)
-        self._apply(decided)
+            # Another replica may have paused or tripped meanwhile.
+            gates = rules.gates(self._switches.adopt(await tx.flags()))
+            decided = await decide(alerts, rules.index, tx, now, gates, rules.settings, conditions)
+        self._memory.saw(alerts, decided.matched, rules.generation, decided.unmatched)
+        self._apply(decided, alerts)
         return [
             Decided(verdicts=[v for v in decided.verdicts if start <= v.index < end])
             for start, end in bounds
         ]
 
-    def _apply(self, decided: Decided) -> None:
+    def _apply(self, decided: Decided, alerts: Sequence[Alert]) -> None:
         self._memory.claimed(decided.claims)
+        self._matchlog.unmatched(alerts, decided.unmatched)
         for decision_id, count in decided.repeats.items():
             self._repeats[decision_id] = self._repeats.get(decision_id, 0) + count
         for verdict in decided.verdicts:

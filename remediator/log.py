@@ -63,8 +63,19 @@ def _processors() -> list[Any]:
     ]
 
 
+_level = logging.INFO  # what configure() set: enabled() answers without building anything
+
+
+def enabled(level: str) -> bool:
+    """Whether events at `level` are logged: a caller checks before gathering what only a
+    debug line needs."""
+    return bool(logging.getLevelName(level.upper()) >= _level)
+
+
 def configure(level: str = "info") -> None:
+    global _level  # noqa: PLW0603  # one process-wide level, set at start
     numeric = logging.getLevelName(level.upper())
+    _level = numeric
     # The standard library's records (aiohttp, asyncio, drivers) are rendered by structlog:
     # the same JSON shape and the same redactor as our own events.
     handler = logging.StreamHandler(sys.stderr)

@@ -8,7 +8,7 @@ might be stale (an episode reopened by a held action) is dropped, never trusted.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from remediator.actions.base import ActionRequest
@@ -46,13 +46,15 @@ class BoundedCache(Generic[K, V]):
                 del self._items[old]
 
 
-_Seen = tuple[bytes, tuple[Policy, ...]]
+# (labels digest, the policies matched, the generation of the rule set that matched them,
+# whether no policy takes the alert)
+_Seen = tuple[bytes, tuple[Policy, ...], int, bool]
 
 
 class Memory:
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self._claims: BoundedCache[tuple[str, str], Claim] = BoundedCache(size)
-        # (episode, status) -> (labels, matching policies) once the store has seen it
+        # (episode, status) -> (labels, matching policies, unmatched) once the store saw it
         self._episodes: BoundedCache[tuple[str, str], _Seen] = BoundedCache(size)
 
     def settled(self, policy: str, episode: str) -> bool:
@@ -60,15 +62,20 @@ class Memory:
         claim = self._claims.get((policy, episode))
         return claim is not None and not claim.provisional
 
-    def known_repeats(self, alerts: Sequence[Alert], gates: Gates) -> Decided | None:
-        """Every alert a repeat of a settled episode: answer without touching the store."""
+    def known_repeats(
+        self, alerts: Sequence[Alert], gates: Gates, generation: int
+    ) -> Decided | None:
+        """Every alert a repeat of a settled episode: answer without touching the store.
+        `generation`: the rule set in force; what another one matched is not an answer."""
         decided = Decided()
         for position, alert in enumerate(alerts):
             seen = None if alert.cycle else self._episodes.get((alert.episode, alert.status))
-            # Same labels: the matching set cannot differ (a sender reusing a fingerprint
-            # for other labels falls through to the full pipeline).
-            if seen is None or seen[0] != labels_digest(alert.labels):
+            # Same labels and rule set: the matching set cannot differ (a sender reusing a
+            # fingerprint for other labels falls through to the full pipeline).
+            if seen is None or seen[0] != labels_digest(alert.labels) or seen[2] != generation:
                 return None
+            if seen[3]:
+                decided.unmatched.append(position)
             for policy in seen[1]:
                 claim = self._claims.get((policy.name, alert.episode))
                 stop = None if claim is None else settled_repeat(claim, gates, policy.name)
@@ -90,14 +97,27 @@ class Memory:
                 )
         return decided
 
-    def saw(self, alerts: Sequence[Alert], matched: Sequence[Sighting]) -> None:
+    def saw(
+        self,
+        alerts: Sequence[Alert],
+        matched: Sequence[Sighting],
+        generation: int,
+        unmatched: Collection[int] = (),
+    ) -> None:
         """These alerts' episodes are now in the store (their transaction committed); what
-        each matched comes from the judgement itself (no second match). An alert no policy
-        concerns is remembered as matching nothing."""
+        each matched (under rule set `generation`) comes from the judgement itself (no second
+        match). An alert no policy concerns is remembered as matching nothing, and those no
+        policy takes as such."""
         policies = {s.index: tuple(job.policy for job in s.jobs) for s in matched}
+        untaken = frozenset(unmatched)
         for position, alert in enumerate(alerts):
             if alert.cycle is None:  # a cycle group is not an episode: never a cache key
-                seen = (labels_digest(alert.labels), policies.get(position, ()))
+                seen = (
+                    labels_digest(alert.labels),
+                    policies.get(position, ()),
+                    generation,
+                    position in untaken,
+                )
                 self._episodes.put((alert.episode, alert.status), seen)
 
     def claimed(self, claims: Mapping[tuple[str, str], Claim]) -> None:

@@ -6,9 +6,16 @@ never from alert label values.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from remediator.core.outcomes import FINAL, Outcome
+
+SOURCES = ("alertmanager", "datadog")
+# What remediator_decisions_total counts: every final outcome (awaiting_approval is a state).
+COUNTED = tuple(sorted(FINAL - {Outcome.AWAITING_APPROVAL}))
 
 
 class Metrics:
@@ -21,6 +28,14 @@ class Metrics:
             ["source", "status"],
             registry=r,
         )
+        self.alerts_unmatched = Counter(
+            "remediator_alerts_unmatched_total",
+            "Alerts received that no policy takes (log event alert.unmatched), by sender.",
+            ["source"],
+            registry=r,
+        )
+        for source in SOURCES:  # both series exist from start, at 0
+            self.alerts_unmatched.labels(source)
         self.decisions = Counter(
             "remediator_decisions_total",
             "Final decisions per policy and outcome (repeats count as deduplicated).",
@@ -58,6 +73,16 @@ class Metrics:
         self.policies_loaded = Gauge(
             "remediator_policies_loaded", "Policies loaded and active.", registry=r
         )
+        self.reload_successful = Gauge(
+            "remediator_config_last_reload_successful",
+            "1 when the last config reload (or the start) applied, 0 when it was refused.",
+            registry=r,
+        )
+        self.reload_success_time = Gauge(
+            "remediator_config_last_reload_success_timestamp_seconds",
+            "When the config in force was loaded (start or the last applied reload).",
+            registry=r,
+        )
         self.paused = Gauge(
             "remediator_paused", "1 while the global kill switch is on.", registry=r
         )
@@ -89,8 +114,20 @@ class Metrics:
         # labels() costs a lock and a tuple hash per call; the hot path keeps its children.
         self._children: dict[tuple[str, ...], Any] = {}
 
+    def policies(self, names: Iterable[str]) -> None:
+        """The loaded policies: their count, and each one's decision series from the start
+        (a rate over a series that appears with its first decision misses that decision)."""
+        names = list(names)
+        self.policies_loaded.set(len(names))
+        for name in names:
+            for outcome in COUNTED:
+                self.decisions.labels(name, outcome.value)
+
     def received(self, source: str, status: str) -> Counter:
         return self._child(self.alerts_received, "received", source, status)  # type: ignore[no-any-return]
+
+    def unmatched(self, source: str) -> Counter:
+        return self._child(self.alerts_unmatched, "unmatched", source)  # type: ignore[no-any-return]
 
     def decided(self, policy: str, outcome: str) -> Counter:
         return self._child(self.decisions, "decided", policy, outcome)  # type: ignore[no-any-return]

@@ -39,12 +39,17 @@ async def decide(
     """`conditions`: each (policy, alert index) condition, evaluated before the transaction
     so a slow Prometheus never holds the store. An alert no policy concerns (matching its
     source and labels in either status) leaves no state: a storm of unrelated alerts cannot
-    grow the store; one some policy concerns is recorded even when resolved."""
+    grow the store; one some policy concerns is recorded even when resolved.
+
+    `unmatched` of the answer: the alerts no policy takes. A resolved alert that a policy
+    concerns is taken (it settles that policy's episode), even if none acts on resolved."""
     index = _index(policies)
     sightings = []
+    unmatched = []
     for position, raw in enumerate(alerts):
         candidates = index.concerned(raw)
         if not candidates:
+            unmatched.append(position)
             continue
         alert = raw
         if raw.cycle is not None:  # the sender gave no incident id: the store numbers cycles
@@ -54,15 +59,18 @@ async def decide(
             for p in candidates
             if p.match.status == alert.status
         )
+        if not jobs and alert.status == "firing":
+            unmatched.append(position)
         sightings.append(Sighting(alert, position, jobs))
     if not sightings:
-        return Decided()
+        return Decided(unmatched=unmatched)
     every = [job for sighting in sightings for job in sighting.jobs]
     facts = await read_facts(tx, every, now, gates, settings, conditions or {})
     resolved = [s.alert.episode for s in sightings if s.alert.status == "resolved"]
     pending = await tx.pending_for(resolved) if resolved else {}
     ids = await tx.reserve_ids(len(every), len(every))
     decided = judge(sightings, facts, ids, now, pending)
+    decided.unmatched = unmatched
     await tx.write(decided, now)
     return decided
 

@@ -121,7 +121,7 @@ class Runner:
         self._on_finished = on_finished
         self._admit = admit
         self._on_held = on_held
-        self._checker = checker
+        self.checker = checker  # set once by a reload that first needs Prometheus
         self._http_poll = http_poll  # verify.http's interval between tries
         self._attempts = retry_attempts
         self._wait = retry_wait
@@ -403,10 +403,10 @@ class Runner:
         return done._replace(reason=f"{done.reason}; {'; '.join(v.reason for v in verdicts)}")
 
     async def _recovered(self, check: PrometheusCheck, within: timedelta) -> Verdict:
-        if self._checker is None:
+        if self.checker is None:
             return Verdict(False, "not verified: no Prometheus configured")
         found = await wait_recovered(
-            self._checker, check.query, above=check.above, below=check.below, within=within
+            self.checker, check.query, above=check.above, below=check.below, within=within
         )
         return Verdict(found.ok, f"{'recovered' if found.ok else 'not recovered'}: {found.reason}")
 

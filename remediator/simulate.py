@@ -16,6 +16,7 @@ from remediator.checks.prometheus import PrometheusChecker
 from remediator.config import Config
 from remediator.core.alert import Alert
 from remediator.core.durations import format_duration
+from remediator.core.explain import one_line, why_not
 from remediator.core.guards import STAGES, Facts
 from remediator.core.job import Job, render_job
 from remediator.core.outcomes import Outcome
@@ -127,6 +128,7 @@ async def _simulate(
                     "episode": alert.episode,
                     "labels": dict(alert.labels),
                     "policies": [],
+                    "not_matched": _not_matched(index.policies, alert),
                 }
                 for job in row:
                     guards = _guards(job, facts, now)
@@ -157,6 +159,16 @@ async def _simulate(
         await store.close()
 
 
+def _not_matched(policies: tuple[Policy, ...], alert: Alert) -> list[dict[str, str]]:
+    """Every policy that does not take the alert, with the first check that failed."""
+    out = []
+    for policy in policies:
+        miss = why_not(policy, alert)
+        if miss is not None:
+            out.append({"policy": policy.name, "failed": miss.failed, "reason": str(miss)})
+    return out
+
+
 def _ladder(job: Job) -> list[dict[str, Any]]:
     """A ladder policy's later rungs as rendered for this alert (empty for one action)."""
     return [
@@ -172,34 +184,55 @@ def _ladder(job: Job) -> list[dict[str, Any]]:
     ]
 
 
+# Text output lists this many non-matching policies per alert; --json lists every one.
+NOT_MATCHED_SHOWN = 50
+_PARAM_CHARS = 500  # of a rendered value or reason in text output (alert values may be long)
+
+
 def format_report(report: list[dict[str, Any]]) -> str:
+    """One line per fact; every value that came from the alert is escaped onto its line."""
     lines = []
     for index, entry in enumerate(report, start=1):
         lines.append(
-            f"alert {index}/{len(report)}: {entry['alertname'] or '(no alertname)'} "
-            f"{entry['status']} fingerprint={entry['fingerprint']}"
+            f"alert {index}/{len(report)}: {one_line(entry['alertname']) or '(no alertname)'} "
+            f"{entry['status']} fingerprint={one_line(entry['fingerprint'])}"
         )
         if not entry["policies"]:
             lines.append("  no policy matches")
         for item in entry["policies"]:
-            params = ", ".join(f"{k}={v}" for k, v in item["params"].items())
+            params = ", ".join(
+                f"{k}={one_line(str(v), _PARAM_CHARS)}" for k, v in item["params"].items()
+            )
+            target = one_line(item["target"], _PARAM_CHARS) or "-"
             lines.append(
-                f"  policy {item['policy']}: {item['action']} target={item['target'] or '-'}"
+                f"  policy {item['policy']}: {item['action']} target={target}"
                 + (f" ({params})" if params else "")
             )
             for guard in item["guards"]:
                 mark = "ok  " if guard["ok"] else "STOP"
-                lines.append(f"    {mark} {guard['guard']:<12} {guard['detail']}")
+                detail = one_line(guard["detail"], _PARAM_CHARS)
+                lines.append(f"    {mark} {guard['guard']:<12} {detail}")
             verb = (
                 "would execute" if item["outcome"] == "executed" else f"would be {item['outcome']}"
             )
-            lines.append(f"    => {verb}: {item['reason']}")
+            lines.append(f"    => {verb}: {one_line(item['reason'], _PARAM_CHARS)}")
             for step in item.get("steps", []):
                 previous = step["step"] - 1
-                shown = ", ".join(f"{k}={v}" for k, v in step["params"].items())
+                shown = ", ".join(
+                    f"{k}={one_line(str(v), _PARAM_CHARS)}" for k, v in step["params"].items()
+                )
                 lines.append(
-                    f"    then step {step['step']}: {step['action']} target={step['target']}"
+                    f"    then step {step['step']}: {step['action']} "
+                    f"target={one_line(step['target'], _PARAM_CHARS)}"
                     f" ({shown}), if step {previous} fails or is not verified"
                     + (", after approval" if step.get("approval") == "required" else "")
                 )
+        missed = entry.get("not_matched", [])
+        for item in missed[:NOT_MATCHED_SHOWN]:
+            lines.append(f"  policy {item['policy']}: not matched: {item['reason']}")
+        if len(missed) > NOT_MATCHED_SHOWN:
+            lines.append(
+                f"  ... and {len(missed) - NOT_MATCHED_SHOWN} more policies not matched "
+                "(--json lists every one)"
+            )
     return "\n".join(lines)

@@ -275,7 +275,8 @@ def status_line(approval: Approval, outcome: str | None = None, at: datetime | N
         when = _when(approval.expires_at)
         return f":hourglass: *Expired* at {when}: nobody decided in time; nothing ran"
     if approval.state is ApprovalState.CANCELLED:
-        return ":leftwards_arrow_with_hook: *Cancelled*: the alert resolved first; nothing ran"
+        why = outcome or "the alert resolved first"
+        return f":leftwards_arrow_with_hook: *Cancelled*: {why}; nothing ran"
     missing = approval.required - len(approval.approved_by)
     return f":hourglass_flowing_sand: Approved by {who}; {missing} more needed"
 

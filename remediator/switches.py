@@ -47,6 +47,17 @@ class Switches:
         # of what the store says, and written by the next sync.
         self._unrecorded_trips: dict[str, str] = {}
 
+    def adopt_policies(self, policies: Sequence[Policy], *, dry_run: bool) -> None:
+        """A reload's policies and global dry run. Breakers are the store's and survive: a
+        policy that comes back is still tripped; a removed one's gauge goes."""
+        names = {p.name for p in policies}
+        for gone in self._by_name.keys() - names:
+            self._metrics.policy_tripped.remove(gone)
+        self._policies = list(policies)
+        self._by_name = {p.name: p for p in policies}
+        self.gates = Gates(self.gates.paused, self.gates.tripped, dry_run)
+        self._publish(self.gates)
+
     def adopt(self, flags: Sequence[tuple[str, str]]) -> Gates:
         """The switches as the store holds them (any replica may have set them), plus any trip
         not yet recorded; the metrics follow."""

@@ -70,6 +70,8 @@ class Decided:
     cancelled: list[approvals.Approval] = field(default_factory=list)
     sightings: list[Alert] = field(default_factory=list)
     matched: list[Sighting] = field(default_factory=list)  # what each alert matched
+    # Positions of the batch's alerts that no policy takes (counted and logged, no state).
+    unmatched: list[int] = field(default_factory=list)
     decisions: list[NewDecision] = field(default_factory=list)
     actions: list[NewAction] = field(default_factory=list)
     approval_rows: list[ApprovalRow] = field(default_factory=list)

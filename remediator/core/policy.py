@@ -73,13 +73,20 @@ RateSpec = Annotated[Rate, BeforeValidator(_rate), PlainSerializer(str, return_t
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    # A field's docstring is its description: docs/reference.md and `remediator schema`.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, arbitrary_types_allowed=True, use_attribute_docstrings=True
+    )
 
 
 class MatchSpec(Strict):
     source: Literal["alertmanager", "datadog", "any"] = "any"
+    """Which sender's alerts the policy takes."""
     status: Literal["firing", "resolved"] = "firing"
+    """Which status it acts on (a resolved alert also cancels its pending approval)."""
     matchers: tuple[Matcher, ...] = ()
+    """Alertmanager matchers (`name="v"`, `!=`, `=~`, `!~`; regexes are RE2, anchored); all
+    must hold. A missing label matches as the empty string."""
 
     @field_validator("matchers", mode="before")
     @classmethod
@@ -96,8 +103,13 @@ class MatchSpec(Strict):
 
 class ActionSpec(Strict):
     type: str
+    """The action type (see Action params below)."""
     params: Mapping[str, Template] = Field(default_factory=dict)
+    """The type's params; strings are sandboxed Jinja2 templates over `labels`, `annotations`,
+    `alert` and `policy`."""
     allow_targets: tuple[str, ...] = ()
+    """Globs the rendered target must match, else `out_of_scope` (required for every type but
+    `notify`; for `http.request`, URLs)."""
 
     @field_validator("type")
     @classmethod
@@ -155,6 +167,7 @@ class ActionSpec(Strict):
 
 class ApprovalWhen(Strict):
     when: Template
+    """A Jinja2 expression over the alert: approval is asked when it is true."""
 
     @field_validator("when", mode="before")
     @classmethod
@@ -166,11 +179,18 @@ class ApprovalWhen(Strict):
 
 class Guards(Strict):
     cooldown: Duration = timedelta(0)
+    """No second action on the same target within this long after one (per policy and
+    target); 0: none."""
     rate_limit: RateSpec | None = None
+    """At most N actions of this policy in the window (`N/duration`); none: no limit."""
     approval: Literal["never", "always"] | ApprovalWhen = "never"
+    """`never`, `always`, or `{when: EXPRESSION}`: ask a person before acting."""
     approvers: tuple[str, ...] | None = None
+    """Who may approve: Slack user IDs and `api:NAME`; none: `slack.approvers`."""
     approvals_required: int = Field(default=1, ge=1, le=10)
+    """Distinct approvers needed (2: the two-person rule)."""
     dry_run: bool = False
+    """true: this policy decides and records, never executes."""
 
 
 def _template(value: object) -> QueryTemplate:
@@ -188,7 +208,9 @@ class Threshold(Strict):
     """`above` or `below`, exactly one."""
 
     above: float | None = None
+    """Holds when the value is above this."""
     below: float | None = None
+    """Holds when the value is below this."""
 
     @model_validator(mode="after")
     def _one(self) -> Threshold:
@@ -199,9 +221,13 @@ class Threshold(Strict):
 
 class PrometheusCondition(Threshold):
     query: TemplateField
+    """PromQL (a template: label values are escaped for PromQL strings)."""
     window: Duration = Field(alias="for")
+    """Every sample of a range query over this long must hold."""
     min_rate: TemplateField | None = None
-    step: Duration | None = None  # default: about 20 samples per window
+    """A PromQL guard that must also hold (e.g. enough traffic for a rate to mean something)."""
+    step: Duration | None = None
+    """The range query's step; none: about 20 samples per `for`."""
 
     @field_validator("window")
     @classmethod
@@ -213,10 +239,13 @@ class PrometheusCondition(Threshold):
 
 class ConditionSpec(Strict):
     prometheus: PrometheusCondition
+    """A Prometheus query re-checked by the daemon before acting; not met:
+    `condition_not_met`."""
 
 
 class PrometheusVerify(Threshold):
     query: TemplateField
+    """PromQL that must cross back (above/below) within `verify.within`."""
 
 
 class HttpVerify(Strict):
@@ -224,8 +253,11 @@ class HttpVerify(Strict):
     `expect_status` (and, if set, a body containing `contains`)."""
 
     url: Template
+    """The health URL (a template), polled until it answers as expected."""
     expect_status: str = "2xx"
+    """Statuses that count as healthy: `200`, `2xx`, `200,204`."""
     contains: str | None = None
+    """A substring the body must contain too."""
 
     @field_validator("url", mode="before")
     @classmethod
@@ -248,8 +280,12 @@ class HttpVerify(Strict):
 
 class VerifySpec(Strict):
     within: Duration = timedelta(minutes=2)
+    """How long the action has to be verified (the action type's own check, and these);
+    else `failed` and the policy's circuit breaker trips."""
     prometheus: PrometheusVerify | None = None
+    """A query that must cross back within `within`."""
     http: HttpVerify | None = None
+    """A health URL that must answer within `within`."""
 
     @field_validator("within")
     @classmethod
@@ -267,22 +303,34 @@ class StepSpec(Strict):
     own approval (the first rung's approval is the policy's guard, when it has none)."""
 
     action: ActionSpec
+    """The step's action, as the policy's `action`."""
     verify: VerifySpec = VerifySpec()
+    """How the step is verified; failed or not verified: the next step runs."""
     approval: Literal["never", "always"] | ApprovalWhen | None = None
+    """The step's own approval (the first step's is the policy's `guards.approval`)."""
 
 
 class Policy(Strict):
     name: str
+    """Unique, `[a-z0-9-]+`; the metric label and the audit log's policy."""
     description: str = ""
+    """What the policy is for (a runbook step)."""
     match: MatchSpec = MatchSpec()
+    """Which alerts the policy takes."""
     action: ActionSpec
+    """What it does (required unless `steps`)."""
     guards: Guards = Guards()
+    """What must pass before it acts."""
     verify: VerifySpec = VerifySpec()
+    """How the action is verified after it ran."""
     condition: ConditionSpec | None = None
+    """Re-checked by the daemon before acting."""
     # An escalation ladder (`steps` instead of `action` and `verify`): `action`, `verify`
     # and an approval of the first rung are then the first rung's, so everything that
     # decides an episode sees a policy like any other; the runner takes the later rungs.
     steps: tuple[StepSpec, ...] = ()
+    """An escalation ladder instead of `action` and `verify`: each step runs when the one
+    before failed or was not verified, at most once per episode."""
 
     @model_validator(mode="before")
     @classmethod

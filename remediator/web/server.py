@@ -29,6 +29,7 @@ from remediator.ingest.alertmanager import parse_alertmanager
 from remediator.ingest.datadog import parse_datadog
 from remediator.intake import Intake
 from remediator.metrics import Metrics
+from remediator.reload import Reloader, ReloadRefusedError
 from remediator.slack import APPROVE, DENY
 from remediator.store.base import Store
 from remediator.switches import Switches
@@ -45,6 +46,7 @@ METRICS = web.AppKey("metrics", Metrics)
 HEALTH = web.AppKey("health", Health)
 CONFIG = web.AppKey("config", Config)
 STATE = web.AppKey("state", dict[str, bool])
+RELOADER = web.AppKey("reloader", Reloader)
 
 
 def _error(status: int, reason: str) -> web.Response:
@@ -275,6 +277,24 @@ async def reset(request: web.Request) -> web.Response:
     return web.json_response({"policy": request.match_info["name"], "tripped": False})
 
 
+async def reload(request: web.Request) -> web.Response:
+    """Re-read the config and policies: 200 applied (with the keys that need a restart), 400
+    with every problem (the running set stays). The body, if any, is not used."""
+    if request.can_read_body:
+        try:
+            await request.json()
+        except (ValueError, RecursionError):
+            return _error(400, "body must be JSON, or empty")
+    if request.app[STATE]["draining"]:
+        return _error(503, "shutting down: not reloading")
+    try:
+        result = await request.app[RELOADER].reload(request[IDENTITY])
+    except ReloadRefusedError as exc:
+        body = {"error": "reload refused; the running config stays", "problems": exc.problems}
+        return web.json_response(body, status=exc.status)
+    return web.json_response(result.to_api())
+
+
 async def metrics_page(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -317,8 +337,10 @@ def build_app(
     metrics: Metrics,
     health: Health,
     clock: Callable[[], datetime],
+    reloader: Reloader | None = None,
 ) -> web.Application:
-    """The routes, each handler reaching only the parts stored here under its key."""
+    """The routes, each handler reaching only the parts stored here under its key.
+    Without a reloader (some tests), /-/reload is not served."""
     app = web.Application(
         client_max_size=config.max_body_bytes,
         middlewares=[
@@ -335,6 +357,9 @@ def build_app(
     app[HEALTH] = health
     app[CONFIG] = config
     app[STATE] = {"draining": False}
+    if reloader is not None:
+        app[RELOADER] = reloader
+        app.router.add_post("/-/reload", _api_write(reload))
     app.router.add_post(
         "/webhook/alertmanager", _webhook("alertmanager", _am_auth, parse_alertmanager)
     )

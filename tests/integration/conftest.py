@@ -16,9 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from remediator.actions.base import Executor
 from remediator.actions.notify import NotifyExecutor
-from remediator.app import build_slack, build_web
+from remediator.app import build_reloader, build_slack, build_web
 from remediator.checks.prometheus import PrometheusChecker
-from remediator.config import Config, parse_config
+from remediator.config import Config, load_config
 from remediator.daemon import Daemon, build_daemon
 from remediator.metrics import Metrics
 from remediator.policy_files import load_policies
@@ -40,6 +40,7 @@ class Harness:
     daemon: Daemon
     config: Config
     db_path: Path
+    folder: Path  # remediator.yaml and policies/p.yaml: what POST /-/reload re-reads
 
     async def post(
         self, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None
@@ -133,7 +134,8 @@ async def harness(
         text = (
             config if config.lstrip().startswith("auth:") or "\nauth:" in config else base + config
         )
-        cfg = parse_config(text, "test.yaml", {}, folder)
+        (folder / "remediator.yaml").write_text(text)
+        cfg = load_config(folder / "remediator.yaml", {})
         slack = build_slack(cfg)
         if slack is not None:
             executors = {"notify": NotifyExecutor(slack), **(executors or {})}
@@ -154,10 +156,14 @@ async def harness(
             checker=checker,
         )
         await daemon.start()
-        client = TestClient(TestServer(build_web(daemon, cfg)))
+        secrets = dict(cfg.action_secrets())
+        reload = build_reloader(
+            daemon, cfg, lambda: load_config(folder / "remediator.yaml", {}), slack, secrets
+        )
+        client = TestClient(TestServer(build_web(daemon, cfg, reload)))
         await client.start_server()
         made.append((client, daemon, store))
-        return Harness(client, daemon, cfg, folder / "state.db")
+        return Harness(client, daemon, cfg, folder / "state.db", folder)
 
     yield make
     for client, daemon, store in made:

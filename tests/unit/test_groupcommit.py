@@ -108,3 +108,19 @@ async def test_callers_arriving_over_a_few_loop_turns_share_the_first_run() -> N
 
     assert list(await asyncio.gather(late(1, 0), late(2, 1), late(3, 2))) == [10, 20, 30]
     assert rec.runs == [[1, 2, 3]]
+
+
+async def test_items_of_different_keys_never_share_a_run_and_keep_their_order() -> None:
+    """Webhooks taken under two rule sets (around a reload) are decided in separate
+    transactions, in arrival order."""
+    rec = Recorder()
+    old, new = object(), object()
+    keys = {0: old, 1: old, 2: old, 3: new, 4: new, 5: old}
+    commits: GroupCommit[int, int] = GroupCommit(rec.run, key=keys.__getitem__)
+    first = asyncio.create_task(commits.submit(0))
+    await started(rec.runs, 1)
+    rest = [asyncio.create_task(commits.submit(n)) for n in (1, 2, 3, 4, 5)]
+    await asyncio.sleep(0)
+    rec.gate.set()
+    assert await asyncio.gather(first, *rest) == [0, 10, 20, 30, 40, 50]
+    assert rec.runs == [[0], [1, 2], [3, 4], [5]]

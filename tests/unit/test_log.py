@@ -72,3 +72,26 @@ def test_standard_library_records_are_json_and_redacted(
 )
 def test_redact_strips_url_userinfo(text: str, expected: str) -> None:
     assert log.redact(text) == expected
+
+
+def test_debug_keeps_every_line_json_and_library_debug_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--log-level debug is for our own events: the SQLite driver logs every statement at
+    debug, which would flood the stream; its warnings still come through, as JSON."""
+    log.configure("debug")
+    try:
+        assert log.enabled("debug") and log.enabled("info")
+        logging.getLogger("aiosqlite").debug("executing %s", "SELECT 1")
+        logging.getLogger("asyncio").debug("poll took 1ms")
+        log.get("remediator.matching").debug("alert.tried", tried=1)
+        logging.getLogger("aiosqlite").warning("connection closed")
+    finally:
+        log.configure("info")
+        structlog.reset_defaults()
+    assert not log.enabled("debug") and log.enabled("warning")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["event"], line["level"]) for line in lines] == [
+        ("alert.tried", "debug"),
+        ("connection closed", "warning"),
+    ]

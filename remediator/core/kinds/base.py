@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from enum import StrEnum
 from fnmatch import fnmatchcase
+from types import MappingProxyType
 from typing import NamedTuple
 
 from remediator.core.durations import parse_timeout
@@ -71,6 +72,9 @@ class ActionKind(ABC):
     lists: tuple[str, ...] = ()
     # Changes something a target names: the policy must say which targets it may touch.
     scoped: bool = True
+    # What each param means, by the name a policy writes (a list or `headers` by its own
+    # name): docs/reference.md and `remediator schema` show it; a test keeps it complete.
+    params_doc: Mapping[str, str] = MappingProxyType({})
 
     # --- at load ------------------------------------------------------------------------
 

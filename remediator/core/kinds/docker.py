@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from remediator.core.durations import parse_duration, parse_timeout
@@ -25,6 +26,12 @@ _COMPOSE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Where a docker kind acts: one container, or every replica of a compose service.
 LOCATION = frozenset({"container", "compose_project", "compose_service"})
 _PARAMS = LOCATION | {"timeout"}
+LOCATION_DOC = {
+    "container": "The container's name or id (a template); or give compose_project and "
+    "compose_service instead.",
+    "compose_project": "The Compose project (`com.docker.compose.project`), with compose_service.",
+    "compose_service": "The Compose service: every replica of it, one at a time.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +142,13 @@ class DockerRestart(ActionKind):
     type = "docker.restart"
     backend = Backend.DOCKER
     allowed = _PARAMS
+    params_doc = MappingProxyType(
+        {
+            **LOCATION_DOC,
+            "timeout": "The stop grace period before the engine kills it (`10s`); default: "
+            "the container's own.",
+        }
+    )
 
     def check_static(self, params: Mapping[str, Template]) -> None:
         check_location(self.type, params)

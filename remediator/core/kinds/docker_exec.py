@@ -15,11 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from remediator.core.durations import parse_timeout
 from remediator.core.kinds.base import ActionKind, Backend, is_static, list_param
 from remediator.core.kinds.docker import (
     LOCATION,
+    LOCATION_DOC,
     RestartTarget,
     check_location,
     container_location,
@@ -92,6 +94,16 @@ class DockerExec(ActionKind):
     allowed = LOCATION | _OWN
     prefixes = (COMMAND + ".",)
     lists = (COMMAND,)
+    params_doc = MappingProxyType(
+        {
+            **LOCATION_DOC,
+            COMMAND: "The command as a list of arguments, each a template (never a shell; "
+            "required).",
+            "user": "The user to run it as (`name`, `uid`, `uid:gid`); default: the container's.",
+            "timeout": f"How long the command may run (default {DEFAULT_TIMEOUT}).",
+            "expect_exit": "The exit code that counts as success (default 0).",
+        }
+    )
 
     def compile(self, source: str) -> Template:
         template = compile_param(source)

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from remediator.core.kinds.base import ActionKind, Backend, is_static
 from remediator.core.kinds.docker import (
     LOCATION,
+    LOCATION_DOC,
     RestartTarget,
     check_grace,
     check_location,
@@ -157,6 +159,14 @@ class DockerRecreate(ActionKind):
     type = "docker.recreate"
     backend = Backend.DOCKER
     allowed = _PARAMS
+    params_doc = MappingProxyType(
+        {
+            **LOCATION_DOC,
+            "timeout": "The stop grace period of the old container (`10s`).",
+            "pull": "true: pull the image's tag first, so the new container runs the newest "
+            "(default false).",
+        }
+    )
 
     def check_static(self, params: Mapping[str, Template]) -> None:
         check_location(self.type, params)

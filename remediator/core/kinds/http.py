@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from types import MappingProxyType
 
 from remediator.core import urlscope
 from remediator.core.durations import parse_timeout
@@ -86,6 +87,19 @@ class HttpRequest(ActionKind):
     allowed = frozenset({"method", "url", "body", "expect_status", "timeout"})
     required = frozenset({"url"})
     prefixes = ("header.",)  # `headers`, flattened to one templated param each
+    params_doc = MappingProxyType(
+        {
+            "method": f"The HTTP method (default {DEFAULT_METHOD}).",
+            "url": "The URL (a template; scheme, host and port must be those of an "
+            "allow_targets entry; redirects are never followed).",
+            "headers": "A mapping of header name to value (templates; `${secret:NAME}` only "
+            "where the policy writes it).",
+            "body": "The request body (a template).",
+            "expect_status": f"Statuses that count as success: `200`, `2xx`, `200,204` "
+            f"(default {DEFAULT_EXPECT}).",
+            "timeout": f"How long the call may take (default {DEFAULT_TIMEOUT}).",
+        }
+    )
 
     def check_static(self, params: Mapping[str, Template]) -> None:
         method = params.get("method")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum
+from types import MappingProxyType
 from typing import Any
 
 from remediator.core.kinds.base import ActionKind, Backend, Refusal, is_static
@@ -27,12 +28,11 @@ class KubeOp(Enum):
 class KubeAction(ActionKind):
     backend = Backend.KUBERNETES
 
-    def __init__(
-        self, op: KubeOp, allowed: frozenset[str], required: frozenset[str] = frozenset()
-    ) -> None:
+    def __init__(self, op: KubeOp, docs: Mapping[str, str], required: frozenset[str]) -> None:
         self.op = op
         self.type = f"kubernetes.{op.value}"
-        self.allowed = allowed
+        self.params_doc = MappingProxyType({**_WHERE, **docs})
+        self.allowed = frozenset(self.params_doc)
         self.required = frozenset({"namespace", "deployment"}) | required
 
     def check_static(self, params: Mapping[str, Template]) -> None:
@@ -63,10 +63,24 @@ class KubeAction(ActionKind):
         return rollout_status(deployment)
 
 
+_WHERE = {
+    "namespace": "The Deployment's namespace (never one of kubernetes.protected_namespaces).",
+    "deployment": "The Deployment's name.",
+}
 KUBE_SCALE = KubeAction(
     KubeOp.SCALE,
-    frozenset({"namespace", "deployment", "replicas", "min", "max", "override_hpa"}),
+    {
+        "replicas": "The new count (`5`) or a change (`+2`, `-1`) from the current one.",
+        "min": "The count is never set below this.",
+        "max": "The count is never set above this.",
+        "override_hpa": "true: scale even when a HorizontalPodAutoscaler owns the Deployment "
+        "(default false: refused).",
+    },
     frozenset({"replicas"}),
 )
-KUBE_RESTART = KubeAction(KubeOp.RESTART, frozenset({"namespace", "deployment"}))
-KUBE_ROLLBACK = KubeAction(KubeOp.ROLLBACK, frozenset({"namespace", "deployment", "to_revision"}))
+KUBE_RESTART = KubeAction(KubeOp.RESTART, {}, frozenset())
+KUBE_ROLLBACK = KubeAction(
+    KubeOp.ROLLBACK,
+    {"to_revision": "The revision to go back to; default: the one before the current one."},
+    frozenset(),
+)

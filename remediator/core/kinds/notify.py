@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from remediator.core.kinds.base import ActionKind, Backend, Refusal, glob_scope
 from remediator.core.render import Template, compile_mrkdwn
@@ -24,6 +25,13 @@ class Notify(ActionKind):
     allowed = frozenset({"text", "channel"})
     required = frozenset({"text"})
     scoped = False
+    params_doc = MappingProxyType(
+        {
+            "text": "The message (a template; alert values are escaped for Slack).",
+            "channel": "A Slack channel name or id, the policy's own (never a template); "
+            "default: slack.channel.",
+        }
+    )
 
     def compile(self, source: str) -> Template:
         return compile_mrkdwn(source)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from urllib.parse import unquote, urlsplit
 
 from remediator.core.durations import parse_timeout
@@ -104,6 +105,15 @@ class PostgresExecute(ActionKind):
     required = frozenset({"dsn", "statement"})
     prefixes = (ARGS + ".",)
     lists = (ARGS,)
+    params_doc = MappingProxyType(
+        {
+            "dsn": "The database, `postgresql://user:${secret:NAME}@host:5432/db`; the "
+            "target is host:port/dbname.",
+            "statement": "One fixed SQL statement, the policy's own (never a template).",
+            ARGS: "A list of templates bound as $1..$n (never spliced into the SQL).",
+            "timeout": f"How long the statement may run (default {DEFAULT_TIMEOUT}).",
+        }
+    )
 
     def check_static(self, params: Mapping[str, Template]) -> None:
         statement = params["statement"]
