@@ -18,7 +18,15 @@ from remediator.core.policy import parse_policies
 from remediator.schema import policy_schema
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = sorted((REPO / "policies").rglob("*.yaml"))
+
+
+def _is_policy_file(path: Path) -> bool:
+    """Policy files, not the `remediator test` files beside them (`policies:` and `tests:`)."""
+    first = next(iter(yaml.safe_load_all(path.read_text())), None)
+    return not (isinstance(first, dict) and "tests" in first)
+
+
+SHIPPED = sorted(p for p in (REPO / "policies").rglob("*.y*ml") if _is_policy_file(p))
 
 
 @functools.cache
