@@ -117,14 +117,7 @@ class Reloaded:
     cancelled_approvals: list[str] = field(default_factory=list)
 
     def to_api(self) -> dict[str, object]:
-        return {
-            "status": "applied",
-            "policies": self.policies,
-            "added": self.added,
-            "removed": self.removed,
-            "restart_required": self.restart_required,
-            "cancelled_approvals": self.cancelled_approvals,
-        }
+        return {"status": "applied", **asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -136,6 +129,8 @@ class _Plan:
 
 
 class Reloader:
+    """One reload at a time, by whoever asks; holds the config in force."""
+
     def __init__(
         self,
         daemon: Daemon,

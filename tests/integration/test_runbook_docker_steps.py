@@ -137,7 +137,11 @@ async def test_a_site_still_down_after_the_restart_fails_and_trips_the_breaker(
     assert record["outcome"] == "failed", record
     assert f"not healthy within 2s: GET {health_endpoint.url}/health: 503" in record["reason"]
     assert engine.started_at_ns("vibesheets-app-1") > before  # restarted, yet not enough
-    assert h.metric("remediator_policy_tripped", policy="restart-stack-when-site-down") == 1
+    # The failure is recorded before the breaker trips (the runner's order): wait for it.
+    await eventually(
+        lambda: h.metric("remediator_policy_tripped", policy="restart-stack-when-site-down") == 1,
+        "the breaker to trip",
+    )
     # The next step (redeploy the last good version) is a person's: nothing restarts again.
     _, answer = await h.post(compose_alert("SiteCompletelyDown", "vibesheets", "worker"))
     assert [d["outcome"] for d in answer["decisions"]] == ["tripped"]
@@ -458,7 +462,11 @@ async def test_a_rollback_whose_health_check_keeps_failing_is_failed_and_trips_t
     assert record["outcome"] == "failed", record
     assert f"not healthy within 3s: GET {health_endpoint.url}/api/health: 503" in record["reason"]
     assert engine.client.api.inspect_container("mgmt-vibe-app-1")["Image"] == good
-    assert h.metric("remediator_policy_tripped", policy="rollback-compose-app") == 1
+    # The failure is recorded before the breaker trips (the runner's order): wait for it.
+    await eventually(
+        lambda: h.metric("remediator_policy_tripped", policy="rollback-compose-app") == 1,
+        "the breaker to trip",
+    )
     assert old.id != engine.client.api.inspect_container("mgmt-vibe-app-1")["Id"]
 
 

@@ -341,7 +341,13 @@ async def test_a_health_answer_without_a_version_fails_the_rollback_and_trips_th
     assert record["outcome"] == "failed", record
     assert "body does not contain '\"version\":'" in record["reason"]
     assert template(k8s_api.deployment("vibesheets", "vibesheets-app")) == good
-    assert h.metric("remediator_policy_tripped", policy="rollback-on-failing-health-checks") == 1
+    # The failure is recorded before the breaker trips (the runner's order): wait for it.
+    await eventually(
+        lambda: (
+            h.metric("remediator_policy_tripped", policy="rollback-on-failing-health-checks") == 1
+        ),
+        "the breaker to trip",
+    )
 
 
 # --- R3-4: database connection issues (pods crash-looping) -> restart the application pods --

@@ -18,8 +18,15 @@ from remediator.core.policy import parse_policies
 from remediator.schema import policy_schema
 
 REPO = Path(__file__).resolve().parents[2]
-# Every policy file, not the `remediator test` files in the tests/ folders beside them.
-SHIPPED = sorted(p for p in (REPO / "policies").rglob("*.yaml") if p.parent.name != "tests")
+
+
+def _is_policy_file(path: Path) -> bool:
+    """Policy files, not the `remediator test` files beside them (`policies:` and `tests:`)."""
+    first = next(iter(yaml.safe_load_all(path.read_text())), None)
+    return not (isinstance(first, dict) and "tests" in first)
+
+
+SHIPPED = sorted(p for p in (REPO / "policies").rglob("*.y*ml") if _is_policy_file(p))
 
 
 @functools.cache
