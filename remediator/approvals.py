@@ -14,19 +14,19 @@ from typing import Any, Protocol
 from remediator import log
 from remediator.actions.base import ActionRequest
 from remediator.core import approval as approvals
+from remediator.core.audit import OperatorEvent
 from remediator.core.guards import AT_APPROVAL, AT_LATER_STEP, LADDER_STARTED, Settings, first_stop
 from remediator.core.job import Job
 from remediator.core.ladder import Rung
 from remediator.core.outcomes import EXECUTING, Outcome
 from remediator.core.policy import Policy
 from remediator.core.verify import VerifyPlan
-from remediator.errors import StoreError
 from remediator.metrics import Metrics
 from remediator.pipeline import read_facts
 from remediator.runner import Runner, request_for
 from remediator.sink import OutcomeSink
 from remediator.slack import code_span
-from remediator.store.base import Store, Transaction
+from remediator.store.base import SYSTEM, Store, Transaction
 from remediator.switches import Switches
 
 _log = log.get("remediator.approvals")
@@ -113,11 +113,21 @@ class Approvals:
                 await tx.set_outcome(updated.decision_id, outcome, f"denied by {who}")
             elif updated.state is approvals.ApprovalState.APPROVED:
                 outcome, submit = await self._approved(tx, updated, now)
-        try:
-            event = "approved" if approve else "denied"
-            await self._store.add_approval_event(approval_id, who, event, note, now)
-        except StoreError as exc:  # the decision itself is committed; only the note is lost
-            _log.error("approval.event_failed", approval_id=approval_id, error=str(exc))
+            # Who, when and what, committed with the change itself: the history is appended
+            # to, never overwritten, and no act is ever recorded without its effect.
+            await tx.add_approval_event(
+                approval_id, who, "approved" if approve else "denied", note, now
+            )
+            act = OperatorEvent(
+                now,
+                who,
+                "approve" if approve else "deny",
+                policy=updated.policy,
+                decision_id=updated.decision_id,
+                approval_id=updated.id,
+                detail=note,
+            )
+            await tx.add_operator_event(act)
         if updated.state is approvals.ApprovalState.PENDING:  # one of N approvers so far
             self._notices.refresh(updated.id)
         else:
@@ -222,6 +232,7 @@ class Approvals:
                 await tx.save_approval(done)
                 reason = f"no decision before {pending.expires_at.isoformat()} (approval_ttl)"
                 await tx.set_outcome(done.decision_id, Outcome.EXPIRED, reason)
+                await tx.add_approval_event(done.id, SYSTEM, "expired", reason, now)
                 expired.append(done)
         for item in expired:
             self._closed(item, Outcome.EXPIRED)
