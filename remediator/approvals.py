@@ -21,6 +21,7 @@ from remediator.core.ladder import Rung
 from remediator.core.outcomes import EXECUTING, Outcome
 from remediator.core.policy import Policy
 from remediator.core.verify import VerifyPlan
+from remediator.errors import StoreError
 from remediator.metrics import Metrics
 from remediator.pipeline import read_facts
 from remediator.runner import Runner, request_for
@@ -92,10 +93,28 @@ class Approvals:
     async def decide_approval(
         self, approval_id: str, who: str, *, approve: bool, note: str = ""
     ) -> approvals.Approval | None:
-        """Apply one human decision; None for an unknown id; raises ApprovalRefused.
+        """Apply one human decision; None for an unknown id; raises ApprovalRefused (one from
+        someone who is not an approver is kept in the approval's history, as `refused`).
 
         `who` is an authenticated identity (a Slack user ID from a signed click, or the API
         token's `api:NAME`), never text the caller chose; `note` is recorded beside it."""
+        try:
+            return await self._decide(approval_id, who, approve=approve, note=note)
+        except approvals.ApprovalRefused as exc:
+            if not exc.conflict:
+                try:
+                    await self._store.add_approval_event(
+                        approval_id, who, "refused", exc.reason, self._clock()
+                    )
+                except StoreError as error:  # the refusal stands; only its record is lost
+                    _log.error(
+                        "approval.refusal_unrecorded", approval_id=approval_id, error=str(error)
+                    )
+            raise
+
+    async def _decide(
+        self, approval_id: str, who: str, *, approve: bool, note: str
+    ) -> approvals.Approval | None:
         now = self._clock()
         outcome: str | None = None
         submit: ActionRequest | None = None

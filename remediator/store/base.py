@@ -1,7 +1,7 @@
 """The Store protocol, by role, implemented by SqliteStore and PostgresStore (store/sql.py).
 
 A part of the daemon that needs one role of the store takes that role (DecisionLog,
-ApprovalStore, SwitchStore, LeaseStore); `Store` is all of them, with the lifecycle.
+AuditLog, ApprovalStore, SwitchStore, LeaseStore); `Store` is all of them, with the lifecycle.
 
 Writes that decide (claims, decisions, actions, approvals) happen inside one transaction
 per webhook so the webhook is acknowledged only after they are all durable. Deciding

@@ -384,6 +384,8 @@ async def test_a_denied_decision_records_its_denier(harness: HarnessFactory) -> 
     h = await harness(TWO_PERSON, executors={"docker.restart": restart})
     [decision] = (await h.post(message(alert("web-1"))))[1]["decisions"]
     approval = decision["approval_id"]
+    refused, _ = await h.api(f"/api/v1/approvals/{approval}/deny", {"by": "x"}, who="mallory")
+    assert refused == 403  # not an approver: changes nothing, but is kept in the history
     assert (await h.api(f"/api/v1/approvals/{approval}/approve", {}, who="alice"))[0] == 200
     status, _ = await h.api(f"/api/v1/approvals/{approval}/deny", {"by": "not now"}, who="bob")
     assert status == 200
@@ -396,6 +398,7 @@ async def test_a_denied_decision_records_its_denier(harness: HarnessFactory) -> 
         ["api:alice"],
     )
     assert [(e["who"], e["event"], e["detail"]) for e in shown["history"]] == [
+        ("api:mallory", "refused", "api:mallory is not an approver of policy restart-web"),
         ("api:alice", "approved", ""),
         ("api:bob", "denied", "not now"),
     ]
