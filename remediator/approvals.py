@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from remediator import log
 from remediator.actions.base import ActionRequest
 from remediator.core import approval as approvals
+from remediator.core.audit import OperatorEvent
 from remediator.core.guards import AT_APPROVAL, AT_LATER_STEP, LADDER_STARTED, first_stop
 from remediator.core.job import Job
 from remediator.core.ladder import Rung
@@ -27,7 +28,7 @@ from remediator.pipeline import read_facts
 from remediator.runner import Runner, request_for
 from remediator.sink import OutcomeSink
 from remediator.slack import code_span
-from remediator.store.base import ApprovalConflictError, Store, Transaction
+from remediator.store.base import SYSTEM, ApprovalConflictError, Store, Transaction
 from remediator.switches import Switches
 
 _log = log.get("remediator.approvals")
@@ -110,6 +111,7 @@ class Approvals:
         """One transaction each: one decided meanwhile (a click, another replica, expiry)
         stays as decided, without holding back the others."""
         done = []
+        now = self._clock()
         for item in doomed:
             cancelled = approvals.cancel(item)
             if cancelled is None:
@@ -119,6 +121,7 @@ class Approvals:
                 async with self._store.transaction() as tx:
                     await tx.save_approval(cancelled)
                     await tx.set_outcome(cancelled.decision_id, Outcome.CANCELLED, reason)
+                    await tx.add_approval_event(cancelled.id, SYSTEM, "cancelled", reason, now)
             except ApprovalConflictError:
                 continue
             shown = "its policy was removed by a config reload"
@@ -129,10 +132,28 @@ class Approvals:
     async def decide_approval(
         self, approval_id: str, who: str, *, approve: bool, note: str = ""
     ) -> approvals.Approval | None:
-        """Apply one human decision; None for an unknown id; raises ApprovalRefused.
+        """Apply one human decision; None for an unknown id; raises ApprovalRefused (one from
+        someone who is not an approver is kept in the approval's history, as `refused`).
 
         `who` is an authenticated identity (a Slack user ID from a signed click, or the API
         token's `api:NAME`), never text the caller chose; `note` is recorded beside it."""
+        try:
+            return await self._decide(approval_id, who, approve=approve, note=note)
+        except approvals.ApprovalRefused as exc:
+            if not exc.conflict:
+                try:
+                    await self._store.add_approval_event(
+                        approval_id, who, "refused", exc.reason, self._clock()
+                    )
+                except StoreError as error:  # the refusal stands; only its record is lost
+                    _log.error(
+                        "approval.refusal_unrecorded", approval_id=approval_id, error=str(error)
+                    )
+            raise
+
+    async def _decide(
+        self, approval_id: str, who: str, *, approve: bool, note: str
+    ) -> approvals.Approval | None:
         now = self._clock()
         outcome: str | None = None
         submit: ActionRequest | None = None
@@ -150,11 +171,21 @@ class Approvals:
                 await tx.set_outcome(updated.decision_id, outcome, f"denied by {who}")
             elif updated.state is approvals.ApprovalState.APPROVED:
                 outcome, submit = await self._approved(tx, updated, now)
-        try:
-            event = "approved" if approve else "denied"
-            await self._store.add_approval_event(approval_id, who, event, note, now)
-        except StoreError as exc:  # the decision itself is committed; only the note is lost
-            _log.error("approval.event_failed", approval_id=approval_id, error=str(exc))
+            # Who, when and what, committed with the change itself: the history is appended
+            # to, never overwritten, and no act is ever recorded without its effect.
+            await tx.add_approval_event(
+                approval_id, who, "approved" if approve else "denied", note, now
+            )
+            act = OperatorEvent(
+                now,
+                who,
+                "approve" if approve else "deny",
+                policy=updated.policy,
+                decision_id=updated.decision_id,
+                approval_id=updated.id,
+                detail=note,
+            )
+            await tx.add_operator_event(act)
         if updated.state is approvals.ApprovalState.PENDING:  # one of N approvers so far
             self._notices.refresh(updated.id)
         else:
@@ -261,6 +292,7 @@ class Approvals:
                 await tx.save_approval(done)
                 reason = f"no decision before {pending.expires_at.isoformat()} (approval_ttl)"
                 await tx.set_outcome(done.decision_id, Outcome.EXPIRED, reason)
+                await tx.add_approval_event(done.id, SYSTEM, "expired", reason, now)
                 expired.append(done)
         for item in expired:
             self._closed(item, Outcome.EXPIRED)

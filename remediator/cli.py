@@ -1,4 +1,5 @@
-"""The `remediator` command: serve | check | simulate | approvals | test, and --version."""
+"""The `remediator` command: serve | check | simulate | schema | test, the API commands of
+remote.py (approvals | pause | resume | reset), and --version."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ import asyncio
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from remediator import __version__, advice, log
+from remediator import __version__, advice, log, remote
 from remediator.config import Config, load_config
 from remediator.errors import ConfigError, IngestError, PolicyError, StoreError
 from remediator.ingest.alertmanager import parse_alertmanager
@@ -50,20 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--source", choices=["alertmanager", "datadog"], default="alertmanager")
     sim.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("schema", help="print the JSON Schema of a policy (for editors and CI)")
-    appr = sub.add_parser("approvals", help="list, approve or deny pending approvals")
-    appr.add_argument("verb", choices=["list", "approve", "deny"])
-    appr.add_argument("id", nargs="?")
-    appr.add_argument("--url", default=os.environ.get("REMEDIATOR_URL", "http://127.0.0.1:9595"))
-    appr.add_argument(
-        "--token",
-        default=os.environ.get("REMEDIATOR_API_TOKEN"),
-        help="API bearer token (or REMEDIATOR_API_TOKEN)",
-    )
-    appr.add_argument(
-        "--by",
-        default=os.environ.get("USER", "cli"),
-        help="a note recorded with the decision; the approver is the token's identity",
-    )
+    remote.add_commands(sub)
     policy_test = sub.add_parser("test", help="run policy test files (like promtool test rules)")
     policy_test.add_argument("files", type=Path, nargs="+", metavar="FILE")
     return parser
@@ -134,39 +120,6 @@ def _schema(_: argparse.Namespace) -> int:
     return 0
 
 
-def _approvals(args: argparse.Namespace) -> int:
-    base = args.url.rstrip("/")
-    headers = {"Content-Type": "application/json"}
-    if args.token:
-        headers["Authorization"] = f"Bearer {args.token}"
-    if not base.startswith(("http://", "https://")):
-        print("error: --url must be http:// or https://", file=sys.stderr)
-        return 2
-    # S310 below: the scheme was checked just above.
-    if args.verb == "list":
-        request = urllib.request.Request(f"{base}/api/v1/approvals", headers=headers)  # noqa: S310
-    else:
-        if not args.id:
-            print(f"error: approvals {args.verb} needs an approval ID", file=sys.stderr)
-            return 2
-        body = json.dumps({"by": args.by}).encode()
-        request = urllib.request.Request(  # noqa: S310
-            f"{base}/api/v1/approvals/{args.id}/{args.verb}",
-            data=body,
-            headers=headers,
-            method="POST",
-        )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # scheme checked above
-            print(json.dumps(json.loads(response.read()), indent=2))
-            return 0
-    except urllib.error.HTTPError as exc:
-        print(f"error: HTTP {exc.code}: {exc.read().decode(errors='replace')}", file=sys.stderr)
-    except urllib.error.URLError as exc:
-        print(f"error: cannot reach {base}: {exc.reason}", file=sys.stderr)
-    return 1
-
-
 def _serve(args: argparse.Namespace) -> int:
     from remediator.app import run  # noqa: PLC0415  # aiohttp and docker only when serving
 
@@ -206,10 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         "serve": _serve,
         "check": _check,
         "simulate": _simulate,
-        "approvals": _approvals,
         "schema": _schema,
         "test": _test,
     }
+    handlers.update(dict.fromkeys(remote.COMMANDS, remote.run))
     return handlers[args.command](args)
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from remediator import log
 from remediator.config import Config
+from remediator.core.audit import OperatorEvent
 from remediator.core.policy import Policy
 from remediator.daemon import Daemon
 from remediator.errors import ConfigError, PolicyError, RemediatorError, StoreError
@@ -161,6 +162,7 @@ class Reloader:
             except ReloadRefusedError as exc:
                 self.daemon.metrics.reload_successful.set(0)
                 _log.error("config.reload_failed", by=by, problems=exc.problems)
+                await self._record(by, f"refused: {len(exc.problems)} problem(s)")
                 raise
             before = set(self.daemon.intake.rules.by_name)
             # The swap: backends first, so the first webhook of the new set finds them. No
@@ -192,7 +194,19 @@ class Reloader:
             else:
                 result = replace(result, cancelled_approvals=cancelled)
             _log.info("config.reloaded", by=by, **asdict(result))
+            await self._record(
+                by, f"applied: {result.policies} policies, +{len(result.added)} -{len(removed)}"
+            )
             return result
+
+    async def _record(self, by: str, detail: str) -> None:
+        """The operator-events journal keeps who reloaded, like every other operator act; a
+        store that is down loses only this record (the log line above has it too)."""
+        event = OperatorEvent(self.daemon.clock(), by, "reload", detail=detail)
+        try:
+            await self.daemon.store.add_operator_event(event)
+        except StoreError as exc:
+            _log.error("config.reload_unrecorded", by=by, error=str(exc))
 
     def _plan(self) -> _Plan:
         """Everything `serve` checks at start, over the new files; every problem found."""

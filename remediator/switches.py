@@ -10,6 +10,7 @@ from datetime import datetime
 
 from remediator import log
 from remediator.actions.base import ActionRequest
+from remediator.core.audit import OperatorEvent
 from remediator.core.guards import Gates
 from remediator.core.limits import cooldown_reason
 from remediator.core.outcomes import Outcome
@@ -17,7 +18,7 @@ from remediator.core.policy import Policy
 from remediator.errors import StoreError
 from remediator.metrics import Metrics
 from remediator.runner import Hold
-from remediator.store.base import Store
+from remediator.store.base import SYSTEM, Store
 
 _log = log.get("remediator.switches")
 PAUSED_FLAG = "paused"
@@ -120,18 +121,22 @@ class Switches:
         if self._on_tripped is not None:
             self._on_tripped(policy, reason)
 
-    async def reset(self, policy: str) -> bool:
+    async def reset(self, policy: str, *, by: str = SYSTEM, detail: str = "") -> bool:
+        """Close the policy's breaker; `by` (an operator's identity) is recorded with it."""
         if policy not in self._by_name:
             return False
-        await self._store.set_flag(TRIPPED_PREFIX + policy, None)
+        act = OperatorEvent(self._clock(), by, "reset", policy=policy, detail=detail)
+        await self._store.set_flag(TRIPPED_PREFIX + policy, None, act)
         self._unrecorded_trips.pop(policy, None)
         self.gates = Gates(self.gates.paused, self.gates.tripped - {policy}, self.gates.dry_run)
         self._metrics.policy_tripped.labels(policy).set(0)
-        _log.warning("policy.reset", policy=policy)
+        _log.warning("policy.reset", policy=policy, by=by)
         return True
 
-    async def set_paused(self, paused: bool) -> None:
-        await self._store.set_flag(PAUSED_FLAG, "1" if paused else None)
+    async def set_paused(self, paused: bool, *, by: str = SYSTEM) -> None:
+        """The kill switch; `by` (an operator's identity) is recorded with it."""
+        act = OperatorEvent(self._clock(), by, "pause" if paused else "resume")
+        await self._store.set_flag(PAUSED_FLAG, "1" if paused else None, act)
         self.gates = Gates(paused=paused, tripped=self.gates.tripped, dry_run=self.gates.dry_run)
         self._metrics.paused.set(int(paused))
-        _log.warning("remediation.paused" if paused else "remediation.resumed")
+        _log.warning("remediation.paused" if paused else "remediation.resumed", by=by)

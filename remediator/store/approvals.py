@@ -59,6 +59,22 @@ async def insert_approval(
     )
 
 
+async def insert_approval_event(
+    sql: Conn, approval_id: str, who: str, event: str, detail: str, now: datetime
+) -> None:
+    """One entry of an approval's history (appended, never updated), in the caller's
+    transaction."""
+    await sql.run(
+        "INSERT INTO approval_events (time, approval_id, who, event, detail) "
+        "VALUES (?, ?, ?, ?, ?)",
+        sql.dialect.ts(now),
+        approval_id,
+        who,
+        event,
+        redact(detail),
+    )
+
+
 class ApprovalTx(Tx):
     """base.ApprovalTransaction on any backend's connection."""
 
@@ -112,6 +128,11 @@ class ApprovalTx(Tx):
     async def approval(self, approval_id: str) -> Approval | None:
         row = await self.sql.row("SELECT * FROM approvals WHERE id = ?", approval_id)
         return self._approval(row) if row else None
+
+    async def add_approval_event(
+        self, approval_id: str, who: str, event: str, detail: str, now: datetime
+    ) -> None:
+        await insert_approval_event(self.sql, approval_id, who, event, detail, now)
 
     async def approval_params(self, approval_id: str) -> tuple[dict[str, str], Checks | None]:
         raw = await self.sql.value("SELECT params FROM approvals WHERE id = ?", approval_id)
@@ -179,15 +200,7 @@ class ApprovalsSql(Backend):
         self, approval_id: str, who: str, event: str, detail: str, now: datetime
     ) -> None:
         async with self._bookkeeping() as sql:
-            await sql.run(
-                "INSERT INTO approval_events (time, approval_id, who, event, detail) "
-                "VALUES (?, ?, ?, ?, ?)",
-                self.dialect.ts(now),
-                approval_id,
-                who,
-                event,
-                redact(detail),
-            )
+            await insert_approval_event(sql, approval_id, who, event, detail, now)
 
     async def approval_events(self, approval_id: str) -> list[dict[str, str]]:
         rows = await self._fetch(

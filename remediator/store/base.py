@@ -1,7 +1,7 @@
 """The Store protocol, by role, implemented by SqliteStore and PostgresStore (store/sql.py).
 
 A part of the daemon that needs one role of the store takes that role (DecisionLog,
-ApprovalStore, SwitchStore, LeaseStore); `Store` is all of them, with the lifecycle.
+AuditLog, ApprovalStore, SwitchStore, LeaseStore); `Store` is all of them, with the lifecycle.
 
 Writes that decide (claims, decisions, actions, approvals) happen inside one transaction
 per webhook so the webhook is acknowledged only after they are all durable. Deciding
@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from remediator.core.alert import Alert
 from remediator.core.approval import Approval, ApprovalRefused
+from remediator.core.audit import DecisionQuery, EventQuery, OperatorEvent
 from remediator.core.dedup import Claim
 from remediator.core.judge import Decided, Ids
 from remediator.core.ladder import Rung
@@ -38,11 +39,14 @@ __all__ = [
     "HELD",
     "OPEN_OUTCOMES",
     "SCHEMA_VERSION",
+    "SYSTEM",
     "UNFINISHED",
     "ActionRecord",
     "ApprovalConflictError",
     "ApprovalStore",
     "ApprovalTransaction",
+    "AuditLog",
+    "AuditTransaction",
     "ClaimConflictError",
     "DecisionLog",
     "DecisionRecord",
@@ -57,7 +61,7 @@ __all__ = [
 ]
 
 # One schema version for both backends; each keeps its own DDL and migrations.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 UNFINISHED = ("pending", "running")
 # Results of an action that never ran because the kill switch or its breaker held it when its
 # turn came: like a decision held at the door, they leave the episode open (provisional).
@@ -69,6 +73,8 @@ HELD = ("paused", "tripped")
 OPEN_OUTCOMES = (Outcome.AWAITING_APPROVAL.value, *sorted(o.value for o in PROVISIONAL))
 # The one decision outcome an action's result (or its interruption) replaces.
 ACTING = EXECUTING
+# Who an approval's history names when no person acted: an expiry, a resolved alert.
+SYSTEM = "remediator"
 
 
 def refuse_newer(where: str, version: int) -> None:
@@ -236,9 +242,24 @@ class ApprovalTransaction(Protocol):
         ...
 
     async def approval(self, approval_id: str) -> Approval | None: ...
+    async def add_approval_event(
+        self, approval_id: str, who: str, event: str, detail: str, now: datetime
+    ) -> None:
+        """An entry of the approval's history, committed with the change it records: who
+        (a person, or `remediator` for an expiry or a cancellation), when, what; `detail`
+        (a note, a reason) stored redacted. Never updated or deleted but by retention."""
+        ...
 
 
-class Transaction(DecisionTransaction, ApprovalTransaction, Protocol):
+class AuditTransaction(Protocol):
+    """The operator-events journal's part of a transaction."""
+
+    async def add_operator_event(self, event: OperatorEvent) -> None:
+        """Record an operator's act with the change it made: both commit, or neither."""
+        ...
+
+
+class Transaction(DecisionTransaction, ApprovalTransaction, AuditTransaction, Protocol):
     """Reads see the transaction's own writes; nothing is visible to others before commit.
 
     Every reason written here is stored redacted (log.redact). A raised error rolls the
@@ -265,10 +286,30 @@ class DecisionLog(Protocol):
         the episode row and its cycle."""
         ...
 
-    async def decisions(self, limit: int) -> list[DecisionRecord]: ...
-
     async def actions_of(self, decision_id: int) -> list[ActionRecord]:
         """The decision's actions (one, or none), oldest first, params without secrets."""
+        ...
+
+
+class AuditLog(Protocol):
+    """The audit API's reads, and the operator-events journal (store/audit.py)."""
+
+    async def decisions(self, query: DecisionQuery | int) -> list[DecisionRecord]:
+        """A page of the decision log, newest first (an int: the newest that many)."""
+        ...
+
+    async def decision(self, decision_id: int) -> DecisionRecord | None: ...
+    async def approvals_of(self, decision_id: int) -> list[Approval]:
+        """The approval requests of this decision (one, or none)."""
+        ...
+
+    async def operator_events(self, query: EventQuery) -> list[OperatorEvent]:
+        """A page of the journal, newest first."""
+        ...
+
+    async def operator_events_of(self, decision_id: int) -> list[OperatorEvent]: ...
+    async def add_operator_event(self, event: OperatorEvent) -> None:
+        """An act that changes nothing in the store itself (a reload), on its own."""
         ...
 
 
@@ -296,7 +337,13 @@ class SwitchStore(Protocol):
     it commits, no decision still in flight on any replica acts on the state before it."""
 
     async def get_flag(self, name: str) -> str | None: ...
-    async def set_flag(self, name: str, value: str | None) -> None: ...
+    async def set_flag(
+        self, name: str, value: str | None, act: OperatorEvent | None = None
+    ) -> None:
+        """Set (None: clear) a switch; `act`, the operator's act that set it, is recorded in
+        the same transaction."""
+        ...
+
     async def flags(self, prefix: str) -> Sequence[tuple[str, str]]: ...
 
 
@@ -391,7 +438,7 @@ class LeaseStore(Protocol):
         ...
 
 
-class Store(DecisionLog, ApprovalStore, SwitchStore, LeaseStore, Protocol):
+class Store(DecisionLog, AuditLog, ApprovalStore, SwitchStore, LeaseStore, Protocol):
     """The state store: every role, and its lifecycle."""
 
     async def open(self) -> None: ...

@@ -30,13 +30,7 @@ from remediator.store.base import (
 )
 from remediator.store.dialect import Backend, Conn, Dialect, Row, Tx, sql_list
 from remediator.store.prune import prune_batches
-from remediator.store.records import (
-    ActionRecord,
-    DecisionRecord,
-    action_from_row,
-    decision_from_row,
-    params_json,
-)
+from remediator.store.records import ActionRecord, action_from_row, params_json
 
 # Statements are composed only from this module's constants; every value is bound (S608).
 _UNFINISHED = sql_list(UNFINISHED)
@@ -404,10 +398,6 @@ class DecisionLogSql(Backend):
                 yield tx.sql
 
         return await prune_batches(batch, self.dialect.ts(before))
-
-    async def decisions(self, limit: int) -> list[DecisionRecord]:
-        rows = await self._fetch("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", limit)
-        return [decision_from_row(row, self.dialect.when) for row in rows]
 
     async def actions_of(self, decision_id: int) -> list[ActionRecord]:
         rows = await self._fetch(

@@ -95,6 +95,23 @@ CREATE INDEX approval_events_approval ON approval_events (approval_id, id);
 # versions add their statements here, keyed by the version they produce.
 _FIRST_VERSION = 4
 _MIGRATIONS: dict[int, str] = {
+    # As SQLite's 9: the audit API's page indexes and the operator-events journal.
+    9: """
+CREATE INDEX decisions_policy ON decisions (policy, id);
+CREATE INDEX decisions_outcome ON decisions (outcome, id);
+CREATE INDEX decisions_target ON decisions (target, id);
+CREATE INDEX decisions_time ON decisions (time, id);
+CREATE TABLE operator_events (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time TIMESTAMPTZ NOT NULL,
+  who TEXT NOT NULL, act TEXT NOT NULL, policy TEXT, decision_id BIGINT, approval_id TEXT,
+  detail TEXT NOT NULL
+);
+CREATE INDEX operator_events_who ON operator_events (who, id);
+CREATE INDEX operator_events_act ON operator_events (act, id);
+CREATE INDEX operator_events_policy ON operator_events (policy, id);
+CREATE INDEX operator_events_time ON operator_events (time, id);
+CREATE INDEX operator_events_decision ON operator_events (decision_id, id);
+""",
     # As SQLite's 8: per-minute action counters, counted from the actions already there.
     8: """
 CREATE TABLE action_counts (

@@ -32,6 +32,7 @@ PRUNE_TABLES = (
     "actions",
     "approvals",
     "approval_events",
+    "operator_events",
     "episodes",
     "cycles",
 )
@@ -162,6 +163,9 @@ STEPS = (
     _step("int", "actions", "x", "id", _ORPHAN_ACTION),
     _step("text", "approvals", "a", "id", _ORPHAN_APPROVAL, _OF_APPROVALS),
     _step("int", "approval_events", "v", "id", _ORPHAN_EVENT),
+    # The operator-events journal: an act older than the window goes, like the rows it
+    # changed (a journal entry of a decision outlives it by at most one prune).
+    _step("int", "operator_events", "o", "id", "o.time < :before"),
     _step("text", "episodes", "e", "episode", _EPISODE_GONE),
     _step("text", "cycles", "g", "grp", _CYCLE_GONE),
 )

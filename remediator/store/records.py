@@ -205,6 +205,7 @@ class ActionRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    verify: dict[str, Any] | None = None  # the checks it was verified by (verify.to_json)
 
     def to_api(self) -> dict[str, object]:
         def at(moment: datetime | None) -> str | None:
@@ -219,6 +220,7 @@ class ActionRecord:
             "state": self.state,
             "reason": self.reason,
             "result": self.result,
+            "verify": self.verify,
             "created_at": at(self.created_at),
             "started_at": at(self.started_at),
             "finished_at": at(self.finished_at),
@@ -227,7 +229,7 @@ class ActionRecord:
 
 def action_from_row(row: Any, when: Callable[[Any], datetime]) -> ActionRecord:
     """An actions row of either backend; `when` reads its time columns."""
-    params, _ = params_from_json(row["params"])
+    params, checks = params_from_json(row["params"])
     return ActionRecord(
         id=row["id"],
         decision_id=row["decision_id"],
@@ -242,4 +244,5 @@ def action_from_row(row: Any, when: Callable[[Any], datetime]) -> ActionRecord:
         created_at=when(row["created_at"]),
         started_at=when(row["started_at"]) if row["started_at"] is not None else None,
         finished_at=when(row["finished_at"]) if row["finished_at"] is not None else None,
+        verify=redacted(checks.to_json()) if checks is not None else None,
     )

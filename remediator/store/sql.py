@@ -17,7 +17,8 @@ from remediator.core.dedup import Claim
 from remediator.core.judge import Decided, Ids
 from remediator.core.outcomes import Outcome
 from remediator.store.approvals import ApprovalsSql, ApprovalTx
-from remediator.store.base import ClaimConflictError
+from remediator.store.audit import AuditSql, AuditTx
+from remediator.store.base import SYSTEM, ClaimConflictError
 from remediator.store.decisionlog import (
     ADD_ACTIONS,
     ADD_DECISIONS,
@@ -36,7 +37,7 @@ from remediator.store.leases import LeasesSql
 from remediator.store.switches import SwitchesSql, SwitchesTx
 
 
-class SqlTransaction(DecisionTx, ApprovalTx, SwitchesTx, ABC):
+class SqlTransaction(DecisionTx, ApprovalTx, SwitchesTx, AuditTx, ABC):
     """base.Transaction on a backend's connection."""
 
     # True: the driver counts an executemany's rows, so a batch's claims go with its other
@@ -63,7 +64,7 @@ class SqlTransaction(DecisionTx, ApprovalTx, SwitchesTx, ABC):
                 written = await self._put_claims(decided.claims)
             if written != len(decided.claims):
                 raise ClaimConflictError("an episode of this batch is already decided")
-        await self._write_requests(decided)
+        await self._write_requests(decided, now)
 
     def _write_steps(
         self, decided: Decided, now: datetime
@@ -86,20 +87,21 @@ class SqlTransaction(DecisionTx, ApprovalTx, SwitchesTx, ABC):
             steps.append((COUNT_ACTIONS, counter_rows(d, counted)))
         return steps, claims_at
 
-    async def _write_requests(self, decided: Decided) -> None:
-        """A batch's approval requests and the approvals its resolved alerts cancelled."""
+    async def _write_requests(self, decided: Decided, now: datetime) -> None:
+        """A batch's approval requests and the approvals its resolved alerts cancelled (each
+        cancellation an entry of its approval's history)."""
         for row in decided.approval_rows:
             await self.add_approval(
                 row.approval, row.episode, row.params, row.context, row.verify, row.ladder
             )
         for cancelled in decided.cancelled:
             await self.save_approval(cancelled)
-            await self.set_outcome(
-                cancelled.decision_id, Outcome.CANCELLED, "the alert resolved before a decision"
-            )
+            why = "the alert resolved before a decision"
+            await self.set_outcome(cancelled.decision_id, Outcome.CANCELLED, why)
+            await self.add_approval_event(cancelled.id, SYSTEM, "cancelled", why, now)
 
 
-class SqlStore(DecisionLogSql, ApprovalsSql, SwitchesSql, LeasesSql):
+class SqlStore(DecisionLogSql, AuditSql, ApprovalsSql, SwitchesSql, LeasesSql):
     """base.Store in the shared statements; a backend adds open, close, ping and the
     transactions, connections and target leases of dialect.Backend."""
 

@@ -108,6 +108,20 @@ _MIGRATIONS = {
     "INSERT INTO action_counts (policy, dry_run, minute, n) "
     "SELECT '', dry_run, substr(created_at, 1, 16) || ':00.000000Z', count(*) "
     "FROM actions GROUP BY 2, 3;",
+    # The audit API: each filter of a decisions page an index range in page order (id), and
+    # the operator-events journal (who approved, denied, paused, resumed, reset, reloaded).
+    9: "CREATE INDEX decisions_policy ON decisions (policy, id); "
+    "CREATE INDEX decisions_outcome ON decisions (outcome, id); "
+    "CREATE INDEX decisions_target ON decisions (target, id); "
+    "CREATE INDEX decisions_time ON decisions (time, id); "
+    "CREATE TABLE operator_events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, "
+    "who TEXT NOT NULL, act TEXT NOT NULL, policy TEXT, decision_id INTEGER, approval_id TEXT, "
+    "detail TEXT NOT NULL); "
+    "CREATE INDEX operator_events_who ON operator_events (who, id); "
+    "CREATE INDEX operator_events_act ON operator_events (act, id); "
+    "CREATE INDEX operator_events_policy ON operator_events (policy, id); "
+    "CREATE INDEX operator_events_time ON operator_events (time, id); "
+    "CREATE INDEX operator_events_decision ON operator_events (decision_id, id);",
 }
 
 _T = TypeVar("_T")

@@ -7,6 +7,8 @@ before it.
 
 from __future__ import annotations
 
+from remediator.core.audit import OperatorEvent
+from remediator.store.audit import insert_operator_event
 from remediator.store.dialect import Backend, Tx
 
 
@@ -23,8 +25,12 @@ class SwitchesSql(Backend):
         rows = await self._fetch("SELECT value FROM flags WHERE name = ?", name)
         return str(rows[0][0]) if rows else None
 
-    async def set_flag(self, name: str, value: str | None) -> None:
+    async def set_flag(
+        self, name: str, value: str | None, act: OperatorEvent | None = None
+    ) -> None:
         async with self.transaction() as tx:
+            if act is not None:  # the act and its change commit together
+                await insert_operator_event(tx.sql, act)
             if value is None:
                 await tx.sql.run("DELETE FROM flags WHERE name = ?", name)
             else:

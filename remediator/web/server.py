@@ -22,7 +22,7 @@ from remediator.approvals import Approvals
 from remediator.config import Config, is_loopback, parse_listen
 from remediator.conversation import Clicks
 from remediator.core.alert import Alert
-from remediator.core.approval import Approval, ApprovalRefused
+from remediator.core.approval import ApprovalRefused
 from remediator.errors import IngestError, StoreError
 from remediator.health import Health
 from remediator.ingest.alertmanager import parse_alertmanager
@@ -33,7 +33,9 @@ from remediator.reload import Reloader, ReloadRefusedError
 from remediator.slack import APPROVE, DENY
 from remediator.store.base import Store
 from remediator.switches import Switches
+from remediator.web import audit as audit_api
 from remediator.web import auth
+from remediator.web.audit import AUDIT, approval_json
 from remediator.web.browser import browser_guard, no_server_errors
 
 _log = log.get("remediator.web")
@@ -41,7 +43,6 @@ INTAKE = web.AppKey("intake", Intake)
 SWITCHES = web.AppKey("switches", Switches)
 APPROVALS = web.AppKey("approvals", Approvals)
 CLICKS = web.AppKey("clicks", Clicks)
-AUDIT = web.AppKey("audit", Store)  # audit reads and the readiness ping
 METRICS = web.AppKey("metrics", Metrics)
 HEALTH = web.AppKey("health", Health)
 CONFIG = web.AppKey("config", Config)
@@ -150,32 +151,9 @@ def _api_read(
     return guarded
 
 
-async def decisions(request: web.Request) -> web.Response:
-    raw = request.query.get("limit", "100")
-    # isdigit() alone admits "²" and other digits int() refuses.
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 10_000:
-        return _error(400, "limit must be an integer from 1 to 10000")
-    records = await request.app[AUDIT].decisions(int(raw))
-    return web.json_response({"decisions": [r.to_api() for r in records]})
-
-
 async def approvals_list(request: web.Request) -> web.Response:
     pending = await request.app[AUDIT].approvals(pending_only=True)
-    return web.json_response({"approvals": [_approval_json(a) for a in pending]})
-
-
-def _approval_json(a: Approval) -> dict[str, object]:
-    return {
-        "id": a.id,
-        "policy": a.policy,
-        "action": a.action,
-        "target": a.target,
-        "state": a.state.value,
-        "requested_at": a.requested_at.isoformat(),
-        "expires_at": a.expires_at.isoformat(),
-        "approved_by": list(a.approved_by),
-        "required": a.required,
-    }
+    return web.json_response({"approvals": [approval_json(a) for a in pending]})
 
 
 async def _approval(request: web.Request, *, approve: bool) -> web.Response:
@@ -258,23 +236,24 @@ async def approval_detail(request: web.Request) -> web.Response:
     if found is None:
         return _error(404, "no such approval")
     events = await store.approval_events(found.id)
-    return web.json_response({**_approval_json(found), "events": events})
+    return web.json_response({**approval_json(found), "events": events})
 
 
 async def pause(request: web.Request) -> web.Response:
-    await request.app[SWITCHES].set_paused(True)
-    return web.json_response({"paused": True})
+    await request.app[SWITCHES].set_paused(True, by=request[IDENTITY])
+    return web.json_response({"paused": True, "by": request[IDENTITY]})
 
 
 async def resume(request: web.Request) -> web.Response:
-    await request.app[SWITCHES].set_paused(False)
-    return web.json_response({"paused": False})
+    await request.app[SWITCHES].set_paused(False, by=request[IDENTITY])
+    return web.json_response({"paused": False, "by": request[IDENTITY]})
 
 
 async def reset(request: web.Request) -> web.Response:
-    if not await request.app[SWITCHES].reset(request.match_info["name"]):
+    name, who = request.match_info["name"], request[IDENTITY]
+    if not await request.app[SWITCHES].reset(name, by=who):
         return _error(404, "no such policy")
-    return web.json_response({"policy": request.match_info["name"], "tripped": False})
+    return web.json_response({"policy": name, "tripped": False, "by": who})
 
 
 async def reload(request: web.Request) -> web.Response:
@@ -367,7 +346,9 @@ def build_app(
         "/webhook/datadog",
         _webhook("datadog", _dd_auth, lambda body: parse_datadog(body, clock())),
     )
-    app.router.add_get("/api/v1/decisions", _api_read(decisions))
+    app.router.add_get("/api/v1/decisions", _api_read(audit_api.decisions))
+    app.router.add_get("/api/v1/decisions/{id}", _api_read(audit_api.decision))
+    app.router.add_get("/api/v1/operator-events", _api_read(audit_api.operator_events))
     app.router.add_get("/api/v1/approvals", _api_read(approvals_list))
     app.router.add_get("/api/v1/approvals/{id}", _api_read(approval_detail))
     app.router.add_post("/slack/interactions", slack_interactions)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -17,7 +18,7 @@ from tests.conftest import CORPUS
 from tests.fixtures.daemon import API_TOKEN, DaemonFactory
 from tests.fixtures.datadog import SAMPLE, render
 from tests.fixtures.postgres import Postgres
-from tests.fixtures.procs import remediator_cli, require_binary
+from tests.fixtures.procs import free_port, remediator_cli, require_binary
 
 REPO = Path(__file__).resolve().parents[2]
 UNHEALTHY_WEB_1 = {
@@ -263,6 +264,85 @@ def test_approvals_commands_against_a_running_daemon(daemon_factory: DaemonFacto
     again = cli("approvals", "deny", approval_id, "--url", daemon.url, "--token", API_TOKEN)
     assert again.returncode == 1 and "HTTP 409" in again.stderr
     assert [d["outcome"] for d in daemon.decisions()] == ["dry_run"]
+
+
+OPERATORS = {"alice": "alice-token-0123456789", "bob": "bob-token-9876543210"}
+
+
+def test_pause_resume_and_reset_commands_against_a_running_daemon(
+    daemon_factory: DaemonFactory, tmp_path: Path
+) -> None:
+    shipped = (REPO / "policies" / "restart-unhealthy-container.yaml").read_text()
+    auth = {"alertmanager": {"bearer_token": "am-token-0123456"}, "api": {"tokens": OPERATORS}}
+    daemon = daemon_factory(shipped, auth=auth)
+    daemon.start()
+    url = ["--url", daemon.url]
+    as_alice = {"REMEDIATOR_API_TOKEN": OPERATORS["alice"]}
+    bob_file = tmp_path / "bob.token"
+    bob_file.write_text(OPERATORS["bob"] + "\n")  # as a Secret mounts it: with a newline
+    from_file = ["--token-file", str(bob_file)]
+    done = cli("pause", *url, env=as_alice)  # the token from the environment
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"paused": True, "by": "api:alice"}
+    assert daemon.request("GET", "/healthz")[1]["paused"] is True
+    done = cli("resume", *url, *from_file, env={"REMEDIATOR_API_TOKEN": ""})  # from a file
+    assert done.returncode == 0 and json.loads(done.stdout)["by"] == "api:bob", done.stderr
+    assert daemon.request("GET", "/healthz")[1]["paused"] is False
+    done = cli("reset", "restart-unhealthy-container", *url, *from_file, env=as_alice)
+    assert done.returncode == 0, done.stderr  # the file wins over the environment
+    assert json.loads(done.stdout)["by"] == "api:bob"
+    assert cli("reset", "restart-unhealthy-container", "--limits", *url, *from_file).returncode == 0
+    outputs = [done.stdout + done.stderr]
+    # Refusals: each says why, with its exit code.
+    unknown = cli("reset", "no-such-policy", *url, *from_file)
+    assert unknown.returncode == 1 and "HTTP 404" in unknown.stderr
+    assert "no such policy" in unknown.stderr
+    wrong = cli("pause", *url, env={"REMEDIATOR_API_TOKEN": "not-the-token-123"})
+    assert (
+        wrong.returncode == 1 and "HTTP 401" in wrong.stderr and "check the token" in wrong.stderr
+    )
+    none = cli("pause", *url, env={"REMEDIATOR_API_TOKEN": ""})
+    assert none.returncode == 1 and "no API token was given" in none.stderr
+    assert "REMEDIATOR_API_TOKEN or --token-file" in none.stderr
+    for bad in (["--token-file", str(tmp_path / "missing")], ["--token-file", os.devnull]):
+        usage = cli("pause", *url, *bad)
+        assert usage.returncode == 2 and "token file" in usage.stderr, usage.stderr
+    assert cli("reset", "../pause", *url, *from_file).returncode == 2
+    assert cli("pause", "--url", "ftp://x", *from_file).returncode == 2
+    closed = cli("pause", "--url", f"http://127.0.0.1:{free_port()}", *from_file)
+    assert closed.returncode == 3 and "cannot reach" in closed.stderr
+    assert "Connection refused" in closed.stderr
+    outputs += [p.stdout + p.stderr for p in (unknown, wrong, none, closed)]
+    # No token in any output, and the refused acts changed nothing.
+    assert not any(t in out for t in OPERATORS.values() for out in outputs)
+    assert daemon.request("GET", "/healthz")[1]["paused"] is False
+    status, journal = daemon.request(
+        "GET", "/api/v1/operator-events", headers={"Authorization": f"Bearer {OPERATORS['bob']}"}
+    )
+    assert status == 200
+    assert [(e["who"], e["act"], e["policy"]) for e in journal["events"]] == [
+        ("api:bob", "reset", "restart-unhealthy-container"),
+        ("api:bob", "reset", "restart-unhealthy-container"),
+        ("api:bob", "resume", None),
+        ("api:alice", "pause", None),
+    ]
+    assert OPERATORS["alice"] not in daemon.log() and OPERATORS["bob"] not in daemon.log()
+
+
+def test_approvals_take_the_token_from_a_file_too(
+    daemon_factory: DaemonFactory, tmp_path: Path
+) -> None:
+    daemon = daemon_factory(
+        (REPO / "policies" / "restart-unhealthy-container.yaml").read_text(),
+        auth={"alertmanager": {"bearer_token": "am-token-0123456"}, "api": {"tokens": OPERATORS}},
+    )
+    daemon.start()
+    token = tmp_path / "alice.token"
+    token.write_text(OPERATORS["alice"])
+    listed = cli("approvals", "list", "--url", daemon.url, "--token-file", str(token))
+    assert listed.returncode == 0 and json.loads(listed.stdout) == {"approvals": []}
+    missing = cli("approvals", "approve", "abc123", "--url", daemon.url, "--token-file", str(token))
+    assert missing.returncode == 1 and "HTTP 404" in missing.stderr
 
 
 def test_shipped_alertmanager_config_is_valid_for_alertmanager() -> None:

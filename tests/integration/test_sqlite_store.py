@@ -123,8 +123,12 @@ async def test_a_version_7_store_gets_its_action_counters_from_the_actions_it_ho
                 now=t0 + timedelta(minutes=minutes),
             )
     await store.close()
-    with sqlite3.connect(path) as db:  # as version 7 left it: no counters
-        db.executescript("DROP TABLE action_counts; PRAGMA user_version = 7;")
+    with sqlite3.connect(path) as db:  # as version 7 left it: no counters, no audit indexes
+        db.executescript(
+            "DROP TABLE action_counts; DROP TABLE operator_events; "
+            "DROP INDEX decisions_policy; DROP INDEX decisions_outcome; "
+            "DROP INDEX decisions_target; DROP INDEX decisions_time; PRAGMA user_version = 7;"
+        )
     store = SqliteStore(str(path))
     await store.open()
     async with store.transaction() as tx:

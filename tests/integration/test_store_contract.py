@@ -21,6 +21,7 @@ import pytest
 from remediator import log
 from remediator.core.alert import Alert
 from remediator.core.approval import Approval, ApprovalRefused, ApprovalState
+from remediator.core.audit import EventQuery, OperatorEvent
 from remediator.core.dedup import Claim
 from remediator.core.durations import parse_rate
 from remediator.core.outcomes import EXECUTING, Outcome
@@ -769,6 +770,9 @@ async def test_prune_deletes_old_history_but_never_what_is_pending_or_needed(
     await store.finish_action(action, "executed", "ok", old)
     await store.add_approval_event(done.id, "U1", "approved", "", old)
     await store.add_approval_event(done.id, "U9", "refused", "not an approver", old)
+    # The operator-events journal: an old act goes, yesterday's stays.
+    await store.add_operator_event(OperatorEvent(old, "api:alice", "pause"))
+    await store.add_operator_event(OperatorEvent(recent, "api:bob", "resume"))
     # A long-firing alert: first decided 60 days ago, re-sent by Alertmanager yesterday.
     firing = alert(2)
     first = await _decided(store, firing, old)
@@ -812,6 +816,7 @@ async def test_prune_deletes_old_history_but_never_what_is_pending_or_needed(
         "actions": 1,
         "approvals": 1,
         "approval_events": 2,
+        "operator_events": 1,
         "episodes": 2,  # gone_alert's and dd:old:2
         "cycles": 1,
     }
@@ -822,6 +827,8 @@ async def test_prune_deletes_old_history_but_never_what_is_pending_or_needed(
         assert await _claimed(store, needed) is not None
     assert await store.approval(done.id) is None
     assert await store.approval_events(done.id) == []
+    [kept_act] = await store.operator_events(EventQuery())
+    assert (kept_act.who, kept_act.act) == ("api:bob", "resume")
     assert await store.approval(pending.id) == pending
     assert await store.prune(before) == dict.fromkeys(counts, 0)  # nothing more to do
     assert await store.start_action(unfinished, now) is True  # still there, still pending
@@ -835,10 +842,10 @@ async def test_prune_deletes_old_history_but_never_what_is_pending_or_needed(
     [
         # At most two deleted per batch: claims, decisions and episodes take 2+2+2+1 and a
         # last look that finds no rows left; every other step only that look.
-        (2, 2000, 3 * 5 + 4),
+        (2, 2000, 3 * 5 + 5),
         # At most three rows looked at per batch (eight rows: the seven old and a fresh
         # one): 3+3+2 and the last look, likewise.
-        (500, 3, 3 * 4 + 4),
+        (500, 3, 3 * 4 + 5),
     ],
 )
 async def test_prune_works_in_short_bounded_batches(
