@@ -149,6 +149,7 @@ class Reloader:
         self._backends = backends
         self._slack_problem = slack_problem
         self._lock = asyncio.Lock()  # one reload at a time (SIGHUP and the API may race)
+        self._journal: set[asyncio.Task[None]] = set()  # records being written
         self._secrets = set(config.secret_values())
         self.draining = False
 
@@ -162,7 +163,7 @@ class Reloader:
             except ReloadRefusedError as exc:
                 self.daemon.metrics.reload_successful.set(0)
                 _log.error("config.reload_failed", by=by, problems=exc.problems)
-                await self._record(by, f"refused: {len(exc.problems)} problem(s)")
+                self._record(by, f"refused: {len(exc.problems)} problem(s)")
                 raise
             before = set(self.daemon.intake.rules.by_name)
             # The swap: backends first, so the first webhook of the new set finds them. No
@@ -194,19 +195,26 @@ class Reloader:
             else:
                 result = replace(result, cancelled_approvals=cancelled)
             _log.info("config.reloaded", by=by, **asdict(result))
-            await self._record(
+            self._record(
                 by, f"applied: {result.policies} policies, +{len(result.added)} -{len(removed)}"
             )
             return result
 
-    async def _record(self, by: str, detail: str) -> None:
-        """The operator-events journal keeps who reloaded, like every other operator act; a
-        store that is down loses only this record (the log line above has it too)."""
+    def _record(self, by: str, detail: str) -> None:
+        """The operator-events journal keeps who reloaded, like every other operator act.
+        Written in the background: a reload changes nothing in the store and must not wait
+        for it (a store that is busy or down delays or loses only this record; the log line
+        has it too)."""
         event = OperatorEvent(self.daemon.clock(), by, "reload", detail=detail)
+        task = asyncio.create_task(self._write(event), name="reload-journal")
+        self._journal.add(task)
+        task.add_done_callback(self._journal.discard)
+
+    async def _write(self, event: OperatorEvent) -> None:
         try:
             await self.daemon.store.add_operator_event(event)
         except StoreError as exc:
-            _log.error("config.reload_unrecorded", by=by, error=str(exc))
+            _log.error("config.reload_unrecorded", by=event.who, error=str(exc))
 
     def _plan(self) -> _Plan:
         """Everything `serve` checks at start, over the new files; every problem found."""
