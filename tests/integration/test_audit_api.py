@@ -5,8 +5,10 @@ operator-events journal (who approved, denied, paused, resumed and reset)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -200,12 +202,14 @@ async def test_an_unknown_filter_or_a_malformed_value_is_400_naming_it(
 # through the whole history; for a common one PostgreSQL may rightly walk the primary key
 # and stop at `limit` matches (limit / frequency rows, however long the history).
 _SQLITE_HISTORY = """
+BEGIN IMMEDIATE;
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000)
 INSERT INTO decisions (time, policy, source, alertname, fingerprint, episode, action, target,
   outcome, reason, repeats)
 SELECT strftime('%Y-%m-%dT%H:%M:%S', '2026-10-01', '+' || i || ' minutes') || '.000000Z',
   'p' || (i % 400), 'alertmanager', 'A', 'fp', 'old:' || i, 'docker.restart', 'web-' || (i % 700),
   CASE WHEN i % 100 = 0 THEN 'interrupted' ELSE 'dry_run' END, '', 0 FROM n;
+COMMIT;
 ANALYZE;
 """
 _PG_HISTORY = """
@@ -219,14 +223,23 @@ ANALYZE decisions;
 """
 
 
+def _write_sqlite_history(path: Path) -> None:
+    with sqlite3.connect(path, timeout=30, isolation_level=None) as db:
+        db.executescript(_SQLITE_HISTORY)
+
+
 async def _plan(
     h: Harness, backend: str, server: Postgres | None, query: DecisionQuery
 ) -> list[str]:
     text, args = decision_page(h.daemon.store.dialect, query)  # type: ignore[attr-defined]
     if backend == "sqlite":
-        with sqlite3.connect(h.db_path) as db:
-            rows = db.execute(f"EXPLAIN QUERY PLAN {text}", args).fetchall()
-        return [str(row[3]) for row in rows]
+
+        def explain() -> list[str]:
+            with sqlite3.connect(h.db_path, timeout=30) as db:
+                rows = db.execute(f"EXPLAIN QUERY PLAN {text}", args).fetchall()
+            return [str(row[3]) for row in rows]
+
+        return await asyncio.to_thread(explain)
     assert server is not None
     conn = await asyncpg.connect(server.url(server.databases[-1]))
     try:
@@ -244,8 +257,9 @@ async def test_every_filter_is_an_index_range_on_both_backends(
     await _history(h, clock)
     server: Postgres | None = None
     if store_backend == "sqlite":
-        with sqlite3.connect(h.db_path) as db:
-            db.executescript(_SQLITE_HISTORY)
+        # Beside the running daemon, whose loop is this one: in a thread, so that a write of
+        # its that holds the lock can finish while BEGIN IMMEDIATE waits (busy timeout) for it.
+        await asyncio.to_thread(_write_sqlite_history, h.db_path)
     else:
         server = request.getfixturevalue("postgres")
         assert server is not None
