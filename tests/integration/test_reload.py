@@ -241,3 +241,29 @@ async def test_reload_needs_the_api_token_and_a_json_body(harness: HarnessFactor
     assert h.metric("remediator_config_last_reload_successful") == 1  # none of them reloaded
     assert (await reload(h, body={}))[0] == 200
     assert (await reload(h))[0] == 200  # no body at all
+
+
+async def test_every_reload_is_in_the_operator_journal_with_who_asked(
+    harness: HarnessFactory,
+) -> None:
+    h = await harness(policy("restart-web"))
+    write_policies(h, "name: [not a policy")
+    assert (await reload(h, who="alice"))[0] == 400
+    write_policies(h, policy("restart-web") + policy("restart-web-too"))
+    assert (await reload(h, who="bob"))[0] == 200
+
+    async def journal() -> list[dict[str, Any]]:
+        resp = await h.client.get("/api/v1/operator-events?act=reload")
+        events: list[dict[str, Any]] = (await resp.json())["events"]
+        return events
+
+    found: list[dict[str, Any]] = []
+    deadline = asyncio.get_running_loop().time() + 15
+    while len(found) < 2:  # written in the background: wait for both, with a deadline
+        assert asyncio.get_running_loop().time() < deadline, found
+        found = await journal()
+        await asyncio.sleep(0.05)
+    assert [(e["who"], e["detail"].split(":")[0]) for e in found] == [
+        ("api:bob", "applied"),
+        ("api:alice", "refused"),
+    ]
