@@ -13,6 +13,13 @@ from remediator.store import sqlite as store_module
 from remediator.store.base import SCHEMA_VERSION
 from remediator.store.sqlite import SqliteStore
 
+# What schema 9 added, taken away again: a store as version 8 left it.
+_UNDO_9 = (
+    "DROP INDEX claims_held; ALTER TABLE actions DROP COLUMN reached; "
+    "ALTER TABLE episodes DROP COLUMN annotations; "
+    "ALTER TABLE episodes DROP COLUMN generator_url;"
+)
+
 
 def _version(path: Path) -> int:
     with sqlite3.connect(path) as db:
@@ -124,7 +131,7 @@ async def test_a_version_7_store_gets_its_action_counters_from_the_actions_it_ho
             )
     await store.close()
     with sqlite3.connect(path) as db:  # as version 7 left it: no counters
-        db.executescript("DROP TABLE action_counts; PRAGMA user_version = 7;")
+        db.executescript(f"DROP TABLE action_counts; {_UNDO_9} PRAGMA user_version = 7;")
     store = SqliteStore(str(path))
     await store.open()
     async with store.transaction() as tx:
