@@ -33,12 +33,20 @@ class RenderError(RemediatorError):
 
 
 class ActionError(RemediatorError):
-    """An action failed. Only `retryable` errors are retried: the request surely did nothing."""
+    """An action failed. Only `retryable` errors are retried: the request surely did nothing.
 
-    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+    `reached` False: the action provably never reached its target (the connection was
+    refused or never made, nothing was sent), so it starts no cooldown and spends no rate
+    limit. Every retryable error is one; an executor that retried on its own and gave up
+    says so with `reached=False` alone."""
+
+    def __init__(
+        self, reason: str, *, retryable: bool = False, reached: bool | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.reached = not retryable if reached is None else reached and not retryable
 
 
 class StoreError(RemediatorError):

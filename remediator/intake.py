@@ -8,9 +8,10 @@ meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
+from remediator import log
 from remediator.approvals import Approvals
 from remediator.checks.conditions import evaluate_conditions
 from remediator.checks.prometheus import PrometheusChecker
@@ -31,6 +32,9 @@ from remediator.sink import OutcomeSink
 from remediator.store.base import Store
 from remediator.switches import Switches
 
+_log = log.get("remediator.intake")
+# Held episodes decided again per transaction by a resume or reset (as a large webhook).
+REDECIDE_BATCH = 500
 # A webhook's alerts, its conditions evaluated before the transaction, and its rule set.
 _Work = tuple[Sequence[Alert], Mapping[tuple[str, int], Stopped | Met], Ruleset]
 
@@ -122,6 +126,41 @@ class Intake:
             for start, end in bounds
         ]
 
+    async def redecide(self, policy: str | None = None) -> list[Verdict]:
+        """Resume and reset: decide again, at once, the still-firing episodes a pause or a
+        breaker held (`policy`'s only, if given), through the same pipeline as a webhook
+        (every guard again, conditions before the transaction), without waiting for the
+        sender's next repeat. Each is decided once: the pipeline re-reads its claim under the
+        deciding lock and leaves it alone if a repeat or another replica decided it first,
+        or if a gate still holds it. Raises StoreError; what was committed stays."""
+        rules = self.rules  # the set in force now decides them
+        held = await self._store.held_episodes(policy)
+        verdicts: list[Verdict] = []
+        for start in range(0, len(held), REDECIDE_BATCH):
+            chunk = held[start : start + REDECIDE_BATCH]
+            keys = {(name, alert.episode) for name, alert in chunk}
+            alerts = list({alert.episode: alert for _, alert in chunk}.values())
+            conditions = None
+            if self.checker is not None:
+                conditions = await evaluate_conditions(
+                    self.checker,
+                    alerts,
+                    rules.index,
+                    self._clock(),
+                    _outside(keys),  # only the held pairs ask Prometheus
+                )
+            now = self._clock()
+            async with self._store.transaction() as tx:
+                gates = rules.gates(self._switches.adopt(await tx.flags()))
+                decided = await decide(
+                    alerts, rules.index, tx, now, gates, rules.settings, conditions, reopen=keys
+                )
+            self._apply(decided, alerts)
+            verdicts += decided.verdicts
+        if verdicts:
+            _log.info("episodes.redecided", policy=policy, decisions=len(verdicts))
+        return verdicts
+
     def _apply(self, decided: Decided, alerts: Sequence[Alert]) -> None:
         self._memory.claimed(decided.claims)
         self._matchlog.unmatched(alerts, decided.unmatched)
@@ -161,3 +200,8 @@ class Intake:
             for decision_id, n in counts.items():  # keep them for the next flush
                 self._repeats[decision_id] = self._repeats.get(decision_id, 0) + n
             raise
+
+
+def _outside(keys: Collection[tuple[str, str]]) -> Callable[[str, str], bool]:
+    """evaluate_conditions' `settled`: every (policy, episode) but these."""
+    return lambda policy, episode: (policy, episode) not in keys

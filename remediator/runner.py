@@ -272,13 +272,19 @@ class Runner:
                     later,
                     ask,
                     context,
+                    reached=done.reached,
                 )
                 recorded = next_action is not None
             elif escalate and request.ladder[0].ask is not None:
                 # Nobody to ask here (no approvals part): the ladder stops, never unasked.
                 bound.error("action.approval_unavailable", step=request.ladder[0].step)
                 recorded = await self._store.finish_action(
-                    request.action_id, done.outcome, done.reason, self._clock(), done.result
+                    request.action_id,
+                    done.outcome,
+                    done.reason,
+                    self._clock(),
+                    done.result,
+                    reached=done.reached,
                 )
             elif escalate:
                 next_action = await self._store.finish_and_escalate(
@@ -289,11 +295,19 @@ class Runner:
                     done.result,
                     request.ladder[0],
                     request.ladder[1:],
+                    reached=done.reached,
                 )
                 recorded = next_action is not None
             else:
+                # An attempt that provably never reached its target is recorded so: it starts
+                # no cooldown and spends no rate limit, after a restart too (the store says so).
                 recorded = await self._store.finish_action(
-                    request.action_id, done.outcome, done.reason, self._clock(), done.result
+                    request.action_id,
+                    done.outcome,
+                    done.reason,
+                    self._clock(),
+                    done.result,
+                    reached=done.reached,
                 )
         except RemediatorError as exc:
             # Left `running`: once its lease runs out it is recorded interrupted, never lost
@@ -356,10 +370,11 @@ class Runner:
     async def _hold(
         self, request: ActionRequest, bound: FilteringBoundLogger, outcome: str, reason: str
     ) -> None:
-        """Paused, tripped or in cooldown when its turn came: its final record, never run."""
+        """Paused, tripped or in cooldown when its turn came: its final record, never run
+        (so it counts toward no cooldown or rate limit)."""
         try:
             recorded = await self._store.finish_action(
-                request.action_id, outcome, reason, self._clock()
+                request.action_id, outcome, reason, self._clock(), reached=False
             )
         except RemediatorError as exc:
             # Left running: its lease runs out and it is recorded interrupted; never run.
@@ -440,7 +455,8 @@ class Runner:
                         last = exc
                         raise
         except ActionError as exc:
-            return _Attempted(Outcome.FAILED, exc.reason, True, not exc.retryable)
+            # Only errors that surely did nothing are retried, so the last one says it all.
+            return _Attempted(Outcome.FAILED, exc.reason, True, exc.reached)
         except Exception as exc:  # noqa: BLE001  # an executor bug must end as `failed`, not vanish
             bound.exception("action.crashed")
             return _Attempted(

@@ -22,11 +22,11 @@ from remediator.core.job import Job, render_job
 from remediator.core.outcomes import Outcome
 from remediator.core.policy import Policy
 from remediator.core.policy_index import PolicyIndex
-from remediator.pipeline import Gates, Settings, decide, read_facts
+from remediator.pipeline import Settings, decide, read_facts
 from remediator.store.base import Store
 from remediator.store.postgres import PostgresStore, SchemaMissingError
 from remediator.store.sqlite import SqliteStore
-from remediator.switches import PAUSED_FLAG, TRIPPED_PREFIX
+from remediator.switches import gates_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +99,7 @@ async def _simulate(
 ) -> list[dict[str, Any]]:
     store = await _open(path)
     try:
-        paused = await store.get_flag(PAUSED_FLAG) is not None
-        tripped = frozenset(
-            n.removeprefix(TRIPPED_PREFIX) for n, _ in await store.flags(TRIPPED_PREFIX)
-        )
-        gates = Gates(paused=paused, tripped=tripped, dry_run=config.dry_run)
+        gates = gates_of(await store.flags(""), dry_run=config.dry_run)
         settings = Settings.from_config(config)
         report: list[dict[str, Any]] = []
         conditions = None

@@ -1,11 +1,14 @@
 """The switches: the kill switch (pause), each policy's circuit breaker and global dry run, as
-the store holds them (any replica may set them), with their metrics, and the admission check
-an action passes when its turn comes. Nothing here decides an alert or runs an action.
+the store holds them (any replica may set them), with their metrics, each policy's limits
+reset, and the admission check an action passes when its turn comes. Nothing here decides an
+alert or runs an action.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from remediator import log
@@ -23,6 +26,32 @@ from remediator.store.base import SYSTEM, Store
 _log = log.get("remediator.switches")
 PAUSED_FLAG = "paused"
 TRIPPED_PREFIX = "tripped:"
+# When a policy's cooldowns and rate window were last cleared, and by whom:
+# {"at": RFC 3339, "by": identity}. Kept: it only says where counting begins.
+LIMITS_PREFIX = "limits:"
+
+
+def gates_of(flags: Sequence[tuple[str, str]], *, dry_run: bool) -> Gates:
+    """The gates the store's switches make (every replica reads them alike)."""
+    resets = {}
+    for name, value in flags:
+        if name.startswith(LIMITS_PREFIX):
+            try:
+                resets[name.removeprefix(LIMITS_PREFIX)] = datetime.fromisoformat(
+                    json.loads(value)["at"]
+                )
+            except (ValueError, TypeError, KeyError):  # written by this code: never expected
+                _log.error("switches.bad_flag", flag=name)
+    return Gates(
+        paused=any(name == PAUSED_FLAG for name, _ in flags),
+        tripped=frozenset(
+            name.removeprefix(TRIPPED_PREFIX)
+            for name, _ in flags
+            if name.startswith(TRIPPED_PREFIX)
+        ),
+        dry_run=dry_run,
+        limits_reset=resets,
+    )
 
 
 class Switches:
@@ -62,15 +91,10 @@ class Switches:
     def adopt(self, flags: Sequence[tuple[str, str]]) -> Gates:
         """The switches as the store holds them (any replica may have set them), plus any trip
         not yet recorded; the metrics follow."""
-        paused = any(name == PAUSED_FLAG for name, _ in flags)
-        tripped = frozenset(
-            name.removeprefix(TRIPPED_PREFIX)
-            for name, _ in flags
-            if name.startswith(TRIPPED_PREFIX)
-        ) | frozenset(self._unrecorded_trips)
-        gates = Gates(paused=paused, tripped=tripped, dry_run=self.gates.dry_run)
+        stored = gates_of(flags, dry_run=self.gates.dry_run)
+        gates = replace(stored, tripped=stored.tripped | frozenset(self._unrecorded_trips))
         if gates != self.gates:
-            _log.info("switches.changed", paused=paused, tripped=sorted(tripped))
+            _log.info("switches.changed", paused=gates.paused, tripped=sorted(gates.tripped))
             self._publish(gates)
         self.gates = gates
         return gates
@@ -106,6 +130,9 @@ class Switches:
             # A ladder's later rung follows a rung that did not help: the cooldown is the
             # ladder's, judged when it started.
             return None
+        reset = gates.limits_reset.get(request.policy)
+        if last_done is not None and reset is not None and last_done <= reset:
+            last_done = None  # its limits were reset since (on any replica)
         reason = cooldown_reason(last_done, policy.guards.cooldown, self._clock())
         return None if reason is None else (Outcome.COOLDOWN, reason)
 
@@ -115,28 +142,47 @@ class Switches:
         except StoreError as exc:
             self._unrecorded_trips[policy] = reason  # held here, written by the next sync
             _log.error("policy.trip_record_failed", policy=policy, error=str(exc))
-        self.gates = Gates(self.gates.paused, self.gates.tripped | {policy}, self.gates.dry_run)
+        self.gates = replace(self.gates, tripped=self.gates.tripped | {policy})
         self._metrics.policy_tripped.labels(policy).set(1)
         _log.warning("policy.tripped", policy=policy, reason=reason)
         if self._on_tripped is not None:
             self._on_tripped(policy, reason)
 
-    async def reset(self, policy: str, *, by: str = SYSTEM, detail: str = "") -> bool:
-        """Close the policy's breaker; `by` (an operator's identity) is recorded with it."""
+    async def reset(
+        self, policy: str, *, limits: bool = False, by: str = SYSTEM, detail: str = ""
+    ) -> list[str] | None:
+        """Close the policy's breaker and, with `limits`, clear its cooldowns and rate window
+        (its actions until now count toward neither; limits.global_rate is all policies' and
+        keeps them). What was cleared (`breaker` only if it was open, `cooldown` and
+        `rate_limit`), or None for an unknown policy. `by` (an operator's identity) is
+        recorded with it in the operator-events journal."""
         if policy not in self._by_name:
-            return False
+            return None
+        was_open = policy in self._unrecorded_trips or (
+            await self._store.get_flag(TRIPPED_PREFIX + policy) is not None
+        )
+        if limits:
+            detail = f"{detail}; limits too".lstrip("; ")
         act = OperatorEvent(self._clock(), by, "reset", policy=policy, detail=detail)
         await self._store.set_flag(TRIPPED_PREFIX + policy, None, act)
         self._unrecorded_trips.pop(policy, None)
-        self.gates = Gates(self.gates.paused, self.gates.tripped - {policy}, self.gates.dry_run)
+        cleared = ["breaker"] if was_open else []
+        gates = replace(self.gates, tripped=self.gates.tripped - {policy})
+        if limits:
+            at = self._clock()
+            record = json.dumps({"at": at.isoformat(), "by": by})
+            await self._store.set_flag(LIMITS_PREFIX + policy, record)
+            gates = replace(gates, limits_reset={**gates.limits_reset, policy: at})
+            cleared += ["cooldown", "rate_limit"]
+        self.gates = gates
         self._metrics.policy_tripped.labels(policy).set(0)
-        _log.warning("policy.reset", policy=policy, by=by)
-        return True
+        _log.warning("policy.reset", policy=policy, by=by, cleared=cleared)
+        return cleared
 
     async def set_paused(self, paused: bool, *, by: str = SYSTEM) -> None:
         """The kill switch; `by` (an operator's identity) is recorded with it."""
         act = OperatorEvent(self._clock(), by, "pause" if paused else "resume")
         await self._store.set_flag(PAUSED_FLAG, "1" if paused else None, act)
-        self.gates = Gates(paused=paused, tripped=self.gates.tripped, dry_run=self.gates.dry_run)
+        self.gates = replace(self.gates, paused=paused)
         self._metrics.paused.set(int(paused))
         _log.warning("remediation.paused" if paused else "remediation.resumed", by=by)

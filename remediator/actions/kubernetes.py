@@ -56,9 +56,20 @@ _RETRY_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 
 
 class _Transient(Exception):  # noqa: N818  # internal signal for tenacity
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, sent: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.sent = sent  # False: the connection was never made, the request never left
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """The call failed while connecting (refused, no route, name not found, connect timeout):
+    urllib3 raises these before a byte of the request is written."""
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    return isinstance(
+        exc, urllib3.exceptions.ConnectTimeoutError | ConnectionRefusedError | FileNotFoundError
+    )
 
 
 def _status_message(exc: ApiException) -> str:
@@ -138,11 +149,17 @@ class KubernetesExecutor:
                 f"{what} rejected by the API server (HTTP {exc.status}): {message}"
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _Transient(f"{what}: Kubernetes API unreachable: {exc}") from None
+            raise _Transient(
+                f"{what}: Kubernetes API unreachable: {exc}", sent=not _never_sent(exc)
+            ) from None
         return json.loads(response.data or b"{}")
 
     async def _api_call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """`_call` with tenacity: conflicts, 5xx and timeouts retried, then `failed`."""
+        """`_call` with tenacity: conflicts, 5xx and timeouts retried, then `failed`. When no
+        attempt's request ever left (each connection refused), nothing can have changed:
+        the action before its write (the one write each action makes) never reached its
+        target (`reached=False`; _verify, after the write, says otherwise)."""
+        sent = False
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(lambda e: isinstance(e, _Transient)),
@@ -151,9 +168,15 @@ class KubernetesExecutor:
                 reraise=True,
             ):
                 with attempt:
-                    return await run_blocking(self._call, what, fn, *args, **kwargs)
+                    try:
+                        return await run_blocking(self._call, what, fn, *args, **kwargs)
+                    except _Transient as exc:
+                        sent = sent or exc.sent
+                        raise
         except _Transient as exc:
-            raise ActionError(f"{exc.reason} (after {self._attempts} attempts)") from None
+            raise ActionError(
+                f"{exc.reason} (after {self._attempts} attempts)", reached=sent
+            ) from None
         raise AssertionError("unreachable: AsyncRetrying returns or raises")  # pragma: no cover
 
     async def _apps(self) -> kubernetes.client.AppsV1Api:
@@ -325,7 +348,11 @@ class KubernetesExecutor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within.total_seconds()
         while True:
-            status = kind.verified(await self._deployment(apps, p))
+            try:
+                found = await self._deployment(apps, p)
+            except ActionError as exc:  # after the write: it may well have reached its target
+                raise ActionError(f"{did}; {exc.reason}") from None
+            status = kind.verified(found)
             if status.done:
                 return ActionResult(ok=True, detail=f"{did}; {status.message}")
             if status.failed:

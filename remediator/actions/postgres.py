@@ -60,9 +60,12 @@ class PostgresExecutor:
                 },
             )
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            # Nothing was sent: a retry cannot run the statement twice.
+            # Nothing was sent: a retry cannot run the statement twice, and the database never
+            # saw it (no cooldown starts). A refusal by the server (a wrong password) is not
+            # retried: it would only be refused again.
             reason = f"postgres.execute: cannot connect to {where}: {type(exc).__name__}"
-            raise ActionError(reason, retryable=isinstance(exc, OSError | TimeoutError)) from exc
+            retryable = isinstance(exc, OSError | TimeoutError)
+            raise ActionError(reason, retryable=retryable, reached=False) from exc
         try:
             status = await conn.execute(
                 statement.sql, *statement.args, timeout=statement.timeout + CONNECT_TIMEOUT

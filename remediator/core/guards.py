@@ -20,16 +20,20 @@ from remediator.core.durations import Rate
 from remediator.core.job import Job, Met, Stopped, job_scope, needs_approval
 from remediator.core.limits import cooldown_reason, rate_reason
 from remediator.core.outcomes import Outcome
+from remediator.core.policy import Policy
 from remediator.errors import RenderError
 
 
 @dataclass(frozen=True, slots=True)
 class Gates:
-    """Switches read once per batch: the kill switch, open breakers, global dry run."""
+    """Switches read once per batch: the kill switch, open breakers, global dry run, and when
+    each policy's limits were last reset (`POST .../reset {"limits": true}`): its cooldowns and
+    rate window count only actions created after that."""
 
     paused: bool = False
     tripped: frozenset[str] = frozenset()
     dry_run: bool = False
+    limits_reset: Mapping[str, datetime] = field(default_factory=dict)
 
     def holding(self, policy: str) -> Outcome | None:
         if self.paused:
@@ -37,6 +41,27 @@ class Gates:
         if policy in self.tripped:
             return Outcome.TRIPPED
         return None
+
+    def acts_dry(self, policy: Policy) -> bool:
+        """The policy's actions are dry runs now (the whole daemon's or its own)."""
+        return self.dry_run or policy.guards.dry_run
+
+    def counts_since(self, policy: str, since: datetime) -> datetime:
+        """Where the policy's cooldown and rate window begin: `since`, or its limits' reset."""
+        reset = self.limits_reset.get(policy)
+        return since if reset is None or reset < since else reset
+
+
+def reopened(claim: Claim | None, gates: Gates, policy: str) -> bool:
+    """An episode a pause or breaker held (`paused`/`tripped`, provisional) that nothing
+    holds now: what resume and reset decide again at once. A claim held by a condition is not
+    one (each repeat re-checks it), nor one whose gate (or the other gate) still holds."""
+    return (
+        claim is not None
+        and claim.provisional
+        and claim.outcome in (Outcome.PAUSED, Outcome.TRIPPED)
+        and gates.holding(policy) is None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +203,7 @@ def approval(job: Job, facts: Facts, now: datetime) -> Stopped | None:
 
 
 def dry_run(job: Job, facts: Facts, now: datetime) -> Stopped | None:
-    if facts.gates.dry_run or job.policy.guards.dry_run:
+    if facts.gates.acts_dry(job.policy):
         return Stopped(Outcome.DRY_RUN, "dry run: every guard passed, nothing executed", job.target)
     return None
 

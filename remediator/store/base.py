@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 # One schema version for both backends; each keeps its own DDL and migrations.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 UNFINISHED = ("pending", "running")
 # Results of an action that never ran because the kill switch or its breaker held it when its
 # turn came: like a decision held at the door, they leave the episode open (provisional).
@@ -89,7 +89,7 @@ def refuse_newer(where: str, version: int) -> None:
 @dataclass(frozen=True, slots=True)
 class WindowCount:
     """Actions created after `since` (of `policy`, of kind `dry_run`; None: any), counted
-    up to `limit`."""
+    up to `limit`. An action that provably never reached its target is never counted."""
 
     since: datetime
     policy: str | None = None
@@ -102,7 +102,10 @@ class FactRows:
     """What Transaction.facts read."""
 
     claims: dict[tuple[str, str], Claim] = field(default_factory=dict)
+    # The last action that reached (or may have reached) its target, of either kind; and
+    # the last live one: dry runs count toward dry-run accounting only.
     last_actions: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    last_live_actions: dict[tuple[str, str], datetime] = field(default_factory=dict)
     counts: list[int] = field(default_factory=list)
 
 
@@ -152,11 +155,18 @@ class DecisionTransaction(Protocol):
         beside the params (store/records.params_json)."""
         ...
 
-    async def last_action_at(self, policy: str, target: str) -> datetime | None: ...
+    async def last_action_at(
+        self, policy: str, target: str, *, dry_run: bool | None = None
+    ) -> datetime | None:
+        """When the last action of (policy, target) of kind `dry_run` (None: any) that may
+        have reached its target was created."""
+        ...
+
     async def count_actions(
         self, since: datetime, *, policy: str | None, dry_run: bool | None, limit: int | None = None
     ) -> int:
-        """Actions created after `since`, counted up to `limit` (None: all)."""
+        """Actions created after `since` that may have reached their target, counted up to
+        `limit` (None: all)."""
         ...
 
     # One batch (core/judge.py): its facts read in a few statements, its rows in one each.
@@ -167,9 +177,9 @@ class DecisionTransaction(Protocol):
         counts: Sequence[WindowCount],
     ) -> FactRows:
         """The claims of these (policy, episode) keys that exist, when the last action of
-        each (policy, target) that has one was created, and these window counts (as
-        count_actions): in one round trip where the driver allows (SQLite: one trip to its
-        thread)."""
+        each (policy, target) that has one was created (any kind, and live), and these window
+        counts (as count_actions): in one round trip where the driver allows (SQLite: one
+        trip to its thread). Actions that provably never reached their target are left out."""
         ...
 
     async def reserve_ids(self, decisions: int, actions: int) -> Ids:
@@ -286,6 +296,14 @@ class DecisionLog(Protocol):
         the episode row and its cycle."""
         ...
 
+    async def held_episodes(self, policy: str | None = None) -> list[tuple[str, Alert]]:
+        """(policy, alert) of every episode a pause or breaker holds (a provisional `paused` or
+        `tripped` claim) that has not resolved, oldest first, `policy`'s only if given: the
+        alert as first recorded (labels, annotations), status firing. Episodes recorded before
+        annotations were kept (schema 10) are left out: re-rendered without them, a template
+        that uses one would fail; their next repeat decides them."""
+        ...
+
     async def actions_of(self, decision_id: int) -> list[ActionRecord]:
         """The decision's actions (one, or none), oldest first, params without secrets."""
         ...
@@ -374,10 +392,14 @@ class LeaseStore(Protocol):
         reason: str,
         now: datetime,
         result: Mapping[str, str] | None = None,
+        *,
+        reached: bool = True,
     ) -> bool:
         """running -> `outcome`, only for an action this store owns, and its decision (while
         it is still executing) with it; `result`: what the executor reports beside the reason
         (docker.exec: exit codes and output tails), kept with the action, secrets redacted.
+        `reached=False`: it provably never reached its target (refused before sending, or held
+        when its turn came): from then on it counts toward no cooldown or rate limit.
         One exception: a result of ours that comes back after another replica recorded the
         action `interrupted` (our lease lapsed while it ran) replaces `interrupted`, so the
         audit ends with what really happened. False, with nothing written, for anything
@@ -393,6 +415,8 @@ class LeaseStore(Protocol):
         result: Mapping[str, str] | None,
         rung: Rung,
         later: Sequence[Rung],
+        *,
+        reached: bool = True,
     ) -> int | None:
         """finish_action of a ladder's rung that failed, and in the same transaction the
         next rung's decision (`step`) and pending action, owned here, with the episode's
@@ -412,6 +436,8 @@ class LeaseStore(Protocol):
         later: Sequence[Rung],
         request: Approval,
         context: Mapping[str, object],
+        *,
+        reached: bool = True,
     ) -> Approval | None:
         """As finish_and_escalate, for a next rung that carries its own approval: in the
         same transaction the rung's decision (`awaiting_approval`), the approval `request`
@@ -426,7 +452,8 @@ class LeaseStore(Protocol):
 
     async def interrupt_stale(self, now: datetime, lease: timedelta | None) -> list[Interrupted]:
         """Mark unfinished actions whose lease is older than `lease` (None: all of them)
-        `interrupted`, whoever owns them: a dead process's actions are recorded, never re-run.
+        `interrupted`, whoever owns them: a dead process's actions are recorded, never re-run
+        (one that never started counts toward no cooldown or rate limit).
         Lease age is measured by the store's clock, so replicas' clocks need not agree."""
         ...
 

@@ -22,6 +22,7 @@ from remediator.core.verify import Checks
 from remediator.log import redact
 from remediator.store.base import (
     ACTING,
+    HELD,
     OPEN_OUTCOMES,
     UNFINISHED,
     ClaimConflictError,
@@ -50,13 +51,20 @@ PUT_CLAIM = (
 # First sight of an episode is kept, every sight moves last_seen (never back, never below
 # first_seen); a resolve stamps its end (only the first one). The coalesce is for SQLite, whose
 # max() is NULL when any argument is (last_seen of a row from before schema 5).
+# Annotations and generator_url (schema 10) are what resume and reset need to decide a held
+# episode again without its alert; an episode recorded before them gets them at its next
+# sighting that reaches the store.
 NOTE_EPISODE = (
     "INSERT INTO episodes (episode, source, fingerprint, alertname, labels, starts_at, "
-    "first_seen, resolved_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "first_seen, resolved_at, last_seen, annotations, generator_url) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (episode) DO UPDATE "
     "SET resolved_at = coalesce(episodes.resolved_at, excluded.resolved_at), "
     "last_seen = {greatest}(coalesce(episodes.last_seen, episodes.first_seen), "
-    "episodes.first_seen, excluded.last_seen)"
+    "episodes.first_seen, excluded.last_seen), "
+    "generator_url = CASE WHEN episodes.annotations IS NULL THEN excluded.generator_url "
+    "ELSE episodes.generator_url END, "
+    "annotations = coalesce(episodes.annotations, excluded.annotations)"
 )
 _DECISION_COLUMNS = (
     "time, policy, source, alertname, fingerprint, episode, action, target, outcome, reason, "
@@ -83,6 +91,11 @@ COUNT_ACTIONS = (
     "INSERT INTO action_counts (policy, dry_run, minute, n) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (policy, dry_run, minute) DO UPDATE SET n = action_counts.n + excluded.n"
 )
+# An action that turned out never to have reached its target leaves its minute's counters
+# (schema 10: actions.reached): the counters hold what may have reached a target, nothing else.
+UNCOUNT_ACTION = (
+    "UPDATE action_counts SET n = n - ? WHERE policy = ? AND dry_run = ? AND minute = ?"
+)
 
 
 def minute_of(moment: datetime) -> datetime:
@@ -99,6 +112,22 @@ def counter_rows(
         counted[(policy, dry_run, minute)] += 1
         counted[(ALL_POLICIES, dry_run, minute)] += 1
     return [(p, dry, d.ts(m), n) for (p, dry, m), n in sorted(counted.items())]
+
+
+async def unreached(sql: Conn, action_id: int) -> None:
+    """The action provably never reached its target: it counts toward no cooldown or rate
+    limit from now on (once: a second call changes nothing). Counters are touched in
+    counter_rows' order, as COUNT_ACTIONS's are, so the two never wait for each other in
+    opposite orders."""
+    if await sql.run("UPDATE actions SET reached = FALSE WHERE id = ? AND reached", action_id) != 1:
+        return
+    row = await sql.row("SELECT policy, dry_run, created_at FROM actions WHERE id = ?", action_id)
+    if row is None:  # pragma: no cover  # the row was just updated in this transaction
+        return
+    d = sql.dialect
+    created = d.when(row[2])
+    rows = counter_rows(d, [(str(row[0]), bool(row[1]), created)])
+    await sql.run_many(UNCOUNT_ACTION, [(n, p, dry, m) for p, dry, m, n in rows])
 
 
 # The decision row `decisions` may still change (base.OPEN_OUTCOMES; `executing` only once
@@ -134,6 +163,8 @@ def sighting_row(d: Dialect, alert: Alert, now: datetime) -> tuple[object, ...]:
         seen,
         seen if alert.status == "resolved" else None,
         seen,
+        json.dumps(dict(alert.annotations), sort_keys=True),
+        alert.generator_url,
     )
 
 
@@ -242,10 +273,15 @@ class DecisionTx(Tx):
         await self.sql.run_many(COUNT_ACTIONS, counter_rows(d, [(policy, dry_run, now)]))
         return action_id
 
-    async def last_action_at(self, policy: str, target: str) -> datetime | None:
-        last = await self.sql.value(
-            "SELECT max(created_at) FROM actions WHERE policy = ? AND target = ?", policy, target
-        )
+    async def last_action_at(
+        self, policy: str, target: str, *, dry_run: bool | None = None
+    ) -> datetime | None:
+        sql = "SELECT max(created_at) FROM actions WHERE policy = ? AND target = ? AND reached"
+        args: list[object] = [policy, target]
+        if dry_run is not None:
+            sql += " AND dry_run = ?"
+            args.append(dry_run)
+        last = await self.sql.value(sql, *args)
         return self.sql.dialect.when(last) if last else None
 
     async def count_actions(
@@ -266,7 +302,7 @@ class DecisionTx(Tx):
         minute = minute_of(count.since)
         buckets = "SELECT coalesce(sum(n), 0) FROM action_counts WHERE policy = ? AND minute > ?"
         bucket_args: list[object] = [count.policy or ALL_POLICIES, d.ts(minute)]
-        rows = "SELECT 1 FROM actions WHERE created_at > ? AND created_at < ?"
+        rows = "SELECT 1 FROM actions WHERE created_at > ? AND created_at < ? AND reached"
         row_args: list[object] = [d.ts(count.since), d.ts(minute + _MINUTE)]
         if count.policy is not None:
             rows += " AND policy = ?"
@@ -333,7 +369,10 @@ class DecisionTx(Tx):
                 if (r[0], r[1]) in wanted:
                     found.claims[(r[0], r[1])] = Claim(r[2], r[3], bool(r[4]), r[5], r[6], r[7])
         if last_actions:
-            found.last_actions = {(r[0], r[1]): d.when(r[2]) for r in next(results)}
+            for r in next(results):
+                found.last_actions[(r[0], r[1])] = d.when(r[3])
+                if r[2] is not None:
+                    found.last_live_actions[(r[0], r[1])] = d.when(r[2])
         found.counts = [
             min(int(rows[0][0] or 0), count.limit or 1 << 62)
             for rows, count in zip(results, counts, strict=True)
@@ -347,13 +386,26 @@ class DecisionTx(Tx):
         return await self.sql.rows_many(queries) if queries else []
 
 
+# At most this many held episodes are decided again by one resume or reset (oldest first);
+# any beyond are decided by their next repeat, as before.
+HELD_LIMIT = 10_000
+_HELD_EPISODES = (
+    "SELECT c.policy, e.episode, e.source, e.fingerprint, e.labels, e.annotations, "  # noqa: S608  # constants
+    "e.generator_url, e.starts_at FROM claims AS c JOIN episodes AS e ON e.episode = c.episode "
+    f"WHERE c.provisional AND c.outcome IN {sql_list(HELD)} AND e.resolved_at IS NULL "
+    "AND e.annotations IS NOT NULL"
+)
 _CLAIMS_OF = (
     "SELECT policy, episode, decision_id, outcome, provisional, action, target, "
     "dedup_decision_id FROM claims WHERE episode {in_texts}"
 )
+# The last live action and the last of either kind, of those that may have reached their
+# target: a live decision reads the first, a dry run the second (dry_run accounting).
 _LAST_ACTIONS = (
-    "SELECT a.policy, a.target, max(a.created_at) FROM actions AS a JOIN {pairs} "
-    "ON a.policy = k.policy AND a.target = k.target GROUP BY a.policy, a.target"
+    "SELECT a.policy, a.target, max(CASE WHEN a.dry_run THEN NULL ELSE a.created_at END), "
+    "max(a.created_at) FROM actions AS a JOIN {pairs} "
+    "ON a.policy = k.policy AND a.target = k.target WHERE a.reached "
+    "GROUP BY a.policy, a.target"
 )
 
 
@@ -398,6 +450,35 @@ class DecisionLogSql(Backend):
                 yield tx.sql
 
         return await prune_batches(batch, self.dialect.ts(before))
+
+    async def held_episodes(self, policy: str | None = None) -> list[tuple[str, Alert]]:
+        sql = _HELD_EPISODES
+        args: list[object] = []
+        if policy is not None:
+            sql += " AND c.policy = ?"
+            args.append(policy)
+        rows = await self._fetch(
+            f"{sql} ORDER BY e.first_seen, e.episode, c.policy LIMIT ?",  # constants
+            *args,
+            HELD_LIMIT,
+        )
+        when = self.dialect.when
+        return [
+            (
+                str(r[0]),
+                Alert(
+                    source=r[2],
+                    status="firing",
+                    labels=json.loads(r[4]),
+                    annotations=json.loads(r[5]),
+                    starts_at=when(r[7]),
+                    fingerprint=r[3],
+                    episode=r[1],
+                    generator_url=r[6] or "",
+                ),
+            )
+            for r in rows
+        ]
 
     async def actions_of(self, decision_id: int) -> list[ActionRecord]:
         rows = await self._fetch(

@@ -20,7 +20,7 @@ from remediator.core.outcomes import Outcome
 from remediator.log import redact
 from remediator.store.approvals import insert_approval
 from remediator.store.base import ACTING, HELD, UNFINISHED
-from remediator.store.decisionlog import COUNT_ACTIONS, counter_rows
+from remediator.store.decisionlog import COUNT_ACTIONS, counter_rows, unreached
 from remediator.store.dialect import Backend, Conn, Row, sql_list
 from remediator.store.records import Interrupted, params_json, stale_reason
 
@@ -51,11 +51,13 @@ class LeasesSql(Backend):
         reason: str,
         now: datetime,
         result: Mapping[str, str] | None = None,
+        *,
+        reached: bool = True,
     ) -> bool:
         if outcome in UNFINISHED:
             raise ValueError(f"{outcome} is not a result")
         async with self._bookkeeping() as sql:
-            return await self._finish(sql, action_id, outcome, reason, now, result)
+            return await self._finish(sql, action_id, outcome, reason, now, result, reached)
 
     async def finish_and_escalate(
         self,
@@ -66,11 +68,13 @@ class LeasesSql(Backend):
         result: Mapping[str, str] | None,
         rung: Rung,
         later: Sequence[Rung],
+        *,
+        reached: bool = True,
     ) -> int | None:
         if outcome in UNFINISHED:
             raise ValueError(f"{outcome} is not a result")
         async with self._bookkeeping() as sql:
-            if not await self._finish(sql, action_id, outcome, reason, now, result):
+            if not await self._finish(sql, action_id, outcome, reason, now, result, reached):
                 return None
             d = sql.dialect
             why = f"step {rung.step - 1} {outcome}: the ladder goes on to step {rung.step}"
@@ -107,11 +111,13 @@ class LeasesSql(Backend):
         later: Sequence[Rung],
         request: Approval,
         context: Mapping[str, object],
+        *,
+        reached: bool = True,
     ) -> Approval | None:
         if outcome in UNFINISHED:
             raise ValueError(f"{outcome} is not a result")
         async with self._bookkeeping() as sql:
-            if not await self._finish(sql, action_id, outcome, reason, now, result):
+            if not await self._finish(sql, action_id, outcome, reason, now, result, reached):
                 return None
             why = (
                 f"step {rung.step - 1} {outcome}: step {rung.step} waits for "
@@ -134,6 +140,7 @@ class LeasesSql(Backend):
         reason: str,
         now: datetime,
         result: Mapping[str, str] | None,
+        reached: bool = True,
     ) -> bool:
         reason = redact(reason)
         kept = json.dumps({k: redact(v) for k, v in (result or {}).items()}, sort_keys=True)
@@ -154,6 +161,10 @@ class LeasesSql(Backend):
         )
         if changed != 1:
             return False
+        if not reached:
+            # The counters before the decision and the claim: a deciding transaction on
+            # PostgreSQL writes its counters before its claims, so both take them in one order.
+            await unreached(sql, action_id)
         await sql.run(
             f"UPDATE decisions SET outcome = ?, reason = ? WHERE id = {_OF_ACTION} "  # noqa: S608  # constants
             f"AND outcome IN ('{ACTING}', 'interrupted')",
@@ -209,7 +220,7 @@ class LeasesSql(Backend):
             return []
         async with self._bookkeeping() as sql:
             rows = await sql.rows(
-                "SELECT id, policy, type FROM actions WHERE id {in_ids} AND owner = ? "  # noqa: S608  # constants
+                "SELECT id, policy, type, state FROM actions WHERE id {in_ids} AND owner = ? "  # noqa: S608  # constants
                 f"AND state IN {_UNFINISHED} ORDER BY id{{for_update}}",
                 sql.dialect.keys(action_ids),
                 self._owner,
@@ -271,6 +282,8 @@ async def _interrupt(sql: Conn, row: Row, reason: str, now: datetime) -> Interru
     )
     if changed != 1:
         return None
+    if row["state"] == "pending":  # it never started: it cannot have reached its target
+        await unreached(sql, row["id"])  # counters first, as in _finish
     await sql.run(
         f"UPDATE decisions SET outcome = 'interrupted', reason = ? WHERE id = {_OF_ACTION} "  # noqa: S608  # constants
         f"AND outcome = '{ACTING}'",

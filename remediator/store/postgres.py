@@ -112,6 +112,24 @@ CREATE INDEX operator_events_policy ON operator_events (policy, id);
 CREATE INDEX operator_events_time ON operator_events (time, id);
 CREATE INDEX operator_events_decision ON operator_events (decision_id, id);
 """,
+    # As SQLite's 10: whether an action may have reached its target (the counters counted
+    # again without those that never did), an episode's annotations and generator URL, and
+    # the held claims' index.
+    10: """
+ALTER TABLE actions ADD COLUMN reached BOOLEAN NOT NULL DEFAULT TRUE;
+UPDATE actions SET reached = FALSE WHERE state IN ('paused', 'tripped', 'cooldown')
+  OR (state = 'interrupted' AND started_at IS NULL);
+ALTER TABLE episodes ADD COLUMN annotations TEXT;
+ALTER TABLE episodes ADD COLUMN generator_url TEXT NOT NULL DEFAULT '';
+CREATE INDEX claims_held ON claims (policy) WHERE provisional;
+DELETE FROM action_counts;
+INSERT INTO action_counts (policy, dry_run, minute, n)
+SELECT policy, dry_run, date_trunc('minute', created_at), count(*) FROM actions WHERE reached
+GROUP BY 1, 2, 3;
+INSERT INTO action_counts (policy, dry_run, minute, n)
+SELECT '', dry_run, date_trunc('minute', created_at), count(*) FROM actions WHERE reached
+GROUP BY 2, 3;
+""",
     # As SQLite's 8: per-minute action counters, counted from the actions already there.
     8: """
 CREATE TABLE action_counts (

@@ -122,6 +122,25 @@ _MIGRATIONS = {
     "CREATE INDEX operator_events_policy ON operator_events (policy, id); "
     "CREATE INDEX operator_events_time ON operator_events (time, id); "
     "CREATE INDEX operator_events_decision ON operator_events (decision_id, id);",
+    # Honest budgets (10) and re-deciding held episodes. `reached`: FALSE once an action provably
+    # never reached its target (refused before sending, held when its turn came, interrupted
+    # before it started); such an action counts toward no cooldown or rate limit, so the
+    # counters are counted again without them. An episode's annotations and generator URL:
+    # what resume and reset need to decide it again (NULL for those recorded before: they
+    # wait for their next repeat). A partial index finds the held claims.
+    10: "ALTER TABLE actions ADD COLUMN reached INTEGER NOT NULL DEFAULT 1; "
+    "UPDATE actions SET reached = 0 WHERE state IN ('paused', 'tripped', 'cooldown') "
+    "OR (state = 'interrupted' AND started_at IS NULL); "
+    "ALTER TABLE episodes ADD COLUMN annotations TEXT; "
+    "ALTER TABLE episodes ADD COLUMN generator_url TEXT NOT NULL DEFAULT ''; "
+    "CREATE INDEX claims_held ON claims (policy) WHERE provisional; "
+    "DELETE FROM action_counts; "
+    "INSERT INTO action_counts (policy, dry_run, minute, n) "
+    "SELECT policy, dry_run, substr(created_at, 1, 16) || ':00.000000Z', count(*) "
+    "FROM actions WHERE reached GROUP BY 1, 2, 3; "
+    "INSERT INTO action_counts (policy, dry_run, minute, n) "
+    "SELECT '', dry_run, substr(created_at, 1, 16) || ':00.000000Z', count(*) "
+    "FROM actions WHERE reached GROUP BY 2, 3;",
 }
 
 _T = TypeVar("_T")

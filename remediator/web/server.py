@@ -244,16 +244,52 @@ async def pause(request: web.Request) -> web.Response:
     return web.json_response({"paused": True, "by": request[IDENTITY]})
 
 
+async def _redecided(request: web.Request, policy: str | None) -> dict[str, object]:
+    """The held episodes the switch just released, decided again at once. The switch itself
+    is committed either way: if the store fails here, their next repeat decides them."""
+    try:
+        verdicts = await request.app[INTAKE].redecide(policy)
+    except StoreError as exc:
+        _log.error("episodes.redecide_failed", policy=policy, error=str(exc))
+        return {
+            "redecided": [],
+            "redecide_error": "state store unavailable; held episodes are decided at their "
+            "next repeat",
+        }
+    return {"redecided": [v.to_api() for v in verdicts]}
+
+
 async def resume(request: web.Request) -> web.Response:
     await request.app[SWITCHES].set_paused(False, by=request[IDENTITY])
-    return web.json_response({"paused": False, "by": request[IDENTITY]})
+    answer = {"paused": False, "by": request[IDENTITY]}
+    return web.json_response({**answer, **await _redecided(request, None)})
 
 
 async def reset(request: web.Request) -> web.Response:
+    """Body (optional): `{"limits": true}` also clears the policy's cooldowns and rate window;
+    `{"by": "..."}` is a note, as for approvals (the caller is the token's identity)."""
+    limits, note = False, ""
+    if request.can_read_body:
+        try:
+            body: Any = await request.json()
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
+            return _error(400, 'body must be JSON such as {"limits": true}, or empty')
+        if not isinstance(body, dict):
+            return _error(400, 'body must be a JSON object such as {"limits": true}')
+        unknown = sorted(set(body) - {"limits", "by"})
+        if unknown:
+            named = ", ".join(repr(key[:40]) for key in unknown[:5])
+            return _error(400, f"unknown field(s) {named}; allowed: limits, by")
+        if not isinstance(body.get("limits", False), bool):
+            return _error(400, "limits must be true or false")
+        limits = body.get("limits", False)
+        note = body["by"][:200] if isinstance(body.get("by"), str) else ""
     name, who = request.match_info["name"], request[IDENTITY]
-    if not await request.app[SWITCHES].reset(name, by=who):
+    cleared = await request.app[SWITCHES].reset(name, limits=limits, by=who, detail=note)
+    if cleared is None:
         return _error(404, "no such policy")
-    return web.json_response({"policy": name, "tripped": False, "by": who})
+    answer = {"policy": name, "tripped": False, "cleared": cleared, "by": who}
+    return web.json_response({**answer, **await _redecided(request, name)})
 
 
 async def reload(request: web.Request) -> web.Response:

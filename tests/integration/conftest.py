@@ -113,7 +113,7 @@ on_both_backends = pytest.mark.parametrize("store_backend", ["sqlite", "postgres
 async def harness(
     tmp_path: Path, store_backend: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[HarnessFactory]:
-    made: list[tuple[TestClient[web.Request, web.Application], Daemon, Store]] = []
+    made: list[tuple[TestClient[web.Request, web.Application], Daemon, Store | None]] = []
 
     async def make(
         policies: str,
@@ -121,7 +121,10 @@ async def harness(
         executors: dict[str, Executor] | None = None,
         clock: Callable[[], datetime] | None = None,
         checker: PrometheusChecker | None = None,
+        store: Store | None = None,
     ) -> Harness:
+        """`store`: another harness's store, shared (a restart with another config, or a
+        second replica); it is closed once, by the harness that opened it."""
         folder = tmp_path / f"h{len(made)}"
         (folder / "policies").mkdir(parents=True)
         (folder / "policies" / "p.yaml").write_text(policies)
@@ -139,12 +142,13 @@ async def harness(
         slack = build_slack(cfg)
         if slack is not None:
             executors = {"notify": NotifyExecutor(slack), **(executors or {})}
-        store: Store
-        if store_backend == "postgresql":
-            store = PostgresStore(request.getfixturevalue("postgres").database(), max_size=4)
-        else:
-            store = SqliteStore(str(folder / "state.db"))
-        await store.open()
+        owned = store is None
+        if store is None:
+            if store_backend == "postgresql":
+                store = PostgresStore(request.getfixturevalue("postgres").database(), max_size=4)
+            else:
+                store = SqliteStore(str(folder / "state.db"))
+            await store.open()
         daemon = build_daemon(
             cfg,
             policies=load_policies(cfg.policy_paths()),
@@ -162,13 +166,15 @@ async def harness(
         )
         client = TestClient(TestServer(build_web(daemon, cfg, reload)))
         await client.start_server()
-        made.append((client, daemon, store))
+        made.append((client, daemon, store if owned else None))
         return Harness(client, daemon, cfg, folder / "state.db", folder)
 
     yield make
-    for client, daemon, store in made:
+    for client, daemon, _ in made:
         await client.close()
         await daemon.stop(timedelta(seconds=10))
-        await store.close()
+    for _, _, store in made:  # after every daemon on it stopped
+        if store is not None:
+            await store.close()
     leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     assert not leftover, f"tasks left running: {leftover}"

@@ -143,13 +143,16 @@ async def test_paused_decides_nothing_and_resume_decides_afresh(harness: Harness
     for _ in range(3):
         await h.post(message(alert("web-1")))
     assert [(d["outcome"], d["repeats"]) for d in await h.decisions()] == [("paused", 2)]
-    assert (await h.api("/api/v1/resume"))[0] == 200
-    await h.post(message(alert("web-1")))  # still firing after resume: now it is decided
+    status, answer = await h.api("/api/v1/resume")
+    # the still-firing episode is decided at once, without waiting for a repeat
+    assert status == 200
+    assert [(d["outcome"], d["target"]) for d in answer["redecided"]] == [("dry_run", "web-1")]
+    await h.post(message(alert("web-1")))  # its repeats are repeats of that decision
     await h.post(message(alert("web-1")))
     assert [(d["outcome"], d["repeats"]) for d in await h.decisions()] == [
         ("paused", 2),
         ("dry_run", 0),
-        ("deduplicated", 1),
+        ("deduplicated", 2),
     ]
     assert h.metric("remediator_paused") == 0
 
@@ -169,9 +172,11 @@ async def test_a_tripped_policy_is_held_until_reset(harness: HarnessFactory) -> 
     await h.daemon.switches.trip("restart-web", "verify failed")
     assert h.metric("remediator_policy_tripped", policy="restart-web") == 1
     await h.post(message(alert("web-1")))
-    assert (await h.api("/api/v1/policies/restart-web/reset"))[0] == 200
+    status, answer = await h.api("/api/v1/policies/restart-web/reset")
+    assert status == 200 and answer["cleared"] == ["breaker"]
+    assert [d["outcome"] for d in answer["redecided"]] == ["dry_run"]  # at once
     await h.post(message(alert("web-1")))
-    assert await h.outcomes() == ["tripped", "dry_run"]
+    assert await h.outcomes() == ["tripped", "dry_run", "deduplicated"]
     assert h.metric("remediator_policy_tripped", policy="restart-web") == 0
 
 

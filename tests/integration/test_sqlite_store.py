@@ -13,6 +13,13 @@ from remediator.store import sqlite as store_module
 from remediator.store.base import SCHEMA_VERSION
 from remediator.store.sqlite import SqliteStore
 
+# What schema 10 added, taken away again (with schema 9, the audit indexes, below).
+_UNDO_10 = (
+    "DROP INDEX claims_held; ALTER TABLE actions DROP COLUMN reached; "
+    "ALTER TABLE episodes DROP COLUMN annotations; "
+    "ALTER TABLE episodes DROP COLUMN generator_url;"
+)
+
 
 def _version(path: Path) -> int:
     with sqlite3.connect(path) as db:
@@ -127,7 +134,8 @@ async def test_a_version_7_store_gets_its_action_counters_from_the_actions_it_ho
         db.executescript(
             "DROP TABLE action_counts; DROP TABLE operator_events; "
             "DROP INDEX decisions_policy; DROP INDEX decisions_outcome; "
-            "DROP INDEX decisions_target; DROP INDEX decisions_time; PRAGMA user_version = 7;"
+            f"DROP INDEX decisions_target; DROP INDEX decisions_time; {_UNDO_10} "
+            "PRAGMA user_version = 7;"
         )
     store = SqliteStore(str(path))
     await store.open()
