@@ -41,4 +41,4 @@ class OutcomeSink:
     def settled(self, policy: str, outcome: Outcome | str) -> None:
         """A decision reached `outcome` (an action's result, an approval's end, ...)."""
         if outcome not in TRANSIENT:
-            self._metrics.decided(policy, str(outcome)).inc()
+            self._metrics.decided(policy, str(outcome))
