@@ -54,8 +54,6 @@ class LeasesSql(Backend):
         *,
         reached: bool = True,
     ) -> bool:
-        if outcome in UNFINISHED:
-            raise ValueError(f"{outcome} is not a result")
         async with self._bookkeeping() as sql:
             return await self._finish(sql, action_id, outcome, reason, now, result, reached)
 
@@ -71,8 +69,6 @@ class LeasesSql(Backend):
         *,
         reached: bool = True,
     ) -> int | None:
-        if outcome in UNFINISHED:
-            raise ValueError(f"{outcome} is not a result")
         async with self._bookkeeping() as sql:
             if not await self._finish(sql, action_id, outcome, reason, now, result, reached):
                 return None
@@ -114,8 +110,6 @@ class LeasesSql(Backend):
         *,
         reached: bool = True,
     ) -> Approval | None:
-        if outcome in UNFINISHED:
-            raise ValueError(f"{outcome} is not a result")
         async with self._bookkeeping() as sql:
             if not await self._finish(sql, action_id, outcome, reason, now, result, reached):
                 return None
@@ -142,6 +136,8 @@ class LeasesSql(Backend):
         result: Mapping[str, str] | None,
         reached: bool = True,
     ) -> bool:
+        if outcome in UNFINISHED:  # a result, never a state an action passes through
+            raise ValueError(f"{outcome} is not a result")
         reason = redact(reason)
         kept = json.dumps({k: redact(v) for k, v in (result or {}).items()}, sort_keys=True)
         # Ours and running; or ours, started, and recorded interrupted by another replica

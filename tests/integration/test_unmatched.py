@@ -14,16 +14,7 @@ import structlog
 
 from remediator import log
 from tests.integration.conftest import HarnessFactory
-
-POLICY = """
-name: restart-web
-match: {matchers: ['alertname="ContainerDown"']}
-action:
-  type: docker.restart
-  params: {container: "{{ labels.container }}"}
-  allow_targets: ["web-*"]
-guards: {dry_run: true}
-"""
+from tests.integration.test_webhook_http import POLICY
 
 
 @pytest.fixture(autouse=True)
