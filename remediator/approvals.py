@@ -7,6 +7,7 @@ set in force then. A policy a reload removed has its pending approvals cancelled
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -67,11 +68,17 @@ class Approvals:
         # Policies a reload removed here: their pending approvals are cancelled, also those a
         # webhook or ladder under the old rule set asks for after the reload.
         self._removed: set[str] = set()
+        # What was cancelled for a removal since the last reload, whichever task did it: the
+        # sync loop may get there before the reload's own pass, and the reload's answer must
+        # still list it. The lock makes one pass finish (and record) before the next looks.
+        self._cancelled_since_reload: list[str] = []
+        self._cancelling = asyncio.Lock()
 
     def adopt(self, rules: Ruleset, removed: Iterable[str]) -> None:
         """The rule set approvals are judged by from now on; `removed`: policies it dropped."""
         self._rules = rules
         self._removed = (self._removed | set(removed)) - set(rules.by_name)
+        self._cancelled_since_reload = []
 
     def requested(self, request: approvals.Approval) -> None:
         """A decision that awaits approval was committed: count it and announce it."""
@@ -101,16 +108,21 @@ class Approvals:
             await self._cancel([a for a in pending if a.policy in self._removed])
 
     async def cancel_removed(self) -> list[str]:
-        """Cancel the pending approvals of policies a reload removed; their ids."""
+        """Cancel the pending approvals of policies the last reload removed; the ids of all
+        cancelled since that reload (also those the sync loop got to first)."""
         if not self._removed:
             return []
         pending = await self._store.approvals(pending_only=True)
-        return await self._cancel([a for a in pending if a.policy in self._removed])
+        await self._cancel([a for a in pending if a.policy in self._removed])
+        return list(self._cancelled_since_reload)
 
-    async def _cancel(self, doomed: list[approvals.Approval]) -> list[str]:
+    async def _cancel(self, doomed: list[approvals.Approval]) -> None:
+        async with self._cancelling:
+            await self._cancel_each(doomed)
+
+    async def _cancel_each(self, doomed: list[approvals.Approval]) -> None:
         """One transaction each: one decided meanwhile (a click, another replica, expiry)
         stays as decided, without holding back the others."""
-        done = []
         now = self._clock()
         for item in doomed:
             cancelled = approvals.cancel(item)
@@ -126,8 +138,7 @@ class Approvals:
                 continue
             shown = "its policy was removed by a config reload"
             self._closed(cancelled, Outcome.CANCELLED, shown, reason=reason)
-            done.append(cancelled.id)
-        return done
+            self._cancelled_since_reload.append(cancelled.id)
 
     async def decide_approval(
         self, approval_id: str, who: str, *, approve: bool, note: str = ""

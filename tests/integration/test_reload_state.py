@@ -91,6 +91,32 @@ async def test_a_removed_policys_pending_approval_is_cancelled_and_slack_says_wh
     assert status == 409
 
 
+@on_both_backends
+async def test_the_reload_answer_lists_a_cancellation_the_sync_loop_got_to_first(
+    harness: HarnessFactory, slack_api: SlackAPI
+) -> None:
+    """The sync loop runs each second and also cancels a removed policy's approvals: when it
+    wins the race against the reload's own pass, the reload must still report the cancel."""
+    h = await harness(policy("ask", ASK) + policy("keep"), config(slack_api))
+    decision, _ = await request_approval_for(h, slack_api)
+    approvals = h.daemon.approvals
+    own_pass = approvals.cancel_removed
+
+    async def sync_first() -> list[str]:
+        await approvals.sync()  # what the loop does when it runs between adopt and this
+        return await own_pass()
+
+    approvals.cancel_removed = sync_first  # type: ignore[method-assign]
+    write_policies(h, policy("keep"))
+    status, answer = await reload(h)
+
+    assert status == 200 and answer["removed"] == ["ask"], answer
+    assert answer["cancelled_approvals"] == [decision["approval_id"]]
+    [cancelled] = [d for d in await h.decisions() if d["id"] == decision["id"]]
+    assert cancelled["outcome"] == "cancelled"
+    assert h.metric("remediator_approval_decisions_total", policy="ask", decision="cancelled") == 1
+
+
 async def request_approval_for(h: Harness, slack_api: SlackAPI) -> tuple[dict[str, Any], Any]:
     _, answer = await h.post(body("web-1"))
     [decision] = [d for d in answer["decisions"] if d["policy"] == "ask"]
