@@ -22,6 +22,7 @@ from tests.fixtures.kustomize import (
     OVERLAYS,
     REPO,
     base_with_component,
+    config_text,
     load_config,
     render,
     the,
@@ -197,3 +198,20 @@ def test_the_sqlite_variant_is_one_pod_with_its_state_on_a_volume(tmp_path: Path
     config = load_config(docs, tmp_path)
     assert config.state.startswith("sqlite:///")
     assert Path(config.state.removeprefix("sqlite:///")).parent == Path(STATE_DIR)
+
+
+def test_overlays_change_the_bases_config_and_policies_only_where_they_mean_to() -> None:
+    """The overlays carry whole copies (kustomize cannot patch inside a ConfigMap's YAML
+    value): a change to the base's config must reach them too."""
+    base = render(KUBE)
+    config = yaml.safe_load(config_text(base))
+    staging = render(KUBE / "overlays/second-namespace")
+    config["kubernetes"]["protected_namespaces"][-1] = "remediator-staging"
+    assert yaml.safe_load(config_text(staging)) == config
+    policies = the(base, "ConfigMap", "remediator-policies")["data"]
+    moved = {f: text.replace('"prod', '"staging') for f, text in policies.items()}
+    assert the(staging, "ConfigMap", "remediator-policies")["data"] == moved
+    config = yaml.safe_load(config_text(base))
+    del config["state_file"]
+    config["state"] = f"sqlite:///{STATE_DIR}/remediator.db"
+    assert yaml.safe_load(config_text(render(KUBE / "overlays/sqlite"))) == config
