@@ -130,7 +130,7 @@ def test_the_deploy_config_checks_with_no_secret_set() -> None:
 
 def test_the_kubernetes_config_checks_without_its_secret_files(tmp_path: Path) -> None:
     """What a CI job runs on the ConfigMap's config: the mounted secrets are not there."""
-    configmap = yaml.safe_load_all((REPO / "deploy/kubernetes/configmap.yaml").read_text())
+    configmap = yaml.safe_load_all((REPO / "deploy/kubernetes/base/configmap.yaml").read_text())
     [text] = [d["data"]["remediator.yaml"] for d in configmap if "remediator.yaml" in d["data"]]
     (tmp_path / "remediator.yaml").write_text(text)
     (tmp_path / "policies").mkdir()

@@ -93,12 +93,12 @@ def _shipped_configs(tmp_path: Path) -> dict[str, str]:
     for name in ("am-token", "dd-token", "api-token", "state-url"):
         value = "postgresql://r:pw@db/r" if name == "state-url" else f"s3cret-{name}"
         (secrets / name).write_text(value + "\n")
-    configmap = yaml.safe_load_all((REPO / "deploy/kubernetes/configmap.yaml").read_text())
+    configmap = yaml.safe_load_all((REPO / "deploy/kubernetes/base/configmap.yaml").read_text())
     [k8s] = [d["data"]["remediator.yaml"] for d in configmap if "remediator.yaml" in d["data"]]
     texts = {
         "deploy/remediator.yaml": (REPO / "deploy/remediator.yaml").read_text(),
         "deploy/remediator.compose.yaml": (REPO / "deploy/remediator.compose.yaml").read_text(),
-        "deploy/kubernetes/configmap.yaml": k8s,
+        "deploy/kubernetes/base/configmap.yaml": k8s,
     }
     return {
         name: text.replace("/etc/remediator/secrets", str(secrets)).replace(

@@ -1,5 +1,6 @@
-"""deploy/kubernetes: valid against the Kubernetes OpenAPI schema, least privilege, and a
-config and policies the daemon itself accepts."""
+"""deploy/kubernetes, as `kubectl kustomize deploy/kubernetes` renders it: least privilege,
+and a config and policies the daemon itself accepts. (Schema validation of this and every
+overlay: test_kustomize.py.)"""
 
 from __future__ import annotations
 
@@ -7,46 +8,21 @@ import re
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
-import pytest
 import yaml
 
 from remediator.actions.kubernetes import KUBERNETES_CALLS
-from remediator.config import parse_config
 from remediator.core.policy import parse_policies
+from tests.fixtures.kustomize import KUBE, config_text, load_config, render, the
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 SECRETS = "/etc/remediator/secrets"
-DOCS = [
-    (path.name, doc)
-    for path in sorted(DEPLOY.glob("*.yaml"))
-    for doc in yaml.safe_load_all(path.read_text())
-    if doc
-]
+
+
+def docs() -> list[dict[str, Any]]:
+    return render(KUBE)
 
 
 def kind(name: str) -> dict[str, Any]:
-    [found] = [doc for _, doc in DOCS if doc["kind"] == name]
-    manifest: dict[str, Any] = found
-    return manifest
-
-
-@pytest.mark.parametrize(
-    ("file", "doc"), DOCS, ids=[f"{f}:{d['kind']}/{d['metadata']['name']}" for f, d in DOCS]
-)
-def test_manifest_is_valid_for_kubernetes(file: str, doc: dict[str, Any]) -> None:
-    for version in ("1.30.0", kubernetes_validate.latest_version()):
-        kubernetes_validate.validate(doc, version, strict=True)  # raises on any schema error
-
-
-def config_text() -> str:
-    [config_map] = [
-        doc
-        for _, doc in DOCS
-        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "remediator-config"
-    ]
-    text: str = config_map["data"]["remediator.yaml"]
-    return text
+    return the(docs(), name)
 
 
 def test_the_role_grants_exactly_what_the_executors_call() -> None:
@@ -61,7 +37,7 @@ def test_the_role_grants_exactly_what_the_executors_call() -> None:
 
 
 def test_bindings_never_reach_protected_namespaces() -> None:
-    for _, doc in DOCS:
+    for doc in docs():
         if doc["kind"] == "RoleBinding":
             assert doc["metadata"]["namespace"] not in ("kube-system", "kube-public")
         assert doc["kind"] != "ClusterRoleBinding"  # a cluster-wide grant is never shipped
@@ -104,36 +80,29 @@ def test_a_disruption_budget_keeps_one_replica() -> None:
 
 
 def test_the_state_url_comes_from_the_mounted_secret() -> None:
-    config = yaml.safe_load(config_text())
+    config = yaml.safe_load(config_text(docs()))
     assert "state" not in config
     assert config["state_file"] == f"{SECRETS}/state-url"
     pod = kind("Deployment")["spec"]["template"]["spec"]
     [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == SECRETS]
     [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
     assert volume["secret"]["secretName"] == "remediator-secrets"
-    assert "postgresql://" not in config_text() and "postgres://" not in config_text()
-    for path in DEPLOY.glob("*.yaml"):  # no credentials in any URL of any manifest
+    assert "postgresql://" not in config_text(docs()) and "postgres://" not in config_text(docs())
+    for path in KUBE.rglob("*.yaml"):  # no credentials in any URL of any manifest or overlay
         assert not re.search(r"postgres(ql)?://[^/\s@]*:[^/\s@]*@", path.read_text()), path
 
 
 def test_no_persistent_volume_is_shipped() -> None:
-    assert all(doc["kind"] != "PersistentVolumeClaim" for _, doc in DOCS)
+    assert all(doc["kind"] != "PersistentVolumeClaim" for doc in docs())
     volumes = kind("Deployment")["spec"]["template"]["spec"]["volumes"]
     assert all("persistentVolumeClaim" not in volume for volume in volumes)
 
 
 def test_the_shipped_config_and_policies_load(tmp_path: Path) -> None:
-    (tmp_path / "secrets").mkdir()
-    text = config_text().replace(SECRETS, str(tmp_path / "secrets"))
-    for name in ("am-token", "dd-token", "api-token"):
-        (tmp_path / "secrets" / name).write_text(f"s3cret-{name}\n")
-    state_url = "postgresql://remediator:pw@db:5432/remediator"
-    (tmp_path / "secrets" / "state-url").write_text(state_url + "\n")
-    config = parse_config(text, "remediator.yaml", {})
-    assert config.state == state_url
+    config = load_config(docs(), tmp_path)
+    assert config.state == "postgresql://remediator:pw@db:5432/remediator"
     assert "kube-system" in config.kubernetes.protected_namespaces
-    configs = [doc for _, doc in DOCS if doc["kind"] == "ConfigMap"]
-    [policy_map] = [c for c in configs if c["metadata"]["name"] == "remediator-policies"]
+    policy_map = the(docs(), "ConfigMap", "remediator-policies")
     for file, body in policy_map["data"].items():
         policies, problems = parse_policies(body, file)
         assert problems == [] and policies
