@@ -6,45 +6,119 @@ never from alert label values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from remediator.core.outcomes import FINAL, Outcome
 
+if TYPE_CHECKING:
+    from remediator.core.policy import Policy
+
+# `_created` series double the exposition and no dashboard or rule reads them. The switch is
+# the client library's, process-wide and read at scrape time: importing this module is
+# enough, in the daemon and in tests alike.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # the library leaves it unannotated
+
 SOURCES = ("alertmanager", "datadog")
 # What remediator_decisions_total counts: every final outcome (awaiting_approval is a state).
 COUNTED = tuple(sorted(FINAL - {Outcome.AWAITING_APPROVAL}))
+# What remediator_actions_total counts: an action's result, or why it never ran when its
+# turn came (runner: executed/failed after verify, held paused/tripped/cooldown, interrupted).
+RESULTS = tuple(
+    sorted(
+        {
+            Outcome.EXECUTED,
+            Outcome.FAILED,
+            Outcome.INTERRUPTED,
+            Outcome.PAUSED,
+            Outcome.TRIPPED,
+            Outcome.COOLDOWN,
+        }
+    )
+)
 
 
-class DecisionCounts(Collector):
-    """remediator_decisions_total{policy,outcome}, kept as plain counts. Every loaded
-    policy's series exists from the start (SPEC), at 0 until its first decision: made at
-    scrape time from `known`, not as the client library's labelled children, which for
-    5,000 policies meant 75,000 objects and most of a second at every start and reload.
-    Only the event loop's thread increments and scrapes, so no lock is needed."""
+class _Counts(Collector):
+    """A counter family kept as plain counts, with every expected series at 0 from the start:
+    made at scrape time from `expected`, not as the client library's labelled children, which
+    for 5,000 policies meant tens of thousands of objects and most of a second at every start
+    and reload. Only the event loop's thread increments and scrapes, so no lock is needed."""
 
-    def __init__(self) -> None:
-        self.known: tuple[str, ...] = ()
-        self.counts: dict[tuple[str, str], float] = {}
+    def __init__(self, name: str, documentation: str, labels: list[str]) -> None:
+        self._name, self._documentation, self._labels = name, documentation, labels
+        self.counts: dict[tuple[str, ...], float] = {}
+
+    def expected(self) -> Iterable[tuple[str, ...]]:
+        raise NotImplementedError
+
+    def add(self, key: tuple[str, ...]) -> None:
+        counts = self.counts
+        counts[key] = counts.get(key, 0.0) + 1.0
 
     def collect(self) -> Iterable[Metric]:
-        family = CounterMetricFamily(
+        family = CounterMetricFamily(self._name, self._documentation, labels=self._labels)
+        counts = dict(self.counts)
+        for key, value in sorted(counts.items()):
+            family.add_metric(key, value)
+        for key in self.expected():
+            if key not in counts:
+                family.add_metric(key, 0.0)
+        yield family
+
+
+class DecisionCounts(_Counts):
+    """remediator_decisions_total{policy,outcome}: every loaded policy's series exists from
+    the start (SPEC), at 0 until its first decision."""
+
+    def __init__(self) -> None:
+        super().__init__(
             "remediator_decisions",
             "Final decisions per policy and outcome (repeats count as deduplicated).",
-            labels=["policy", "outcome"],
+            ["policy", "outcome"],
         )
-        counts = dict(self.counts)
-        for (policy, outcome), value in sorted(counts.items()):
-            family.add_metric([policy, outcome], value)
+        self.known: tuple[str, ...] = ()
+
+    def expected(self) -> Iterable[tuple[str, ...]]:
         for policy in self.known:
             for outcome in COUNTED:
-                if (policy, outcome.value) not in counts:
-                    family.add_metric([policy, outcome.value], 0.0)
-        yield family
+                yield policy, outcome.value
+
+
+class ActionCounts(_Counts):
+    """remediator_actions_total{policy,action,result}: for every loaded policy, each action
+    type it can take (a ladder's steps) with each result, at 0 until it happens, so a rate
+    over a replica that never acted is 0, not "no data". The types are read from the policies
+    at scrape time: a start or reload of 5,000 policies only keeps the mapping."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "remediator_actions",
+            "Actions by result: executed, failed, interrupted, or held when their turn came "
+            "(paused, tripped, cooldown).",
+            ["policy", "action", "result"],
+        )
+        self.known: Mapping[str, Policy] = {}
+
+    def expected(self) -> Iterable[tuple[str, ...]]:
+        results = [result.value for result in RESULTS]
+        for name, policy in self.known.items():
+            if policy.steps:
+                actions: Iterable[str] = dict.fromkeys(step.action.type for step in policy.steps)
+            else:
+                actions = (policy.action.type,)
+            for action in actions:
+                for result in results:
+                    yield name, action, result
 
 
 class Metrics:
@@ -67,12 +141,8 @@ class Metrics:
             self.alerts_unmatched.labels(source)
         self.decisions = DecisionCounts()
         r.register(self.decisions)
-        self.actions = Counter(
-            "remediator_actions_total",
-            "Actions carried out, by result (executed, failed, interrupted).",
-            ["policy", "action", "result"],
-            registry=r,
-        )
+        self.actions = ActionCounts()
+        r.register(self.actions)
         self.action_duration = Histogram(
             "remediator_action_duration_seconds",
             "Time from starting an action to its verified result.",
@@ -139,12 +209,12 @@ class Metrics:
         # labels() costs a lock and a tuple hash per call; the hot path keeps its children.
         self._children: dict[tuple[str, ...], Any] = {}
 
-    def policies(self, names: Iterable[str]) -> None:
-        """The loaded policies: their count, and each one's decision series from the start
-        (a rate over a series that appears with its first decision misses that decision)."""
-        names = list(names)
-        self.policies_loaded.set(len(names))
-        self.decisions.known = tuple(names)
+    def policies(self, by_name: Mapping[str, Policy]) -> None:
+        """The loaded policies: their count, and each one's decision and action series from
+        the start (a rate over a series that appears with its first event misses that event)."""
+        self.policies_loaded.set(len(by_name))
+        self.decisions.known = tuple(by_name)
+        self.actions.known = by_name
 
     def received(self, source: str, status: str) -> Counter:
         return self._child(self.alerts_received, "received", source, status)  # type: ignore[no-any-return]
@@ -154,9 +224,13 @@ class Metrics:
 
     def decided(self, policy: str, outcome: str) -> None:
         """One more decision of `policy` with `outcome`."""
-        counts = self.decisions.counts
+        counts = self.decisions.counts  # inline: this runs once per alert
         key = (policy, outcome)
         counts[key] = counts.get(key, 0.0) + 1.0
+
+    def acted(self, policy: str, action: str, result: str) -> None:
+        """One more action of `policy` (of type `action`) that ended with `result`."""
+        self.actions.add((policy, action, str(result)))
 
     def webhook_timer(self, endpoint: str) -> Histogram:
         return self._child(self.webhook_duration, "webhook", endpoint)  # type: ignore[no-any-return]
