@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from itertools import product
-from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -14,8 +13,7 @@ from remediator.core.outcomes import FINAL, Outcome
 from remediator.metrics import RESULTS
 from tests.integration.conftest import API, Harness, HarnessFactory
 from tests.integration.test_webhook_http import body
-
-README = Path(__file__).resolve().parents[2] / "README.md"
+from tests.unit.test_grafana_dashboard import readme_metrics
 
 SINGLE = """---
 name: restart-web
@@ -77,18 +75,6 @@ def decision_series(text: str) -> dict[tuple[str, str], float]:
         for key, value in samples(text, "remediator_decisions_total").items()
         for labels in [dict(key)]
     }
-
-
-def readme_metrics() -> dict[str, set[str]]:
-    """The README's Metrics section: each listed metric and its labels."""
-    text = README.read_text()
-    section = text[text.index("### Metrics\n") :]
-    section = section[: section.index("\n#", 1)]
-    listed = {}
-    for name, labels in re.findall(r"^- `(remediator_\w+)(?:\{([\w,]*)\})?`: \S", section, re.M):
-        assert name not in listed, f"{name} is listed twice"
-        listed[name] = set(labels.split(",")) if labels else set()
-    return listed
 
 
 async def test_a_daemon_that_never_acted_has_every_action_series_at_zero(
