@@ -6,7 +6,8 @@ never from alert label values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -15,9 +16,11 @@ from prometheus_client import (
     Gauge,
     Histogram,
     disable_created_metrics,
+    generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from remediator.core.outcomes import FINAL, Outcome
 
@@ -48,6 +51,10 @@ RESULTS = tuple(
 )
 
 
+# The library's number format (Go's: 1e+06, not 1000000.0), which it leaves unannotated.
+_number: Callable[[float], str] = floatToGoString
+
+
 class _Counts(Collector):
     """A counter family kept as plain counts, with every expected series at 0 from the start:
     made at scrape time from `expected`, not as the client library's labelled children, which
@@ -55,6 +62,9 @@ class _Counts(Collector):
     and reload. Only the event loop's thread increments and scrapes, so no lock is needed."""
 
     def __init__(self, name: str, documentation: str, labels: list[str]) -> None:
+        # text() takes a key's values apart with itemgetter, which returns a 1-tuple as a bare
+        # value: every count family has two labels or more.
+        assert len(labels) >= 2  # noqa: S101
         self._name, self._documentation, self._labels = name, documentation, labels
         self.counts: dict[tuple[str, ...], float] = {}
 
@@ -64,6 +74,26 @@ class _Counts(Collector):
     def add(self, key: tuple[str, ...]) -> None:
         counts = self.counts
         counts[key] = counts.get(key, 0.0) + 1.0
+
+    def text(self) -> str:
+        """The family in the text format exactly as generate_latest writes it (a test holds the
+        two equal byte for byte) at a fraction of its cost: the library makes a sample object
+        and checks every label name of each series, 105,000 of them for 5,000 policies, while
+        the scrape holds the event loop. Label values are policy names (`[a-z0-9-]+`), action
+        types and outcomes: nothing the format escapes."""
+        name = self._name + "_total"
+        doc = self._documentation.replace("\\", r"\\").replace("\n", r"\n")
+        order = sorted(range(len(self._labels)), key=self._labels.__getitem__)
+        pairs = ",".join(f'{self._labels[i]}="%s"' for i in order)
+        sample = f"{name}{{{pairs}}} %s\n"
+        in_order = itemgetter(*order)
+        counts = dict(self.counts)
+        out = [f"# HELP {name} {doc}\n", f"# TYPE {name} counter\n"]
+        for key, value in sorted(counts.items()):
+            out.append(sample % (*in_order(key), _number(value)))
+        zero = f"{name}{{{pairs}}} 0.0\n"
+        out += [zero % in_order(key) for key in self.expected() if key not in counts]
+        return "".join(out)
 
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(self._name, self._documentation, labels=self._labels)
@@ -89,9 +119,10 @@ class DecisionCounts(_Counts):
         self.known: tuple[str, ...] = ()
 
     def expected(self) -> Iterable[tuple[str, ...]]:
+        outcomes = [outcome.value for outcome in COUNTED]
         for policy in self.known:
-            for outcome in COUNTED:
-                yield policy, outcome.value
+            for outcome in outcomes:
+                yield policy, outcome
 
 
 class ActionCounts(_Counts):
@@ -121,9 +152,21 @@ class ActionCounts(_Counts):
                     yield name, action, result
 
 
+class _Registry(CollectorRegistry):
+    """Keeps its collectors in registration order, the order generate_latest writes them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[Collector] = []
+
+    def register(self, collector: Collector) -> None:
+        super().register(collector)
+        self.order.append(collector)
+
+
 class Metrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = _Registry()
         r = self.registry
         self.alerts_received = Counter(
             "remediator_alerts_received_total",
@@ -208,6 +251,14 @@ class Metrics:
 
         # labels() costs a lock and a tuple hash per call; the hot path keeps its children.
         self._children: dict[tuple[str, ...], Any] = {}
+
+    def exposition(self) -> bytes:
+        """The /metrics page: what generate_latest(registry) writes, with the per-policy count
+        families written by their own text()."""
+        return b"".join(
+            part.text().encode() if isinstance(part, _Counts) else generate_latest(part)
+            for part in self.registry.order
+        )
 
     def policies(self, by_name: Mapping[str, Policy]) -> None:
         """The loaded policies: their count, and each one's decision and action series from

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from itertools import product
 
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from remediator.core.outcomes import FINAL, Outcome
@@ -124,6 +125,26 @@ async def test_a_reload_adds_the_new_policys_series(harness: HarnessFactory) -> 
     decisions = decision_series(after)
     assert {o for p, o in decisions if p == "call-the-hook"} == COUNTED
     assert decisions[("restart-web", "dry_run")] == 1.0  # counts survive the reload
+
+
+async def test_the_page_is_what_the_client_library_would_write(harness: HarnessFactory) -> None:
+    """/metrics writes the per-policy count families itself, for speed: byte for byte what
+    generate_latest writes for the same registry, counted, zero and other families alike."""
+    h = await harness(SINGLE + LADDER)
+    assert (await h.post(body("web-1")))[0] == 200
+    assert (await h.post(body("web-1")))[0] == 200  # a repeat: deduplicated
+    metrics = h.daemon.metrics
+    metrics.acted("restart-then-recreate", "docker.recreate", "failed")
+    await h.daemon.intake.flush_repeats()
+    # Go's number format from a million on (1e+06), as the library writes it.
+    metrics.decisions.counts["restart-web", "deduplicated"] = 1234567.0
+    text = await page(h)
+    assert text.encode() == generate_latest(metrics.registry)
+    assert 'decisions_total{outcome="deduplicated",policy="restart-web"} 1.234567e+06' in text
+    assert (
+        'remediator_actions_total{action="docker.recreate",policy="restart-then-recreate",'
+        'result="failed"} 1.0' in text
+    )
 
 
 async def test_the_readme_lists_exactly_the_metrics_the_page_exports(
