@@ -70,7 +70,7 @@ def test_every_panel_has_a_type_a_title_a_place_and_queries_on_the_variable() ->
         for target in targets:
             assert target["datasource"] == DATASOURCE, title
             assert isinstance(target["expr"], str) and "remediator_" in target["expr"], title
-            assert '{job=~"$job"' in target["expr"] or 'job=~"$job"' in target["expr"], title
+            assert 'job=~"$job"' in target["expr"], title
 
 
 def test_panel_ids_are_unique() -> None:
