@@ -192,7 +192,7 @@ class Runner:
             done = await self._verify(request, done)
         duration = time.monotonic() - started
         self._metrics.action_duration.labels(request.type).observe(duration)
-        self._metrics.actions.labels(request.policy, request.type, done.outcome).inc()
+        self._metrics.acted(request.policy, request.type, done.outcome)
         self._sink.settled(request.policy, done.outcome)
         # A ladder's rung that failed (or was not verified) hands over to the next at once:
         # its action, or the request for its approval when it carries its own.
@@ -383,7 +383,7 @@ class Runner:
         if recorded is False:
             bound.warning("action.record_refused", outcome=outcome, reason=reason)
             return
-        self._metrics.actions.labels(request.policy, request.type, outcome).inc()
+        self._metrics.acted(request.policy, request.type, outcome)
         self._sink.settled(request.policy, outcome)
         bound.warning("action.held", outcome=outcome, reason=reason)
         if self._on_held is not None:  # the store reopened its episode; caches must follow
@@ -543,7 +543,7 @@ class Runner:
     def record_interrupted(self, found: Sequence[Interrupted]) -> None:
         """Metrics and log for actions the store recorded interrupted, whoever held them."""
         for item in found:
-            self._metrics.actions.labels(item.policy, item.type, Outcome.INTERRUPTED).inc()
+            self._metrics.acted(item.policy, item.type, Outcome.INTERRUPTED)
             self._sink.settled(item.policy, Outcome.INTERRUPTED)
             _log.warning(
                 "action.interrupted",
