@@ -16,15 +16,15 @@ import pytest
 import yaml
 from docker.models.containers import Container
 
+from tests.fixtures import compose
 from tests.fixtures.daemon import AM_TOKEN, API_TOKEN, Daemon
 from tests.fixtures.debian_base import base_rootfs_tar, debian_mirror
 from tests.fixtures.docker_engine import DockerEngine
-from tests.fixtures.image_build import REPO, Wheelhouse, build_context, build_image
+from tests.fixtures.image_build import Wheelhouse, build_context, build_image
 from tests.fixtures.procs import free_port, wait_for
 
 pytestmark = [pytest.mark.docker]
 
-DEPLOY = REPO / "deploy"
 BASE = "remediator-base:debian"
 IMAGE = "remediator:test"
 CONTAINER = "remediator-image-test"
@@ -58,52 +58,47 @@ class Running:
     daemon: Daemon  # only its HTTP helpers: the process is the container's
 
 
-def _secret(folder: Path, name: str, value: str) -> Path:
-    path = folder / name
-    path.write_text(value + "\n")
-    path.chmod(0o644)  # the container's user is not the file's owner
-    return path
-
-
 @pytest.fixture(scope="module")
 def running(
     built: Built, docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Running]:
-    """The container as deploy/docker-compose.yml runs it: the same config (on a free
-    loopback port of the host network: the engine has no bridge), policies, state volume,
-    secrets, and the engine's socket with its group. A dry run: nothing to restart here."""
+    """The container as deploy/docker-compose.yml runs it (its mounts, secrets, socket group,
+    read-only root, dropped capabilities), the shipped compose config on a free loopback port
+    of the host network (the engine has no bridge). A dry run: nothing to restart here."""
     folder = tmp_path_factory.mktemp("container")
     port = free_port()
-    config = yaml.safe_load((DEPLOY / "remediator.compose.yaml").read_text())
+    config = yaml.safe_load((compose.DEPLOY / "remediator.compose.yaml").read_text())
     config.update(listen=f"127.0.0.1:{port}", dry_run=True)
     config_file = folder / "remediator.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    config_file.chmod(0o644)
-    socket = Path(docker_engine.url.removeprefix("unix://"))
-    volumes = {
-        str(config_file): {"bind": "/etc/remediator/remediator.yaml", "mode": "ro"},
-        str(REPO / "policies"): {"bind": "/etc/remediator/policies", "mode": "ro"},
-        "remediator-state": {"bind": "/var/lib/remediator", "mode": "rw"},
-        str(socket): {"bind": "/var/run/docker.sock", "mode": "rw"},
-    }
-    for name, value in (("am-token", AM_TOKEN), ("dd-token", "dd"), ("api-token", API_TOKEN)):
-        volumes[str(_secret(folder, name, value))] = {"bind": f"/run/secrets/{name}", "mode": "ro"}
+    config_file.chmod(0o644)  # the container's user is not the file's owner
+    tokens = {"am-token": AM_TOKEN, "dd-token": "dd-secret-token", "api-token": API_TOKEN}
+    for name, token in tokens.items():
+        (folder / name).write_text(token + "\n")
+        (folder / name).chmod(0o644)
+    options = compose.run_options(
+        compose.load()["services"]["remediator"],
+        socket=Path(docker_engine.url.removeprefix("unix://")),
+        config_file=config_file,
+        secrets={name: folder / name for name in tokens},
+    )
     container = docker_engine.client.containers.run(
         IMAGE,
         detach=True,
         name=CONTAINER,
         network_mode="host",
-        volumes=volumes,
-        group_add=[str(socket.stat().st_gid)],
         # Only the interval: the test and the rest of the check stay the image's own.
         healthcheck={"interval": 1_000_000_000},
+        **options,
     )
     try:
         yield Running(container, Daemon(folder=folder, port=port, config=config))
     finally:
         container.remove(force=True)
-        with contextlib.suppress(docker.errors.NotFound):
-            docker_engine.client.api.remove_volume("remediator-state", force=True)
+        for mount in compose.mounts(compose.load()["services"]["remediator"]):
+            if mount.named_volume:
+                with contextlib.suppress(docker.errors.NotFound):
+                    docker_engine.client.api.remove_volume(mount.source, force=True)
 
 
 def _exec(container: Container, *argv: str) -> tuple[int, str]:
