@@ -1,10 +1,11 @@
 # remediator: a small non-root image, built from the repository root with no other input.
-#   docker build -t remediator .                               # pip installs from PyPI
-#   docker build --build-arg WHEELS=wheels -t remediator .     # offline, from ./wheels
-# WHEELS names a folder of the build context with every wheel needed, remediator's own
-# included (`pip wheel --wheel-dir wheels -c constraints.txt .` on a machine with a registry).
-# BASE_IMAGE may be any image with python3 (3.11+) and its venv module, e.g. one made from
-# Debian packages where no image registry is reachable.
+#   docker build -t remediator .        # pip installs from PyPI, FROM python:3.11-slim
+# Where no registry is reachable (README, "Running in Docker"):
+#   pip wheel --wheel-dir wheels -c constraints.txt .    # on a machine that reaches PyPI
+#   docker build --build-arg WHEELS=wheels --build-arg BASE_IMAGE=<any image with python3.11+
+#     and its venv module> -t remediator .
+# WHEELS names a folder of the build context holding every wheel needed, remediator's own
+# included; the build then needs no network at all.
 # The Docker socket, if mounted, is root-equivalent; the container user needs the socket's
 # group (compose: `group_add: ["${DOCKER_GID}"]`, see deploy/docker-compose.yml).
 ARG BASE_IMAGE=python:3.11-slim
