@@ -97,24 +97,33 @@ def test_the_config_reads_the_secrets_the_service_mounts_and_alertmanager_sends(
     }
 
 
-def test_docker_compose_config_accepts_the_file_when_the_plugin_is_there() -> None:
+def _compose_command() -> list[str] | None:
+    """`docker compose` (the plugin), else the older `docker-compose`, else None."""
     docker = shutil.which("docker")
-    if (
-        docker is None
-        or subprocess.run(
-            [docker, "compose", "version"], capture_output=True, check=False, timeout=30
-        ).returncode
-    ):
-        pytest.skip("the docker compose plugin is not installed; the tests above parse the file")
+    if docker is not None:
+        plugin = [docker, "compose"]
+        version = subprocess.run([*plugin, "version"], capture_output=True, check=False, timeout=30)
+        if version.returncode == 0:
+            return plugin
+    standalone = shutil.which("docker-compose")
+    return [standalone] if standalone else None
+
+
+def test_docker_compose_config_accepts_the_file_when_compose_is_installed() -> None:
+    command = _compose_command()
+    if command is None:
+        pytest.skip("neither docker compose nor docker-compose is installed; parsed above")
 
     def config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        argv = [docker, "compose", "-f", str(compose.COMPOSE), "config", "--format", "json"]
+        argv = [*command, "-f", str(compose.COMPOSE), "config"]
         return subprocess.run(
             argv, capture_output=True, text=True, check=False, timeout=60, env=env
         )
 
     rendered = config({**os.environ, "DOCKER_GID": "998"})
     assert rendered.returncode == 0, rendered.stderr
-    assert json.loads(rendered.stdout)["services"]["remediator"]["group_add"] == ["998"]
+    remediator = yaml.safe_load(rendered.stdout)["services"]["remediator"]
+    assert [str(group) for group in remediator["group_add"]] == ["998"]
+    assert remediator["read_only"] is True
     refused = config({k: v for k, v in os.environ.items() if k != "DOCKER_GID"})
     assert refused.returncode != 0 and "DOCKER_GID" in refused.stderr
