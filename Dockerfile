@@ -41,8 +41,10 @@ ENV PATH=/opt/remediator/bin:$PATH PYTHONDONTWRITEBYTECODE=1
 USER 10001:10001
 WORKDIR /var/lib/remediator
 EXPOSE 9595
-# GET /readyz on the address the config's `listen` names (remediator/healthcheck.py).
+# GET /readyz on the address the config's `listen` names (remediator/healthcheck.py): a
+# wildcard address is probed on loopback.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["/opt/remediator/bin/python", "-m", "remediator.healthcheck", "--config", "/etc/remediator/remediator.yaml"]
+  CMD ["/opt/remediator/bin/python", "-m", "remediator.healthcheck", \
+       "--config", "/etc/remediator/remediator.yaml", "--path", "/readyz"]
 ENTRYPOINT ["/opt/remediator/bin/remediator"]
 CMD ["serve", "--config", "/etc/remediator/remediator.yaml"]

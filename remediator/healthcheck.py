@@ -18,14 +18,14 @@ DEFAULT_LISTEN = "127.0.0.1:9595"  # Config.listen's default
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
 
 
-def readyz_url(listen: str) -> str:
-    """`http://HOST:PORT/readyz` for a valid `listen` value, a wildcard host replaced by
+def probe_url(listen: str, path: str = "/readyz") -> str:
+    """`http://HOST:PORT/PATH` for a valid `listen` value, a wildcard host replaced by
     loopback."""
     # config.parse_listen's split (tests/unit/test_healthcheck.py keeps the two equal).
     host, _, port = listen.rpartition(":")
     host = host.strip("[]") or "0.0.0.0"  # noqa: S104  # ":9595" means all interfaces
     host = _WILDCARDS.get(host, host)
-    return f"http://[{host}]:{port}/readyz" if ":" in host else f"http://{host}:{port}/readyz"
+    return f"http://[{host}]:{port}{path}" if ":" in host else f"http://{host}:{port}{path}"
 
 
 def listen_of(config: Path) -> str:
@@ -41,9 +41,10 @@ def listen_of(config: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m remediator.healthcheck")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--path", default="/readyz")
     parser.add_argument("--timeout", type=float, default=3.0)
     args = parser.parse_args(argv)
-    url = readyz_url(listen_of(args.config))
+    url = probe_url(listen_of(args.config), args.path)
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as answer:  # noqa: S310  # built above: http on our own listen address
             ready = answer.status == 200

@@ -133,11 +133,10 @@ def test_the_image_is_built_offline_from_a_debian_base_and_a_wheelhouse(built: B
     assert config["Entrypoint"] == ["/opt/remediator/bin/remediator"]
     assert config["Cmd"] == ["serve", "--config", "/etc/remediator/remediator.yaml"]
     assert config["WorkingDir"] == "/var/lib/remediator"
-    assert config["Healthcheck"]["Test"][:4] == [
+    assert config["Healthcheck"]["Test"] == [
         "CMD",
-        "/opt/remediator/bin/python",
-        "-m",
-        "remediator.healthcheck",
+        *("/opt/remediator/bin/python", "-m", "remediator.healthcheck"),
+        *("--config", "/etc/remediator/remediator.yaml", "--path", "/readyz"),
     ]
     # .dockerignore keeps the context to the build's inputs: no venv, git, tests or caches.
     tops = {path.split("/")[0] for path in built.context_paths}
