@@ -23,7 +23,10 @@ from tests.fixtures.docker_engine import DockerEngine
 from tests.fixtures.image_build import Wheelhouse, build_context, build_image
 from tests.fixtures.procs import free_port, wait_for
 
-pytestmark = [pytest.mark.docker]
+# A cold start (debootstrap, every dependency's wheel) is about 2.5 minutes here, warm about
+# one; the default 300 s per test is too tight on a loaded machine for the first test, which
+# builds the image in its setup.
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 BASE = "remediator-base:debian"
 IMAGE = "remediator:test"
