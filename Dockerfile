@@ -17,10 +17,14 @@ COPY . .
 # A venv of its own: Debian's /usr/bin/python3 refuses pip outside one, and the official
 # image's pip would mix with the system site-packages. constraints.txt pins every runtime
 # dependency to a tested release above the advisory floors.
+# With WHEELS, remediator's own wheel comes from there when it is there (what
+# `pip wheel --wheel-dir wheels .` makes); else the source here is built, which needs the
+# build backend's wheels (hatchling) in WHEELS too.
 RUN python3 -m venv /opt/remediator \
  && if [ -n "$WHEELS" ]; then \
+      set -- remediator; ls "/src/$WHEELS"/remediator-*.whl >/dev/null 2>&1 || set -- .; \
       /opt/remediator/bin/pip install --no-cache-dir --disable-pip-version-check \
-        --no-index --find-links "/src/$WHEELS" -c constraints.txt remediator; \
+        --no-index --find-links "/src/$WHEELS" -c constraints.txt "$@"; \
     else \
       /opt/remediator/bin/pip wheel --no-cache-dir --disable-pip-version-check \
         --wheel-dir /wheels -c constraints.txt . \
