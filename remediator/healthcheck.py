@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as answer:  # noqa: S310  # built above: http on our own listen address
             ready = answer.status == 200
+    except urllib.error.HTTPError as exc:  # an answer, not 200: it holds the open response
+        exc.close()
+        print(f"{url}: {exc.code}", file=sys.stderr)
+        return 1
     except (urllib.error.URLError, OSError) as exc:
         print(f"{url}: {exc}", file=sys.stderr)
         return 1
