@@ -11,6 +11,7 @@ command -v prometheus >/dev/null 2>&1 || need="$need prometheus"
 [ -x /bin/busybox ] || need="$need busybox-static"
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
 command -v docker-registry >/dev/null 2>&1 || need="$need docker-registry"
+command -v docker-compose >/dev/null 2>&1 || need="$need docker-compose"
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need="$need debootstrap"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
