@@ -37,6 +37,7 @@ from remediator.web import audit as audit_api
 from remediator.web import auth
 from remediator.web.audit import AUDIT, approval_json
 from remediator.web.browser import browser_guard, no_server_errors
+from remediator.web.openapi import document
 
 _log = log.get("remediator.web")
 INTAKE = web.AppKey("intake", Intake)
@@ -48,6 +49,7 @@ HEALTH = web.AppKey("health", Health)
 CONFIG = web.AppKey("config", Config)
 STATE = web.AppKey("state", dict[str, bool])
 RELOADER = web.AppKey("reloader", Reloader)
+OPENAPI = web.AppKey("openapi", bytes)
 
 
 def _error(status: int, reason: str) -> web.Response:
@@ -310,6 +312,10 @@ async def reload(request: web.Request) -> web.Response:
     return web.json_response(result.to_api())
 
 
+async def openapi_page(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
 async def metrics_page(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -372,6 +378,8 @@ def build_app(
     app[HEALTH] = health
     app[CONFIG] = config
     app[STATE] = {"draining": False}
+    # Serialized once: auth, which it describes, changes only with a restart.
+    app[OPENAPI] = json.dumps(document(config)).encode()
     if reloader is not None:
         app[RELOADER] = reloader
         app.router.add_post("/-/reload", _api_write(reload))
@@ -393,6 +401,8 @@ def build_app(
     app.router.add_post("/api/v1/pause", _api_write(pause))
     app.router.add_post("/api/v1/resume", _api_write(resume))
     app.router.add_post("/api/v1/policies/{name}/reset", _api_write(reset))
+    # Follows auth.api.read like every GET /api/v1/* (SPEC); open by default.
+    app.router.add_get("/api/v1/openapi.json", _api_read(openapi_page))
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
