@@ -76,6 +76,11 @@ def _path(name: str, schema: Schema) -> Schema:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
+# aiohttp's router matches a path parameter only without `{`, `}` or `/` (decoded), and `.` or
+# `..` is a dot segment, not a value: any other value names a route it does not serve.
+SEGMENT = {"type": "string", "pattern": r"^(?!\.\.?$)[^{}/]+$"}
+
+
 _PAGE = (
     _query("limit", LIMIT, "entries per page"),
     _query("policy", STR, "one policy"),
@@ -113,7 +118,7 @@ _RESET_BODY = body(
 
 def api_paths(read: Requirement, write: Requirement) -> dict[str, Schema]:
     """`/api/v1`: the audit reads (`read`: a token only with auth.api.read) and the writes."""
-    approval_id = (_path("id", STR),)
+    approval_id = (_path("id", SEGMENT),)
     ignored = body({}, "ignored")
     return {
         "/api/v1/decisions": {
@@ -226,7 +231,7 @@ def api_paths(read: Requirement, write: Requirement) -> dict[str, Schema]:
                     503: error(STORE_DOWN),
                 },
                 request=_RESET_BODY,
-                params=(_path("name", STR),),
+                params=(_path("name", SEGMENT),),
                 json_post=True,
             )
         },
