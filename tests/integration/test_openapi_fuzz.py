@@ -137,7 +137,7 @@ def test_answers_to_requests_built_from_the_document_are_documented(
     daemon, spec = target
     document = spec.spec.read_value()
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(call=calls(document))
     def answered_as_documented(call: Call) -> None:
         method, path, query, headers, body = call
