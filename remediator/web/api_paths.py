@@ -11,7 +11,6 @@ Requirement = list[dict[str, list[str]]]
 
 STORE_DOWN = "the state store is unavailable; nothing changed, retry"
 TEXT = {"text/plain": {"schema": STR}}
-TOO_LARGE_TEXT = {"description": "the body is larger than max_body_bytes", "content": TEXT}
 FORBIDDEN = (
     "a foreign Origin (browsers are refused), or on a loopback listen address a Host "
     "that is not loopback (DNS rebinding)"
@@ -28,6 +27,9 @@ def answer(schema_name: str, description: str) -> Schema:
 
 def error(description: str) -> Schema:
     return answer("Error", description)
+
+
+TOO_LARGE = error("the body is larger than max_body_bytes (chunked bodies too)")
 
 
 def body(
@@ -96,7 +98,7 @@ _DECIDE = {
     409: error(
         "no longer pending (decided, expired, cancelled), or already approved by this identity"
     ),
-    413: TOO_LARGE_TEXT,
+    413: TOO_LARGE,
     503: error(STORE_DOWN),
 }
 _DECIDE_BODY = body(
@@ -227,7 +229,7 @@ def api_paths(read: Requirement, write: Requirement) -> dict[str, Schema]:
                     200: answer("Reset", "what was cleared"),
                     400: error("a body that is not such an object"),
                     404: error("no such policy"),
-                    413: TOO_LARGE_TEXT,
+                    413: TOO_LARGE,
                     503: error(STORE_DOWN),
                 },
                 request=_RESET_BODY,

@@ -15,7 +15,7 @@ from remediator import __version__
 from remediator.config import Config
 from remediator.web.api_paths import (
     TEXT,
-    TOO_LARGE_TEXT,
+    TOO_LARGE,
     Requirement,
     answer,
     api_paths,
@@ -85,7 +85,7 @@ def _intake_paths(sec: dict[str, Requirement]) -> dict[str, Schema]:
     webhook = {
         200: answer("WebhookAnswer", "every alert decided and durably recorded"),
         400: error("malformed body: one malformed alert rejects it whole, nothing is decided"),
-        413: error("the body is larger than max_body_bytes (chunked bodies too)"),
+        413: TOO_LARGE,
         503: error("the state store is unavailable or the daemon is shutting down; retry"),
     }
     slack_form = {"type": "object", "properties": {"payload": STR}, "required": ["payload"]}
@@ -117,7 +117,7 @@ def _intake_paths(sec: dict[str, Requirement]) -> dict[str, Schema]:
                     400: error("not a block_actions payload"),
                     401: error("invalid Slack signature or timestamp"),
                     404: error("Slack is not configured"),
-                    413: TOO_LARGE_TEXT,
+                    413: TOO_LARGE,
                 },
                 request=body(
                     slack_form,
@@ -137,7 +137,7 @@ def _intake_paths(sec: dict[str, Requirement]) -> dict[str, Schema]:
                         "invalid: `problems` lists every one and the running set stays; or "
                         "a body that is not JSON"
                     ),
-                    413: TOO_LARGE_TEXT,
+                    413: TOO_LARGE,
                     503: error("shutting down: not reloading"),
                 },
                 request=body({}, "not used"),

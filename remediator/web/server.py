@@ -56,6 +56,10 @@ def _error(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status)
 
 
+def _too_large(request: web.Request) -> str:
+    return f"body larger than max_body_bytes ({request.app[CONFIG].max_body_bytes})"
+
+
 def _webhook(
     endpoint: str,
     authorized: Callable[[web.Request, Config], bool],
@@ -67,7 +71,7 @@ def _webhook(
             raise IngestError(503, "shutting down: not taking webhooks; retry another replica")
         if not authorized(request, config):
             raise IngestError(401, "missing or wrong credentials")
-        too_large = IngestError(413, f"body larger than max_body_bytes ({config.max_body_bytes})")
+        too_large = IngestError(413, _too_large(request))
         if (request.content_length or 0) > config.max_body_bytes:
             raise too_large
         try:
@@ -149,6 +153,8 @@ def _api_read(
         except StoreError as exc:
             _log.error("api.store_unavailable", path=request.path, error=str(exc))
             return _error(503, "state store unavailable")
+        except web.HTTPRequestEntityTooLarge:  # a JSON error like every other answer here
+            return _error(413, _too_large(request))
 
     return guarded
 
@@ -200,7 +206,10 @@ async def slack_interactions(request: web.Request) -> web.Response:
     clicks, metrics = request.app[CLICKS], request.app[METRICS]
     if clicks.slack is None:
         return _error(404, "Slack is not configured (slack.bot_token, signing_secret, channel)")
-    body = await request.read()
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, _too_large(request))
     if not clicks.slack.verify(body, request.headers):
         metrics.webhook_rejected.labels("slack", "401").inc()
         _log.warning("slack.bad_signature", remote=request.remote)
