@@ -171,9 +171,13 @@ def _intake_paths(sec: dict[str, Requirement]) -> dict[str, Schema]:
     }
 
 
-def document(config: Config) -> dict[str, Any]:
-    """The whole OpenAPI 3.1 document for a daemon running `config`."""
+def document(config: Config, *, reload: bool = True) -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document for a daemon running `config`; `reload`: whether it
+    serves /-/reload (an app built without a reloader does not)."""
     security = _security(config)
+    paths = _intake_paths(security) | api_paths(security["read"], security["write"])
+    if not reload:
+        del paths["/-/reload"]
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -183,6 +187,6 @@ def document(config: Config) -> dict[str, Any]:
             "description": "Alert webhooks in, guarded remediation out; the audit and control "
             "API. No input is answered 500: what the daemon cannot parse is 400.",
         },
-        "paths": _intake_paths(security) | api_paths(security["read"], security["write"]),
+        "paths": paths,
         "components": {"schemas": schemas(), "securitySchemes": _schemes(config)},
     }

@@ -388,7 +388,7 @@ def build_app(
     app[CONFIG] = config
     app[STATE] = {"draining": False}
     # Serialized once: auth, which it describes, changes only with a restart.
-    app[OPENAPI] = json.dumps(document(config)).encode()
+    app[OPENAPI] = json.dumps(document(config, reload=reloader is not None)).encode()
     if reloader is not None:
         app[RELOADER] = reloader
         app.router.add_post("/-/reload", _api_write(reload))

@@ -80,3 +80,9 @@ def test_enumerations_are_the_codes_own() -> None:
     assert schemas["OperatorEvent"]["properties"]["act"]["enum"] == list(ACTS)
     assert decision["source"]["enum"] == ["alertmanager", "datadog"]
     assert schemas["AlertmanagerMessage"]["required"] == ["alerts"]
+
+
+def test_an_app_without_a_reloader_is_described_without_reload() -> None:
+    config = parse_config("{}", "remediator.yaml", {})
+    assert "/-/reload" in document(config)["paths"]
+    assert "/-/reload" not in document(config, reload=False)["paths"]
