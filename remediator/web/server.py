@@ -37,6 +37,7 @@ from remediator.web import audit as audit_api
 from remediator.web import auth
 from remediator.web.audit import AUDIT, approval_json
 from remediator.web.browser import browser_guard, no_server_errors
+from remediator.web.openapi import document
 
 _log = log.get("remediator.web")
 INTAKE = web.AppKey("intake", Intake)
@@ -48,10 +49,15 @@ HEALTH = web.AppKey("health", Health)
 CONFIG = web.AppKey("config", Config)
 STATE = web.AppKey("state", dict[str, bool])
 RELOADER = web.AppKey("reloader", Reloader)
+OPENAPI = web.AppKey("openapi", bytes)
 
 
 def _error(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status)
+
+
+def _too_large(request: web.Request) -> str:
+    return f"body larger than max_body_bytes ({request.app[CONFIG].max_body_bytes})"
 
 
 def _webhook(
@@ -65,7 +71,7 @@ def _webhook(
             raise IngestError(503, "shutting down: not taking webhooks; retry another replica")
         if not authorized(request, config):
             raise IngestError(401, "missing or wrong credentials")
-        too_large = IngestError(413, f"body larger than max_body_bytes ({config.max_body_bytes})")
+        too_large = IngestError(413, _too_large(request))
         if (request.content_length or 0) > config.max_body_bytes:
             raise too_large
         try:
@@ -147,6 +153,8 @@ def _api_read(
         except StoreError as exc:
             _log.error("api.store_unavailable", path=request.path, error=str(exc))
             return _error(503, "state store unavailable")
+        except web.HTTPRequestEntityTooLarge:  # a JSON error like every other answer here
+            return _error(413, _too_large(request))
 
     return guarded
 
@@ -198,7 +206,10 @@ async def slack_interactions(request: web.Request) -> web.Response:
     clicks, metrics = request.app[CLICKS], request.app[METRICS]
     if clicks.slack is None:
         return _error(404, "Slack is not configured (slack.bot_token, signing_secret, channel)")
-    body = await request.read()
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, _too_large(request))
     if not clicks.slack.verify(body, request.headers):
         metrics.webhook_rejected.labels("slack", "401").inc()
         _log.warning("slack.bad_signature", remote=request.remote)
@@ -310,6 +321,10 @@ async def reload(request: web.Request) -> web.Response:
     return web.json_response(result.to_api())
 
 
+async def openapi_page(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
 async def metrics_page(request: web.Request) -> web.Response:
     body = request.app[METRICS].exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -372,6 +387,8 @@ def build_app(
     app[HEALTH] = health
     app[CONFIG] = config
     app[STATE] = {"draining": False}
+    # Serialized once: auth, which it describes, changes only with a restart.
+    app[OPENAPI] = json.dumps(document(config, reload=reloader is not None)).encode()
     if reloader is not None:
         app[RELOADER] = reloader
         app.router.add_post("/-/reload", _api_write(reload))
@@ -393,6 +410,8 @@ def build_app(
     app.router.add_post("/api/v1/pause", _api_write(pause))
     app.router.add_post("/api/v1/resume", _api_write(resume))
     app.router.add_post("/api/v1/policies/{name}/reset", _api_write(reset))
+    # Follows auth.api.read like every GET /api/v1/* (SPEC); open by default.
+    app.router.add_get("/api/v1/openapi.json", _api_read(openapi_page))
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -187,6 +187,7 @@ PATHS = [
     "/api/v1/resume",
     "/api/v1/policies/{x}/reset",
     "/api/v1/policies/call-hook/reset",
+    "/api/v1/openapi.json",
     "/-/reload",
     "/metrics",
     "/healthz",
