@@ -28,8 +28,11 @@ reference: $(STAMP)
 test-deps:
 	scripts/ensure-test-deps.sh
 
+# Two workers, one test module each at a time (a module's fixtures, such as the image build,
+# stay on one worker); each worker starts its own Docker engine, PostgreSQL and the rest.
+PYTEST_WORKERS ?= 2
 test: $(STAMP) test-deps lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
@@ -28,11 +29,19 @@ def test_kill_during_an_action_records_interrupted_and_never_reruns(
     docker = docker_cleanup
     docker.run("web-slow")  # sleep ignores SIGTERM: the restart takes the whole timeout
     before = docker.started_at_ns("web-slow")
+    started = time.time()
     daemon = daemon_factory(POLICY % "4s", docker={"url": docker.url})
     daemon.start()
     body = container_down("web-slow", datetime.now(UTC))
     assert daemon.webhook(body)[0] == 200
     wait_for(lambda: daemon.events("action.started"), timeout=20, what="the action to start")
+    # Kill only once the engine has the restart (its stop sent SIGTERM): a kill before the
+    # request reached it would leave no restart for the engine to finish.
+    wait_for(
+        lambda: docker.events("web-slow", "kill", since=started - 1),
+        timeout=20,
+        what="the engine to begin the restart",
+    )
     daemon.kill9()
 
     daemon.start()  # same folder, same state store
