@@ -13,18 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from remediator.core.outcomes import FINAL, Outcome
 from remediator.metrics import RESULTS
 from tests.integration.conftest import API, Harness, HarnessFactory
-from tests.integration.test_webhook_http import body
+from tests.integration.test_webhook_http import POLICY, body
 from tests.unit.test_grafana_dashboard import readme_metrics
 
-SINGLE = """---
-name: restart-web
-match: {matchers: ['alertname="ContainerDown"']}
-action:
-  type: docker.restart
-  params: {container: "{{ labels.container }}"}
-  allow_targets: ["web-*"]
-guards: {dry_run: true}
-"""
+SINGLE = "---\n" + POLICY
 # A ladder: each of its steps' action types has its own series.
 LADDER = """---
 name: restart-then-recreate

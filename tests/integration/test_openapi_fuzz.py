@@ -21,8 +21,8 @@ from openapi_core.testing import MockRequest, MockResponse
 from remediator.web.api_paths import SEGMENT
 from tests.conftest import CORPUS
 from tests.fixtures.daemon import AM_TOKEN, API_TOKEN, Daemon, DaemonFactory
+from tests.security.test_no_server_errors import DD_TOKEN, FUZZ_AUTH, FUZZ_SLACK
 
-DD_TOKEN = "dd-fuzz-token-4567"
 POLICY = """
 name: restart-web
 match: {matchers: ['alertname=~".+"']}
@@ -36,17 +36,8 @@ Call = tuple[str, str, dict[str, str], dict[str, str], bytes]
 def target(daemon_factory: DaemonFactory) -> Iterator[tuple[Daemon, OpenAPI]]:
     daemon = daemon_factory(
         POLICY,
-        auth={
-            "alertmanager": {"bearer_token": AM_TOKEN},
-            "datadog": {"token": DD_TOKEN},
-            "api": {"tokens": {"oncall": API_TOKEN}},
-        },
-        slack={
-            "bot_token": "xoxb-fuzz",
-            "signing_secret": "fuzz-signing-secret-0123",
-            "channel": "C0FUZZ",
-            "api_url": "http://127.0.0.1:9/api/",  # nothing listens: posts fail, logged
-        },
+        auth=FUZZ_AUTH,
+        slack=FUZZ_SLACK,
     )
     daemon.start()
     status, document = daemon.request("GET", "/api/v1/openapi.json")

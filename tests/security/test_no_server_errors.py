@@ -24,6 +24,19 @@ from tests.fixtures.http_hook import Hook
 
 SIGNING_SECRET = "fuzz-signing-secret-0123"
 DD_TOKEN = "dd-fuzz-token-4567"
+# Every endpoint guarded, Slack configured but unreachable (posts fail, logged): the daemon
+# the fuzzers here and in tests/integration/test_openapi_fuzz.py attack.
+FUZZ_AUTH = {
+    "alertmanager": {"bearer_token": AM_TOKEN},
+    "datadog": {"token": DD_TOKEN},
+    "api": {"tokens": {"oncall": API_TOKEN}},
+}
+FUZZ_SLACK = {
+    "bot_token": "xoxb-fuzz",
+    "signing_secret": SIGNING_SECRET,
+    "channel": "C0FUZZ",
+    "api_url": "http://127.0.0.1:9/api/",
+}
 POLICY = """
 name: call-hook
 match: {matchers: ['alertname="Down"']}
@@ -68,17 +81,8 @@ def _slack_headers(body: bytes, stamp: int | None = None) -> list[tuple[bytes, b
 def fuzz_target(daemon_factory: DaemonFactory, http_hook: Hook) -> Iterator[Daemon]:
     daemon = daemon_factory(
         POLICY % (http_hook.port, http_hook.port),
-        auth={
-            "alertmanager": {"bearer_token": AM_TOKEN},
-            "datadog": {"token": DD_TOKEN},
-            "api": {"tokens": {"oncall": API_TOKEN}},
-        },
-        slack={
-            "bot_token": "xoxb-fuzz",
-            "signing_secret": SIGNING_SECRET,
-            "channel": "C0FUZZ",
-            "api_url": "http://127.0.0.1:9/api/",  # nothing listens: posts fail, logged
-        },
+        auth=FUZZ_AUTH,
+        slack=FUZZ_SLACK,
     )
     daemon.start()
     yield daemon
