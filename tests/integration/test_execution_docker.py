@@ -11,6 +11,7 @@ from remediator.actions.docker import DockerExecutor
 from tests.conftest import CORPUS
 from tests.fixtures.docker_engine import DockerEngine, healthcheck
 from tests.integration.conftest import HarnessFactory
+from tests.integration.test_reload import eventually
 
 
 def _policy(guards: str = "cooldown: 1m", within: str = "20s") -> str:
@@ -75,7 +76,8 @@ async def test_failed_verification_trips_the_policy(
     [decision] = (await h.post(_message("web-sick")))[1]["decisions"]
     record = await h.wait_outcome(decision["id"], {"executed", "failed"})
     assert record["outcome"] == "failed" and "health" in record["reason"], record
-    assert "restart-web" in h.daemon.switches.gates.tripped
+    # The failure is recorded before the breaker trips (the runner's order): wait for it.
+    await eventually(lambda: "restart-web" in h.daemon.switches.gates.tripped, "the breaker")
     assert h.metric("remediator_policy_tripped", policy="restart-web") == 1
     [held] = (await h.post(_message("web-other", starts="2026-11-22T11:00:00Z")))[1]["decisions"]
     assert held["outcome"] == "tripped"
