@@ -145,7 +145,7 @@ class DatadogAuth(EndpointAuth):
         return self
 
 
-_TOKEN_NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,64}$")
+_TOKEN_NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,64}\Z")
 
 
 class ApiAuth(EndpointAuth):
@@ -238,7 +238,7 @@ def named_secrets(value: Any, info: ValidationInfo, what: str) -> Any:
     return resolved
 
 
-_SECRET_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9_]+\Z")
 
 
 class DockerConfig(Section):

@@ -295,7 +295,7 @@ class VerifySpec(Strict):
         return value
 
 
-_NAME = re.compile(r"^[a-z0-9-]+$")
+_NAME = re.compile(r"^[a-z0-9-]+\Z")
 
 
 class StepSpec(Strict):

@@ -22,8 +22,8 @@ _URL = re.compile(
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # A bracketed IPv6 literal, or a name / IPv4 address. Compared literally: `0x7f.1` is not
 # `127.0.0.1`, so an unusual spelling can only ever be out of scope, never in.
-_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)$")
-_PORT = re.compile(r"^[0-9]{1,5}$")
+_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)\Z")
+_PORT = re.compile(r"^[0-9]{1,5}\Z")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Encoded `/` or `\` (servers that decode before routing see another path) and encoded
 # control characters (header or log injection at the hook).

@@ -13,7 +13,7 @@ import yaml
 from remediator.policytest.harness import Made
 from remediator.policytest.spec import Expected, offset
 
-_PLAIN = re.compile(r"^[A-Za-z0-9_./@*+-][A-Za-z0-9_./@*+:-]*$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_./@*+-][A-Za-z0-9_./@*+:-]*\Z")
 
 
 def scalar(value: object) -> str:

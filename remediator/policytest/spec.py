@@ -26,7 +26,7 @@ DATADOG_FIELDS = frozenset(
     {"text", "query", "metric", "status", "link", "event_id", "org_id", "alert_type"}
     | {"transition", "scope"}
 )
-_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _UNION_MEMBER = re.compile(r"^(function-|literal\[|list\[|float$|int$|str$|none$|bool$)")
 
 

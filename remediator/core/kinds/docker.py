@@ -21,8 +21,8 @@ from remediator.core.render import Template
 from remediator.core.timestamps import GO_ZERO_TIME, parse_rfc3339_ns
 from remediator.errors import RenderError
 
-_DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_COMPOSE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
+_COMPOSE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 # Where a docker kind acts: one container, or every replica of a compose service.
 LOCATION = frozenset({"container", "compose_project", "compose_service"})
 _PARAMS = LOCATION | {"timeout"}

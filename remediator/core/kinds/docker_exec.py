@@ -34,7 +34,7 @@ DEFAULT_TIMEOUT = "30s"
 # What the action's record keeps of the output (its tail: where a failing command says why).
 OUTPUT_KEPT = 4096
 # `user`, `user:group`, `uid`, `uid:gid`, as `docker exec --user` takes them.
-_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})?$")
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})?\Z")
 _OWN = frozenset({"user", "timeout", "expect_exit"})
 
 

@@ -16,7 +16,7 @@ from remediator.core.render import Template, compile_mrkdwn
 
 SLACK_TARGET = "slack"
 # A channel id (C0123ABC) or name (#alerts-critical, as chat.postMessage takes them).
-_CHANNEL = re.compile(r"^#?[a-z0-9][a-z0-9._-]{0,79}$|^[CGD][A-Z0-9]{6,}$")
+_CHANNEL = re.compile(r"^#?[a-z0-9][a-z0-9._-]{0,79}\Z|^[CGD][A-Z0-9]{6,}\Z")
 
 
 class Notify(ActionKind):
