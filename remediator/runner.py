@@ -197,6 +197,15 @@ class Runner:
         # A ladder's rung that failed (or was not verified) hands over to the next at once:
         # its action, or the request for its approval when it carries its own.
         escalate = done.outcome == Outcome.FAILED and bool(request.ladder)
+        # The breaker trips before anything is awaited (the record's write included): an
+        # action of this policy that starts meanwhile, on another target, must find it open.
+        # A ladder trips it when its last rung fails, or when it reached a last `notify`
+        # rung: every remedy before it failed, and a person is now called.
+        if not done.verified and not escalate:
+            await self._on_unverified(request.policy, done.reason)
+        elif _exhausted(request, done):
+            why = f"every step before step {request.step} failed; {done.reason}"
+            await self._on_unverified(request.policy, why)
         next_action = await self._record(request, done, bound, escalate=escalate)
         result = {
             "outcome": done.outcome,
@@ -209,14 +218,6 @@ class Runner:
             bound.warning("action.held", **result)
         else:
             bound.warning("action.failed", **result)
-        # Before the target is released, the next one sees the breaker. A ladder trips it
-        # when its last rung fails, or when it reached a last `notify` rung: every remedy
-        # before it failed, and a person is now called.
-        if not done.verified and not escalate:
-            await self._on_unverified(request.policy, done.reason)
-        elif _exhausted(request, done):
-            why = f"every step before step {request.step} failed; {done.reason}"
-            await self._on_unverified(request.policy, why)
         if done.reached:
             self._done.put(request.policy, request.target, self._clock())
         self._report(request, done.outcome, done.reason, duration)

@@ -113,7 +113,7 @@ class Switches:
         is read as the store holds it. Raises StoreError (the unwritten stay for next time)."""
         for policy, reason in list(self._unrecorded_trips.items()):
             await self._store.set_flag(TRIPPED_PREFIX + policy, reason)
-            del self._unrecorded_trips[policy]
+            self._unrecorded_trips.pop(policy, None)  # trip() may have written it meanwhile
         return await self._store.flags("")
 
     async def admit(self, request: ActionRequest, last_done: datetime | None) -> Hold | None:
@@ -137,12 +137,16 @@ class Switches:
         return None if reason is None else (Outcome.COOLDOWN, reason)
 
     async def trip(self, policy: str, reason: str) -> None:
+        # Held here, as an unrecorded trip every adopt() of the store's view keeps, before
+        # the store write is awaited: no action of this replica starts in between.
+        self._unrecorded_trips[policy] = reason
+        self.gates = replace(self.gates, tripped=self.gates.tripped | {policy})
         try:
             await self._store.set_flag(TRIPPED_PREFIX + policy, reason)
-        except StoreError as exc:
-            self._unrecorded_trips[policy] = reason  # held here, written by the next sync
+        except StoreError as exc:  # still held here, written by the next sync
             _log.error("policy.trip_record_failed", policy=policy, error=str(exc))
-        self.gates = replace(self.gates, tripped=self.gates.tripped | {policy})
+        else:
+            self._unrecorded_trips.pop(policy, None)
         self._metrics.policy_tripped.labels(policy).set(1)
         _log.warning("policy.tripped", policy=policy, reason=reason)
         if self._on_tripped is not None:

@@ -264,17 +264,42 @@ async def test_other_errors_are_never_retried(store: SqliteStore) -> None:
     assert (outcome, reason) == ("failed", "container web-1 not found")
 
 
-async def test_unverified_results_trip_the_policy(store: SqliteStore) -> None:
-    class Unverified(Scripted):
-        async def execute(self, request: ActionRequest) -> ActionResult:
-            self.calls += 1
-            return ActionResult(
-                ok=False, verified=False, detail="web-1 status=running health=unhealthy after 3s"
-            )
+class Unverified(Scripted):
+    async def execute(self, request: ActionRequest) -> ActionResult:
+        self.calls += 1
+        return ActionResult(
+            ok=False, verified=False, detail="web-1 status=running health=unhealthy after 3s"
+        )
 
+
+async def test_unverified_results_trip_the_policy(store: SqliteStore) -> None:
     outcome, reason, tripped = await _run(store, Unverified())
     assert outcome == "failed" and "health=unhealthy" in reason
     assert tripped == ["p"]
+
+
+async def test_the_breaker_trips_before_the_failure_is_recorded(store: SqliteStore) -> None:
+    """Nothing is awaited between the verdict and the trip: an action of the policy that
+    starts while the failure is being written finds the breaker open."""
+    at_trip: list[tuple[str, str]] = []
+
+    async def trip(policy: str, reason: str) -> None:
+        at_trip.append(await _record(store, "web-1"))
+
+    runner = Runner(
+        store,
+        {"docker.restart": Unverified()},
+        Metrics(),
+        lambda: NOW,
+        max_concurrent=1,
+        on_unverified=trip,
+        retry_wait=0.01,
+    )
+    await _submit(runner, store)
+    await _until(lambda: runner.running == 0, "the action to end")
+    await runner.drain(timedelta(seconds=10))
+    assert [outcome for outcome, _ in at_trip] == ["executing"]
+    assert (await _record(store, "web-1"))[0] == "failed"
 
 
 # --- pause, breaker and cooldown when the turn comes, and before each retry -----------------
@@ -576,6 +601,34 @@ async def test_switches_admit(
     assert (answer[0] if answer else None) == held
     if held == "cooldown":
         assert answer is not None and "cooldown 10m: last action at" in answer[1]
+
+
+async def test_a_trip_holds_this_replicas_actions_before_its_store_write_ends(
+    harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner trips the breaker before recording the failure, and the trip holds here
+    at once: an action of the policy on another target whose turn comes while the flag is
+    still being written (a busy store) must not run."""
+    h = await harness(policy(guards=""))
+    store, entered, release = h.daemon.store, asyncio.Event(), asyncio.Event()
+    set_flag = store.set_flag
+
+    async def slow_set_flag(name: str, value: str | None, *args: Any) -> None:
+        entered.set()
+        await release.wait()
+        await set_flag(name, value, *args)
+
+    monkeypatch.setattr(store, "set_flag", slow_set_flag)
+    trip = asyncio.create_task(h.daemon.switches.trip("restart-web", "verify failed (test)"))
+    await asyncio.wait_for(entered.wait(), 10)
+    request = ActionRequest(
+        2, "restart-web", "docker.restart", "web-2", {}, VerifyPlan(timedelta(minutes=1))
+    )
+    assert await h.daemon.switches.admit(request, None) == TRIPPED
+    release.set()
+    await asyncio.wait_for(trip, 10)
+    assert await store.get_flag("tripped:restart-web") == "verify failed (test)"
+    assert await h.daemon.switches.admit(request, None) == TRIPPED
 
 
 @pytest.mark.parametrize("where", ["here", "another replica"])
