@@ -19,10 +19,9 @@ from pydantic import SecretStr
 
 from remediator import log
 from remediator.actions.base import Executor
-from remediator.actions.docker import DockerExecutor
+from remediator.actions.deferred import Deferred
 from remediator.actions.http import HttpExecutor
 from remediator.actions.notify import NotifyExecutor
-from remediator.actions.postgres import PostgresExecutor
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.config import (
     Config,
@@ -40,7 +39,6 @@ from remediator.policy_files import load_configured
 from remediator.reload import Reloader, ReloadRefusedError
 from remediator.slack import SlackApprover
 from remediator.store.base import Store
-from remediator.store.postgres import PostgresStore
 from remediator.store.sqlite import SqliteStore
 from remediator.web.server import STATE, build_app
 
@@ -54,6 +52,9 @@ def utcnow() -> datetime:
 def build_store(config: Config) -> Store:
     target = config.state_target()
     if target.kind == "postgresql":
+        # asyncpg is imported only by a daemon that uses it, as are the client libraries below.
+        from remediator.store.postgres import PostgresStore  # noqa: PLC0415
+
         return PostgresStore(target.path)
     return SqliteStore(target.path)
 
@@ -72,6 +73,21 @@ def _kubernetes(config: Config, slack: SlackApprover | None, secrets: Secrets) -
     )
 
 
+def _docker(config: Config, *_: object) -> Executor:
+    def load() -> Executor:
+        from remediator.actions.docker import DockerExecutor  # noqa: PLC0415
+
+        return DockerExecutor(config.docker.url)
+
+    return Deferred(load, name="docker")
+
+
+def _postgres(_: Config, __: SlackApprover | None, secrets: Secrets) -> Executor:
+    from remediator.actions.postgres import PostgresExecutor  # noqa: PLC0415
+
+    return PostgresExecutor(secrets)
+
+
 class _Builder(NamedTuple):
     # None: not configured. `secrets` fill ${secret:NAME}: shared, so a reload updates them.
     build: Callable[[Config, SlackApprover | None, Secrets], Executor | None]
@@ -82,7 +98,7 @@ class _Builder(NamedTuple):
 # Docker and Slack are cheap to build; a Docker-only setup should not report an unreachable
 # cluster, so Kubernetes (and http) are built only when a policy uses them.
 _EXECUTORS = {
-    Backend.DOCKER: _Builder(lambda config, *_: DockerExecutor(config.docker.url), always=True),
+    Backend.DOCKER: _Builder(_docker, always=True),
     Backend.NOTIFY: _Builder(
         lambda _, slack, __: NotifyExecutor(slack) if slack is not None else None,
         always=True,
@@ -90,7 +106,7 @@ _EXECUTORS = {
     ),
     Backend.HTTP: _Builder(lambda _, __, secrets: HttpExecutor(secrets), always=False),
     Backend.KUBERNETES: _Builder(_kubernetes, always=False),
-    Backend.POSTGRES: _Builder(lambda _, __, secrets: PostgresExecutor(secrets), always=False),
+    Backend.POSTGRES: _Builder(_postgres, always=False),
 }
 
 
