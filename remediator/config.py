@@ -40,8 +40,9 @@ _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}
 class Section(BaseModel):
     """Unknown keys are errors; `KEY_file` reads KEY's secret value from a file."""
 
-    # A field's docstring is its description: docs/reference.md and `remediator schema`.
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # A field's docstring is its description in docs/reference.md and `remediator schema`,
+    # read by remediator/fielddocs.py when they are made, not at every start.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     @model_validator(mode="before")
     @classmethod

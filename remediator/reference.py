@@ -23,6 +23,7 @@ from remediator.core.matchers import Matcher
 from remediator.core.policy import Policy
 from remediator.core.promql import QueryTemplate
 from remediator.core.render import Template
+from remediator.fielddocs import field_doc
 
 _NAMES: dict[Any, str] = {
     str: "string",
@@ -99,7 +100,7 @@ def rows(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, s
             if field.exclude:
                 continue
             key = f"{prefix}{field.alias or name}"
-            meaning = " ".join((field.description or "").split())
+            meaning = " ".join((field.description or field_doc(model, name)).split())
             nested = list(_models(field.annotation))
             if get_origin(field.annotation) is tuple and nested:
                 key += "[]"

@@ -22,6 +22,7 @@ from remediator.core.matchers import Matcher
 from remediator.core.policy import Policy
 from remediator.core.promql import QueryTemplate
 from remediator.core.render import Template
+from remediator.fielddocs import field_docs
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DURATION: JsonSchemaValue = {
@@ -59,6 +60,17 @@ class _Generator(GenerateJsonSchema):
         if isinstance(dft, Rate):
             return str(dft)
         return super().encode_default(dft)
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        # Each field's docstring is its description (fielddocs.py says why not pydantic's).
+        json_schema = super().model_schema(schema)
+        properties = json_schema.get("properties", {})
+        docs = field_docs(schema["cls"])
+        for name, field in schema["cls"].model_fields.items():
+            key = field.alias or name
+            if key in properties and field.description is None and docs.get(name):
+                properties[key]["description"] = docs[name]
+        return json_schema
 
     def dataclass_schema(self, schema: core_schema.DataclassSchema) -> JsonSchemaValue:
         return self._string(schema["cls"]) or super().dataclass_schema(schema)

@@ -73,10 +73,9 @@ RateSpec = Annotated[Rate, BeforeValidator(_rate), PlainSerializer(str, return_t
 
 
 class Strict(BaseModel):
-    # A field's docstring is its description: docs/reference.md and `remediator schema`.
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, arbitrary_types_allowed=True, use_attribute_docstrings=True
-    )
+    # A field's docstring is its description in docs/reference.md and `remediator schema`,
+    # read by remediator/fielddocs.py when they are made, not at every start.
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
 class MatchSpec(Strict):
