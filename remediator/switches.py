@@ -69,10 +69,10 @@ class Switches:
         self._store = store
         self._metrics = metrics
         self._clock = clock
-        self._policies = list(policies)
         self._by_name = {p.name: p for p in policies}
         self._on_tripped = on_tripped
         self.gates = Gates(dry_run=dry_run)
+        metrics.policy_tripped.watch(self._by_name, lambda: self.gates.tripped)
         # Breakers tripped here whose flag could not be written yet: kept tripped regardless
         # of what the store says, and written by the next sync.
         self._unrecorded_trips: dict[str, str] = {}
@@ -80,11 +80,8 @@ class Switches:
     def adopt_policies(self, policies: Sequence[Policy], *, dry_run: bool) -> None:
         """A reload's policies and global dry run. Breakers are the store's and survive: a
         policy that comes back is still tripped; a removed one's gauge goes."""
-        names = {p.name for p in policies}
-        for gone in self._by_name.keys() - names:
-            self._metrics.policy_tripped.remove(gone)
-        self._policies = list(policies)
         self._by_name = {p.name: p for p in policies}
+        self._metrics.policy_tripped.watch(self._by_name, lambda: self.gates.tripped)
         self.gates = Gates(self.gates.paused, self.gates.tripped, dry_run)
         self._publish(self.gates)
 
@@ -104,9 +101,7 @@ class Switches:
         self._publish(self.gates)
 
     def _publish(self, gates: Gates) -> None:
-        self._metrics.paused.set(int(gates.paused))
-        for policy in self._policies:
-            self._metrics.policy_tripped.labels(policy.name).set(int(policy.name in gates.tripped))
+        self._metrics.paused.set(int(gates.paused))  # each breaker's gauge reads self.gates
 
     async def stored(self) -> Sequence[tuple[str, str]]:
         """For the sync: trips made here but not recorded yet are written, then every switch
@@ -147,7 +142,6 @@ class Switches:
             _log.error("policy.trip_record_failed", policy=policy, error=str(exc))
         else:
             self._unrecorded_trips.pop(policy, None)
-        self._metrics.policy_tripped.labels(policy).set(1)
         _log.warning("policy.tripped", policy=policy, reason=reason)
         if self._on_tripped is not None:
             self._on_tripped(policy, reason)
@@ -179,7 +173,6 @@ class Switches:
             gates = replace(gates, limits_reset={**gates.limits_reset, policy: at})
             cleared += ["cooldown", "rate_limit"]
         self.gates = gates
-        self._metrics.policy_tripped.labels(policy).set(0)
         _log.warning("policy.reset", policy=policy, by=by, cleared=cleared)
         return cleared
 
