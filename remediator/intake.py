@@ -26,7 +26,7 @@ from remediator.groupcommit import GroupCommit
 from remediator.matchlog import MatchLog
 from remediator.memory import Memory
 from remediator.metrics import Metrics
-from remediator.pipeline import decide
+from remediator.pipeline import Adopt, decide
 from remediator.runner import Runner, request_for
 from remediator.sink import OutcomeSink
 from remediator.store.base import Store
@@ -116,9 +116,18 @@ class Intake:
             bounds.append((offset, len(alerts)))
         now = self._clock()
         async with self._store.transaction() as tx:
-            # Another replica may have paused or tripped meanwhile.
-            gates = rules.gates(self._switches.adopt(await tx.flags()))
-            decided = await decide(alerts, rules.index, tx, now, gates, rules.settings, conditions)
+            # Another replica may have paused or tripped meanwhile: the switches are read
+            # in the transaction, with the facts (one round trip), and adopted.
+            decided = await decide(
+                alerts,
+                rules.index,
+                tx,
+                now,
+                rules.gates(self._switches.gates),
+                rules.settings,
+                conditions,
+                adopt=self._adopter(rules),
+            )
         self._memory.saw(alerts, decided.matched, rules.generation, decided.unmatched)
         self._apply(decided, alerts)
         return [
@@ -151,15 +160,25 @@ class Intake:
                 )
             now = self._clock()
             async with self._store.transaction() as tx:
-                gates = rules.gates(self._switches.adopt(await tx.flags()))
                 decided = await decide(
-                    alerts, rules.index, tx, now, gates, rules.settings, conditions, reopen=keys
+                    alerts,
+                    rules.index,
+                    tx,
+                    now,
+                    rules.gates(self._switches.gates),
+                    rules.settings,
+                    conditions,
+                    reopen=keys,
+                    adopt=self._adopter(rules),
                 )
             self._apply(decided, alerts)
             verdicts += decided.verdicts
         if verdicts:
             _log.info("episodes.redecided", policy=policy, decisions=len(verdicts))
         return verdicts
+
+    def _adopter(self, rules: Ruleset) -> Adopt:
+        return lambda flags: rules.gates(self._switches.adopt(flags))
 
     def _apply(self, decided: Decided, alerts: Sequence[Alert]) -> None:
         self._memory.claimed(decided.claims)

@@ -8,7 +8,7 @@ outcome, which is also the log field and the metric label.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -20,7 +20,10 @@ from remediator.core.policy import Policy
 from remediator.core.policy_index import PolicyIndex
 from remediator.store.base import Transaction, WindowCount
 
-__all__ = ["Decided", "Gates", "Settings", "Verdict", "decide", "read_facts"]
+__all__ = ["Adopt", "Decided", "Gates", "Settings", "Verdict", "decide", "read_facts"]
+
+# The switches as the transaction reads them (store flags) -> the gates a decision sees.
+Adopt = Callable[[Sequence[tuple[str, str]]], Gates]
 
 
 def _index(policies: Sequence[Policy] | PolicyIndex) -> PolicyIndex:
@@ -37,6 +40,7 @@ async def decide(
     conditions: Mapping[tuple[str, int], Stopped | Met] | None = None,
     *,
     reopen: Collection[tuple[str, str]] | None = None,
+    adopt: Adopt | None = None,
 ) -> Decided:
     """`conditions`: each (policy, alert index) condition, evaluated before the transaction
     so a slow Prometheus never holds the store. An alert no policy concerns (matching its
@@ -50,7 +54,12 @@ async def decide(
     only these (policy, episode) pairs, each only while its claim is still held by a gate
     that has lifted (guards.reopened, read here under the deciding lock, so one decided
     meanwhile by a repeat or another replica is left alone), and no sighting is noted (nor
-    anything counted unmatched)."""
+    anything counted unmatched).
+
+    `adopt`: the switches are read in the facts' own round trip, under the transaction's
+    lock, and `adopt` makes them the gates the judgement sees; `gates` is then only the
+    last known switches, for building the facts' queries (read_facts re-reads the facts in
+    the rare case the fresh switches change those queries). Without it, `gates` is final."""
     index = _index(policies)
     sightings = []
     unmatched = []
@@ -74,9 +83,9 @@ async def decide(
     if not sightings:
         return Decided(unmatched=unmatched if reopen is None else [])
     every = [job for sighting in sightings for job in sighting.jobs]
-    facts = await read_facts(tx, every, now, gates, settings, conditions or {})
+    facts = await read_facts(tx, every, now, gates, settings, conditions or {}, adopt=adopt)
     if reopen is not None:
-        sightings = _still_held(sightings, facts, gates)
+        sightings = _still_held(sightings, facts, facts.gates)
         every = [job for sighting in sightings for job in sighting.jobs]
         if not every:
             return Decided()
@@ -112,12 +121,16 @@ async def read_facts(
     gates: Gates,
     settings: Settings,
     conditions: Mapping[tuple[str, int], Stopped | Met],
+    *,
+    adopt: Adopt | None = None,
 ) -> Facts:
     """What guards.STAGES need for these jobs, in one round trip whatever their number:
     claims by episode, last actions by (policy, target), window counts per policy and one
-    global count, each capped at its limit."""
+    global count, each capped at its limit; with `adopt`, the switches too (see decide)."""
     facts = Facts(gates, settings, conditions=conditions)
     if not jobs:
+        if adopt is not None:
+            facts.gates = adopt(await tx.flags())
         return facts
     keys = {job.key for job in jobs}
     # Cooldowns and limits are read for every job, in the same round trip as the claims: a
@@ -145,7 +158,16 @@ async def read_facts(
     counts.append(
         WindowCount(now - glob.window, None, None if gates.dry_run else False, glob.count)
     )
-    rows = await tx.facts(keys, cooled, counts)
+    rows = await tx.facts(keys, cooled, counts, flags=adopt is not None)
+    if adopt is not None:
+        fresh = adopt(rows.flags)
+        if fresh.dry_run != gates.dry_run or any(
+            fresh.limits_reset.get(name) != gates.limits_reset.get(name) for name, _ in limited
+        ):
+            # A limit reset (or dry run) this replica had not seen yet moves a window or
+            # changes what counts: read the facts again, by the switches as they are.
+            return await read_facts(tx, jobs, now, fresh, settings, conditions)
+        facts.gates = gates = fresh
     facts.claims = rows.claims
     for policy, target in cooled:
         seen = rows.last_actions if dry[policy] else rows.last_live_actions

@@ -107,6 +107,8 @@ class FactRows:
     last_actions: dict[tuple[str, str], datetime] = field(default_factory=dict)
     last_live_actions: dict[tuple[str, str], datetime] = field(default_factory=dict)
     counts: list[int] = field(default_factory=list)
+    # Every switch (pause, breakers), when asked for: read in the same trip.
+    flags: list[tuple[str, str]] = field(default_factory=list)
 
 
 class ClaimConflictError(StoreError):
@@ -175,11 +177,14 @@ class DecisionTransaction(Protocol):
         claims: Collection[tuple[str, str]],
         last_actions: Collection[tuple[str, str]],
         counts: Sequence[WindowCount],
+        *,
+        flags: bool = False,
     ) -> FactRows:
         """The claims of these (policy, episode) keys that exist, when the last action of
         each (policy, target) that has one was created (any kind, and live), and these window
-        counts (as count_actions): in one round trip where the driver allows (SQLite: one
-        trip to its thread). Actions that provably never reached their target are left out."""
+        counts (as count_actions), and with `flags` every switch (as `flags()`): in one round
+        trip where the driver allows (SQLite: one trip to its thread). Actions that provably
+        never reached their target are left out."""
         ...
 
     async def reserve_ids(self, decisions: int, actions: int) -> Ids:

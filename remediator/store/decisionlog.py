@@ -32,6 +32,7 @@ from remediator.store.base import (
 from remediator.store.dialect import Backend, Conn, Dialect, Row, Tx, sql_list
 from remediator.store.prune import prune_batches
 from remediator.store.records import ActionRecord, action_from_row, params_json
+from remediator.store.switches import FLAGS_SQL
 
 # Statements are composed only from this module's constants; every value is bound (S608).
 _UNFINISHED = sql_list(UNFINISHED)
@@ -350,13 +351,17 @@ class DecisionTx(Tx):
         claims: Collection[tuple[str, str]],
         last_actions: Collection[tuple[str, str]],
         counts: Sequence[WindowCount],
+        *,
+        flags: bool = False,
     ) -> FactRows:
         """A batch's facts in one round trip (where the driver allows): the claims of these
         (policy, episode) keys, the last action of these (policy, target) pairs, these
-        window counts."""
+        window counts, and with `flags` every switch."""
         d = self.sql.dialect
         wanted = set(claims)
         queries: list[tuple[str, Sequence[object]]] = []
+        if flags:
+            queries.append((FLAGS_SQL, ()))
         if wanted:
             queries.append((_CLAIMS_OF, (d.keys(sorted({e for _, e in wanted})),)))
         if last_actions:
@@ -364,6 +369,8 @@ class DecisionTx(Tx):
         queries += [self._count_query(count) for count in counts]
         results = iter(await self._facts_trip(queries))
         found = FactRows()
+        if flags:
+            found.flags = [(r[0], r[1]) for r in next(results)]
         if wanted:
             for r in next(results):
                 if (r[0], r[1]) in wanted:

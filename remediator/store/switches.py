@@ -11,10 +11,13 @@ from remediator.core.audit import OperatorEvent
 from remediator.store.audit import insert_operator_event
 from remediator.store.dialect import Backend, Tx
 
+# Every switch, as a deciding transaction reads them (also with a batch's facts).
+FLAGS_SQL = "SELECT name, value FROM flags ORDER BY name"
+
 
 class SwitchesTx(Tx):
     async def flags(self) -> list[tuple[str, str]]:
-        rows = await self.sql.rows("SELECT name, value FROM flags ORDER BY name")
+        rows = await self.sql.rows(FLAGS_SQL)
         return [(r[0], r[1]) for r in rows]
 
 

@@ -6,6 +6,7 @@ second replica is played by writing to the store the way one would.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,6 +89,27 @@ async def test_a_breaker_tripped_on_another_replica_holds_this_one(
     _, answer = await h.post(message(alert("web-1")))
     assert [d["outcome"] for d in answer["decisions"]] == ["tripped"]
     assert h.metric("remediator_policy_tripped", policy="restart-web") == 1
+
+
+async def test_a_limits_reset_on_another_replica_counts_at_this_ones_next_decision(
+    harness: HarnessFactory,
+) -> None:
+    # The switches are read with the facts, and the window counts were built from the
+    # switches last seen here: a reset this replica has not synced yet must move the window.
+    executor = Recording()
+    h = await harness(policy(guards='rate_limit: "1/1h"'), executors={"docker.restart": executor})
+    _, answer = await h.post(message(alert("web-1")))
+    [first] = answer["decisions"]
+    assert first["outcome"] == "executing"
+    await h.wait_outcome(first["id"], {"executed"})
+    _, answer = await h.post(message(alert("web-2")))
+    assert [d["outcome"] for d in answer["decisions"]] == ["rate_limited"]
+    # As `POST /api/v1/policies/restart-web/reset {"limits": true}` there writes it.
+    record = json.dumps({"at": datetime.now(UTC).isoformat(), "by": "api:bob"})
+    await h.daemon.store.set_flag("limits:restart-web", record)
+    assert "restart-web" not in h.daemon.switches.gates.limits_reset  # not synced here
+    _, answer = await h.post(message(alert("web-3")))
+    assert [d["outcome"] for d in answer["decisions"]] == ["executing"]
 
 
 async def test_a_lapsed_lease_of_another_replica_is_recorded_interrupted(
