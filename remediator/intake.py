@@ -26,7 +26,7 @@ from remediator.groupcommit import GroupCommit
 from remediator.matchlog import MatchLog
 from remediator.memory import Memory
 from remediator.metrics import Metrics
-from remediator.pipeline import Adopt, decide
+from remediator.pipeline import decide
 from remediator.runner import Runner, request_for
 from remediator.sink import OutcomeSink
 from remediator.store.base import Store
@@ -114,20 +114,7 @@ class Intake:
             alerts.extend(batch)
             conditions.update({(p, i + offset): r for (p, i), r in checked.items()})
             bounds.append((offset, len(alerts)))
-        now = self._clock()
-        async with self._store.transaction() as tx:
-            # Another replica may have paused or tripped meanwhile: the switches are read
-            # in the transaction, with the facts (one round trip), and adopted.
-            decided = await decide(
-                alerts,
-                rules.index,
-                tx,
-                now,
-                rules.gates(self._switches.gates),
-                rules.settings,
-                conditions,
-                adopt=self._adopter(rules),
-            )
+        decided = await self._decide(alerts, rules, conditions)
         self._memory.saw(alerts, decided.matched, rules.generation, decided.unmatched)
         self._apply(decided, alerts)
         return [
@@ -158,27 +145,36 @@ class Intake:
                     self._clock(),
                     _outside(keys),  # only the held pairs ask Prometheus
                 )
-            now = self._clock()
-            async with self._store.transaction() as tx:
-                decided = await decide(
-                    alerts,
-                    rules.index,
-                    tx,
-                    now,
-                    rules.gates(self._switches.gates),
-                    rules.settings,
-                    conditions,
-                    reopen=keys,
-                    adopt=self._adopter(rules),
-                )
+            decided = await self._decide(alerts, rules, conditions, reopen=keys)
             self._apply(decided, alerts)
             verdicts += decided.verdicts
         if verdicts:
             _log.info("episodes.redecided", policy=policy, decisions=len(verdicts))
         return verdicts
 
-    def _adopter(self, rules: Ruleset) -> Adopt:
-        return lambda flags: rules.gates(self._switches.adopt(flags))
+    async def _decide(
+        self,
+        alerts: Sequence[Alert],
+        rules: Ruleset,
+        conditions: Mapping[tuple[str, int], Stopped | Met] | None,
+        *,
+        reopen: Collection[tuple[str, str]] | None = None,
+    ) -> Decided:
+        """One transaction of the pipeline. Another replica may have paused or tripped
+        meanwhile: the switches are read in it, with the facts (one round trip), adopted,
+        and are what the judgement sees."""
+        async with self._store.transaction() as tx:
+            return await decide(
+                alerts,
+                rules.index,
+                tx,
+                self._clock(),
+                rules.gates(self._switches.gates),
+                rules.settings,
+                conditions,
+                reopen=reopen,
+                adopt=lambda flags: rules.gates(self._switches.adopt(flags)),
+            )
 
     def _apply(self, decided: Decided, alerts: Sequence[Alert]) -> None:
         self._memory.claimed(decided.claims)
