@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,12 +47,3 @@ def no_leaked_processes() -> Iterator[None]:
     yield
     leaked = _children() - before
     assert not leaked, f"test leaked child processes: {sorted(leaked)}"
-
-
-@pytest.fixture(autouse=True)
-def collect_garbage() -> Iterator[None]:
-    """Runs the collector as the test ends, so a socket or transport it left unclosed fails
-    this test (as an unraisable ResourceWarning) rather than whichever later test the
-    collector happens to run in. Torn down after the test's own fixtures and its event loop."""
-    yield
-    gc.collect()
