@@ -149,7 +149,6 @@ class Reloader:
         self._backends = backends
         self._slack_problem = slack_problem
         self._lock = asyncio.Lock()  # one reload at a time (SIGHUP and the API may race)
-        self._journal: set[asyncio.Task[None]] = set()  # records being written
         self._secrets = set(config.secret_values())
         self.draining = False
 
@@ -204,11 +203,10 @@ class Reloader:
         """The operator-events journal keeps who reloaded, like every other operator act.
         Written in the background: a reload changes nothing in the store and must not wait
         for it (a store that is busy or down delays or loses only this record; the log line
-        has it too)."""
+        has it too). As the daemon's side work, a stop gives it time to finish before the
+        store closes, rather than leaving it to fail against a closed store."""
         event = OperatorEvent(self.daemon.clock(), by, "reload", detail=detail)
-        task = asyncio.create_task(self._write(event), name="reload-journal")
-        self._journal.add(task)
-        task.add_done_callback(self._journal.discard)
+        self.daemon.supervisor.spawn(self._write(event), "reload-journal")
 
     async def _write(self, event: OperatorEvent) -> None:
         try:

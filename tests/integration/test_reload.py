@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from remediator.checks.prometheus import PrometheusChecker
+from remediator.core.audit import EventQuery, OperatorEvent
 from tests.fixtures.held_prometheus import HeldPrometheus
 from tests.integration.conftest import API, Harness, HarnessFactory
 from tests.integration.test_webhook_http import body
@@ -267,3 +269,24 @@ async def test_every_reload_is_in_the_operator_journal_with_who_asked(
         ("api:bob", "applied"),
         ("api:alice", "refused"),
     ]
+
+
+async def test_a_stop_right_after_a_reload_still_records_who_reloaded(
+    harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = await harness(policy("restart-web"))
+    store = h.daemon.store
+    write = store.add_operator_event
+    writing = asyncio.Event()
+
+    async def busy_store(event: OperatorEvent) -> None:
+        writing.set()
+        await asyncio.sleep(0.5)  # the store is busy: the record is still on its way at the stop
+        await write(event)
+
+    monkeypatch.setattr(store, "add_operator_event", busy_store)
+    assert (await reload(h, who="bob"))[0] == 200
+    await asyncio.wait_for(writing.wait(), 15)
+    await h.daemon.stop(timedelta(seconds=5))  # as SIGTERM does, before the store closes
+    events = await store.operator_events(EventQuery(act="reload"))
+    assert [e.who for e in events] == ["api:bob"]
