@@ -51,11 +51,22 @@ class BoundedCache(Generic[K, V]):
 _Seen = tuple[bytes, tuple[Policy, ...], int, bool]
 
 
+_EpisodeKey = str | tuple[str, str]
+
+
+def _episode_key(alert: Alert) -> _EpisodeKey:
+    """A firing alert's entry is keyed by its episode text, which the alert already holds; a
+    resolved one's by (episode, status). A tuple per entry was 56 of its ~320 bytes, and a
+    storm fills the cache with firing ones. A text never equals a tuple: no key is shared."""
+    return alert.episode if alert.status == "firing" else (alert.episode, alert.status)
+
+
 class Memory:
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self._claims: BoundedCache[tuple[str, str], Claim] = BoundedCache(size)
-        # (episode, status) -> (labels, matching policies, unmatched) once the store saw it
-        self._episodes: BoundedCache[tuple[str, str], _Seen] = BoundedCache(size)
+        # (episode, status) -> (labels, matching policies, unmatched) once the store saw it;
+        # see _episode_key
+        self._episodes: BoundedCache[_EpisodeKey, _Seen] = BoundedCache(size)
 
     def settled(self, policy: str, episode: str) -> bool:
         """The policy's claim on the episode is settled (not provisional), as far as known."""
@@ -69,7 +80,7 @@ class Memory:
         `generation`: the rule set in force; what another one matched is not an answer."""
         decided = Decided()
         for position, alert in enumerate(alerts):
-            seen = None if alert.cycle else self._episodes.get((alert.episode, alert.status))
+            seen = None if alert.cycle else self._episodes.get(_episode_key(alert))
             # Same labels and rule set: the matching set cannot differ (a sender reusing a
             # fingerprint for other labels falls through to the full pipeline).
             if seen is None or seen[0] != labels_digest(alert.labels) or seen[2] != generation:
@@ -118,7 +129,7 @@ class Memory:
                     generation,
                     position in untaken,
                 )
-                self._episodes.put((alert.episode, alert.status), seen)
+                self._episodes.put(_episode_key(alert), seen)
 
     def claimed(self, claims: Mapping[tuple[str, str], Claim]) -> None:
         """Committed claims, by (policy, episode)."""

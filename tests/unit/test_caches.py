@@ -3,10 +3,15 @@ past their limit, and the episode cache keeps a 16-byte digest, not the label se
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from remediator.memory import BoundedCache, labels_digest
+from remediator.core.alert import Alert
+from remediator.core.guards import Gates
+from remediator.memory import BoundedCache, Memory, labels_digest
 
 
 def test_a_cache_never_holds_more_than_its_limit() -> None:
@@ -31,3 +36,17 @@ def test_the_digest_does_not_confuse_names_and_values() -> None:
     assert labels_digest({"a": "b\x00c"}) != labels_digest({"a": "b", "c": ""})
     assert labels_digest({"ab": "c"}) != labels_digest({"a": "bc"})
     assert labels_digest({"a": "b\x01c\x00d"}) != labels_digest({"a": "b", "c": "d"})
+
+
+def test_a_firing_and_a_resolved_sighting_of_one_episode_are_remembered_apart() -> None:
+    # Firing entries are keyed by the episode text alone (no tuple per entry): a resolved
+    # sighting must still be an entry of its own, never an answer for the firing one.
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    firing = Alert("alertmanager", "firing", {"alertname": "X"}, {}, now, "fp", "am:fp:1")
+    resolved = replace(firing, status="resolved")
+    memory = Memory(size=10)
+    memory.saw([firing], [], generation=1, unmatched=[0])
+    assert memory.known_repeats([firing], Gates(), 1) is not None  # nothing matched: answered
+    assert memory.known_repeats([resolved], Gates(), 1) is None  # never seen resolved
+    memory.saw([resolved], [], generation=1, unmatched=[0])
+    assert memory.known_repeats([resolved], Gates(), 1) is not None
