@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from remediator.config import Config, kubeconfig_source
+from remediator.config import Config
+from remediator.config_file import kubeconfig_source
 from remediator.core.kinds import Backend
 from remediator.core.policy import Policy
 

@@ -22,14 +22,10 @@ from remediator.actions.base import Executor
 from remediator.actions.deferred import Deferred
 from remediator.actions.http import HttpExecutor
 from remediator.actions.notify import NotifyExecutor
+from remediator.addresses import network_problems, open_endpoints, parse_listen
 from remediator.checks.prometheus import PrometheusChecker
-from remediator.config import (
-    Config,
-    load_config,
-    network_problems,
-    open_endpoints,
-    parse_listen,
-)
+from remediator.config import Config
+from remediator.config_file import load_config
 from remediator.core.kinds import Backend, kinds_on
 from remediator.core.policy import Policy
 from remediator.daemon import Daemon, build_daemon

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from remediator import __version__, advice, log, remote
-from remediator.config import Config, load_config
+from remediator.config import Config
+from remediator.config_file import load_config
 from remediator.errors import ConfigError, IngestError, PolicyError, StoreError
 from remediator.ingest.alertmanager import parse_alertmanager
 from remediator.ingest.datadog import parse_datadog

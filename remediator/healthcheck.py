@@ -21,7 +21,7 @@ _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
 def probe_url(listen: str, path: str = "/readyz") -> str:
     """`http://HOST:PORT/PATH` for a valid `listen` value, a wildcard host replaced by
     loopback."""
-    # config.parse_listen's split (tests/unit/test_healthcheck.py keeps the two equal).
+    # addresses.parse_listen's split (tests/unit/test_healthcheck.py keeps the two equal).
     host, _, port = listen.rpartition(":")
     host = host.strip("[]") or "0.0.0.0"  # noqa: S104  # ":9595" means all interfaces
     host = _WILDCARDS.get(host, host)

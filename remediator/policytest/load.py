@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from remediator.config import Config, parse_config
+from remediator.config import Config
+from remediator.config_file import parse_config
 from remediator.core import yamlstrict
 from remediator.core.policy import Policy
 from remediator.errors import ConfigError, PolicyError

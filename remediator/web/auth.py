@@ -11,7 +11,7 @@ import hmac
 from aiohttp import BasicAuth
 from pydantic import SecretStr
 
-from remediator.config import AlertmanagerAuth, ApiAuth, DatadogAuth
+from remediator.config_auth import AlertmanagerAuth, ApiAuth, DatadogAuth
 
 
 def _bytes(text: str) -> bytes:

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from remediator import log
-from remediator.config import is_loopback
+from remediator.addresses import is_loopback
 
 _log = log.get("remediator.web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

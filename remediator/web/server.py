@@ -18,8 +18,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from remediator import log
+from remediator.addresses import is_loopback, parse_listen
 from remediator.approvals import Approvals
-from remediator.config import Config, is_loopback, parse_listen
+from remediator.config import Config
 from remediator.conversation import Clicks
 from remediator.core.alert import Alert
 from remediator.core.approval import ApprovalRefused

@@ -18,7 +18,8 @@ from remediator.actions.base import Executor
 from remediator.actions.notify import NotifyExecutor
 from remediator.app import build_reloader, build_slack, build_web
 from remediator.checks.prometheus import PrometheusChecker
-from remediator.config import Config, load_config
+from remediator.config import Config
+from remediator.config_file import load_config
 from remediator.daemon import Daemon, build_daemon
 from remediator.metrics import Metrics
 from remediator.policy_files import load_policies

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from remediator.checks.conditions import CONDITION_DEADLINE, evaluate_conditions
 from remediator.checks.prometheus import PrometheusChecker, check_condition
-from remediator.config import parse_config
+from remediator.config_file import parse_config
 from remediator.core.alert import Alert
 from remediator.core.job import Met, Stopped
 from remediator.core.outcomes import Outcome

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from remediator.config import ENDPOINTS, parse_config
+from remediator.addresses import ENDPOINTS
+from remediator.config_file import parse_config
 from tests.fixtures.daemon import AM_TOKEN, API_TOKEN, DaemonFactory
 from tests.fixtures.procs import free_port, remediator_cli
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from remediator.config import network_problems, parse_config
+from remediator.addresses import network_problems
+from remediator.config_file import parse_config
 from remediator.errors import ConfigError
 from remediator.web import auth
 

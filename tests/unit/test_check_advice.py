@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from remediator.advice import approval_warnings
-from remediator.config import parse_config
+from remediator.config_file import parse_config
 from remediator.core.policy import parse_policies
 
 SLACK = "slack: {bot_token: xoxb-1, signing_secret: abcd, channel: C1, approvers: [U1, U2]}\n"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from remediator.config import Config, load_config, parse_config
+from remediator.config import Config
+from remediator.config_file import load_config, parse_config
 from remediator.errors import ConfigError
 from remediator.store.postgres import redact
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from remediator.config import parse_config
+from remediator.config_file import parse_config
 from remediator.errors import ConfigError
 
 TEXT = """

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from remediator.config import parse_listen
+from remediator.addresses import parse_listen
 from remediator.healthcheck import DEFAULT_LISTEN, listen_of, main, probe_url
 from tests.fixtures.procs import free_port
 

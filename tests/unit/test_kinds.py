@@ -367,7 +367,7 @@ def test_every_rung_of_a_ladder_gets_its_executor_and_its_secrets_checked(
     tmp_path: Path,
 ) -> None:
     from remediator.app import build_executors  # noqa: PLC0415  # this test only
-    from remediator.config import parse_config  # noqa: PLC0415
+    from remediator.config_file import parse_config  # noqa: PLC0415
     from remediator.core.job import secret_names  # noqa: PLC0415
     from remediator.core.policy import parse_policies  # noqa: PLC0415
 
@@ -389,7 +389,7 @@ def test_every_rung_of_a_ladder_gets_its_executor_and_its_secrets_checked(
 
 def test_a_missing_backend_refuses_a_first_action_but_not_a_later_step(tmp_path: Path) -> None:
     from remediator.app import build_executors  # noqa: PLC0415  # this test only
-    from remediator.config import parse_config  # noqa: PLC0415
+    from remediator.config_file import parse_config  # noqa: PLC0415
     from remediator.core.policy import parse_policies  # noqa: PLC0415
     from remediator.errors import ConfigError  # noqa: PLC0415
 

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from remediator.config import ENDPOINTS
+from remediator.addresses import ENDPOINTS
 from remediator.core.policy import parse_policies
 from tests.fixtures.kustomize import (
     CLUSTER_SCOPED,

@@ -7,7 +7,7 @@ from typing import Any
 
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from remediator.config import parse_config
+from remediator.config_file import parse_config
 from remediator.core.approval import ApprovalState
 from remediator.core.audit import ACTS
 from remediator.core.outcomes import Outcome

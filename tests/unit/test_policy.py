@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from remediator.config import parse_config
+from remediator.config_file import parse_config
 from remediator.core.policy import ApprovalWhen, parse_policies
 from remediator.errors import PolicyError
 from remediator.policy_files import load_policies

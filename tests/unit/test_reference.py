@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from remediator.config import Config, parse_config
+from remediator.config import Config
+from remediator.config_file import parse_config
 from remediator.core.kinds import KINDS
 from remediator.core.policy import Policy
 from remediator.reference import render, rows

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from remediator.config import Config, parse_config
+from remediator.config import Config
+from remediator.config_file import parse_config
 from remediator.core.alert import Alert
 from remediator.core.guards import Gates
 from remediator.ingest.alertmanager import parse_alertmanager
