@@ -24,9 +24,10 @@ from remediator.core.outcomes import EXECUTING, Outcome
 from remediator.core.ruleset import Ruleset
 from remediator.core.verify import VerifyPlan
 from remediator.errors import StoreError
+from remediator.escalation import request_for
 from remediator.metrics import Metrics
 from remediator.pipeline import read_facts
-from remediator.runner import Runner, request_for
+from remediator.runner import Runner
 from remediator.sink import OutcomeSink
 from remediator.slack import code_span
 from remediator.store.base import SYSTEM, ApprovalConflictError, Store, Transaction

@@ -22,12 +22,13 @@ from remediator.core.policy import Policy
 from remediator.core.ruleset import Ruleset
 from remediator.core.verify import VerifyPlan
 from remediator.errors import StoreError
+from remediator.escalation import request_for
 from remediator.groupcommit import GroupCommit
 from remediator.matchlog import MatchLog
 from remediator.memory import Memory
 from remediator.metrics import Metrics
 from remediator.pipeline import decide
-from remediator.runner import Runner, request_for
+from remediator.runner import Runner
 from remediator.sink import OutcomeSink
 from remediator.store.base import Store
 from remediator.switches import Switches

@@ -19,8 +19,8 @@ from remediator.core.limits import cooldown_reason
 from remediator.core.outcomes import Outcome
 from remediator.core.policy import Policy
 from remediator.errors import StoreError
+from remediator.gate import Hold
 from remediator.metrics import Metrics
-from remediator.runner import Hold
 from remediator.store.base import SYSTEM, Store
 
 _log = log.get("remediator.switches")

@@ -24,8 +24,10 @@ from remediator.checks.prometheus import PrometheusChecker
 from remediator.core.alert import Alert
 from remediator.core.verify import PrometheusCheck, VerifyPlan
 from remediator.errors import ActionError, StoreError
+from remediator.gate import Hold
+from remediator.inflight import NOT_STARTED
 from remediator.metrics import Metrics
-from remediator.runner import NOT_STARTED, Hold, Runner
+from remediator.runner import Runner
 from remediator.store.base import NewDecision
 from remediator.store.sqlite import SqliteStore
 from remediator.targets import TargetLocks

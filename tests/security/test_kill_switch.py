@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from remediator.runner import NOT_STARTED
+from remediator.inflight import NOT_STARTED
 from tests.fixtures.alertmanager import container_down
 from tests.fixtures.daemon import DaemonFactory
 from tests.fixtures.docker_engine import DockerEngine
