@@ -36,7 +36,8 @@ from remediator.reload import Reloader, ReloadRefusedError
 from remediator.slack import SlackApprover
 from remediator.store.base import Store
 from remediator.store.sqlite import SqliteStore
-from remediator.web.server import STATE, build_app
+from remediator.web.keys import STATE
+from remediator.web.server import build_app
 
 _log = log.get("remediator.app")
 

@@ -19,9 +19,9 @@ from remediator.core.audit import (
     parse_event_query,
     parse_id,
 )
-from remediator.store.base import SYSTEM, ActionRecord, DecisionRecord, Store
+from remediator.store.base import SYSTEM, ActionRecord, DecisionRecord
+from remediator.web.keys import AUDIT
 
-AUDIT = web.AppKey("audit", Store)  # audit reads and the readiness ping
 # Acts whose entry is already in the decision's approval history.
 _APPROVAL_ACTS = ("approve", "deny")
 

@@ -17,7 +17,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from remediator.web.server import STATE
+from remediator.web.keys import STATE
 from tests.fixtures.datadog import notification
 from tests.fixtures.slack_api import SlackAPI, interaction_request
 from tests.integration.conftest import (
