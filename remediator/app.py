@@ -34,7 +34,7 @@ from remediator.metrics import Metrics
 from remediator.policy_files import load_configured
 from remediator.reload import Reloader, ReloadRefusedError
 from remediator.slack import SlackApprover
-from remediator.store.base import Store
+from remediator.store.roles.store import Store
 from remediator.store.sqlite import SqliteStore
 from remediator.web.keys import STATE
 from remediator.web.server import build_app

@@ -30,7 +30,9 @@ from remediator.pipeline import read_facts
 from remediator.runner import Runner
 from remediator.sink import OutcomeSink
 from remediator.slack import code_span
-from remediator.store.base import SYSTEM, ApprovalConflictError, Store, Transaction
+from remediator.store.roles.approvals import SYSTEM, ApprovalConflictError
+from remediator.store.roles.decisionlog import Transaction
+from remediator.store.roles.store import Store
 from remediator.switches import Switches
 
 _log = log.get("remediator.approvals")

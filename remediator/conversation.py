@@ -25,7 +25,7 @@ from remediator.slack import (
     request_message,
     status_line,
 )
-from remediator.store.base import Store
+from remediator.store.roles.store import Store
 
 _log = log.get("remediator.conversation")
 # Side work under the supervisor: (coroutine, task name).

@@ -26,7 +26,7 @@ from remediator.metrics import Metrics
 from remediator.runner import Runner
 from remediator.sink import OutcomeSink
 from remediator.slack import SlackApprover
-from remediator.store.base import Store
+from remediator.store.roles.store import Store
 from remediator.supervisor import Supervisor
 from remediator.switches import Switches
 

@@ -18,7 +18,7 @@ from remediator.core.ladder import Rung
 from remediator.core.outcomes import Outcome
 from remediator.core.verify import VerifyPlan
 from remediator.errors import RemediatorError
-from remediator.store.base import Store
+from remediator.store.roles.store import Store
 
 
 class RungApprovals(Protocol):

@@ -15,7 +15,7 @@ from remediator.errors import RemediatorError
 from remediator.inflight import NOT_STARTED, InFlight
 from remediator.metrics import Metrics
 from remediator.sink import OutcomeSink
-from remediator.store.base import Store
+from remediator.store.roles.store import Store
 from remediator.targets import LastDone
 
 # (outcome, reason) that holds an action back: paused, tripped or cooldown.

@@ -18,7 +18,8 @@ from remediator.core.outcomes import Outcome
 from remediator.errors import RemediatorError
 from remediator.metrics import Metrics
 from remediator.sink import OutcomeSink
-from remediator.store.base import Interrupted, Store
+from remediator.store.records import Interrupted
+from remediator.store.roles.store import Store
 
 # The runner's log lines, under its name whichever part writes them.
 _log = log.get("remediator.runner")

@@ -30,7 +30,7 @@ from remediator.metrics import Metrics
 from remediator.pipeline import decide
 from remediator.runner import Runner
 from remediator.sink import OutcomeSink
-from remediator.store.base import Store
+from remediator.store.roles.store import Store
 from remediator.switches import Switches
 
 _log = log.get("remediator.intake")

@@ -18,7 +18,7 @@ from remediator.core.job import Job, Met, Stopped, render_job
 from remediator.core.judge import Decided, Sighting, Verdict, judge
 from remediator.core.policy import Policy
 from remediator.core.policy_index import PolicyIndex
-from remediator.store.base import Transaction, WindowCount
+from remediator.store.roles.decisionlog import Transaction, WindowCount
 
 __all__ = ["Adopt", "Decided", "Gates", "Settings", "Verdict", "decide", "read_facts"]
 

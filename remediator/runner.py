@@ -32,7 +32,8 @@ from remediator.gate import Admit, Gate
 from remediator.inflight import NOT_STARTED, InFlight
 from remediator.metrics import Metrics
 from remediator.sink import OutcomeSink
-from remediator.store.base import Interrupted, Store
+from remediator.store.records import Interrupted
+from remediator.store.roles.store import Store
 from remediator.targets import LastDone, TargetLocks, target_key
 
 _log = log.get("remediator.runner")

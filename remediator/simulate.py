@@ -23,8 +23,8 @@ from remediator.core.outcomes import Outcome
 from remediator.core.policy import Policy
 from remediator.core.policy_index import PolicyIndex
 from remediator.pipeline import Settings, decide, read_facts
-from remediator.store.base import Store
 from remediator.store.postgres import PostgresStore, SchemaMissingError
+from remediator.store.roles.store import Store
 from remediator.store.sqlite import SqliteStore
 from remediator.switches import gates_of
 

@@ -21,7 +21,8 @@ from remediator.core.policy import Policy
 from remediator.errors import StoreError
 from remediator.gate import Hold
 from remediator.metrics import Metrics
-from remediator.store.base import SYSTEM, Store
+from remediator.store.roles.approvals import SYSTEM
+from remediator.store.roles.store import Store
 
 _log = log.get("remediator.switches")
 PAUSED_FLAG = "paused"

@@ -21,7 +21,7 @@ from remediator.policytest.payloads import Episodes, to_alerts
 from remediator.policytest.spec import AlertEvent, ApprovalEvent, Case, offset
 from remediator.policytest.vclock import CountedStore, VirtualClockLoop
 from remediator.policytest.world import World
-from remediator.store.base import Store
+from remediator.store.roles.store import Store
 from remediator.store.sqlite import SqliteStore
 
 # A test's 0s. Fixed, so rendered times and reasons are the same on every run.

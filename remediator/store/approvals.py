@@ -16,7 +16,6 @@ from remediator.core.approval import Approval
 from remediator.core.ladder import Rung
 from remediator.core.verify import Checks
 from remediator.log import redact
-from remediator.store.base import ApprovalConflictError
 from remediator.store.dialect import Backend, Conn, Row, Tx, iso
 from remediator.store.records import (
     approval_from_row,
@@ -26,6 +25,7 @@ from remediator.store.records import (
     redacted,
     rung_of,
 )
+from remediator.store.roles.approvals import ApprovalConflictError
 
 
 async def insert_approval(
@@ -76,7 +76,7 @@ async def insert_approval_event(
 
 
 class ApprovalTx(Tx):
-    """base.ApprovalTransaction on any backend's connection."""
+    """roles.approvals.ApprovalTransaction on any backend's connection."""
 
     def _approval(self, row: Row) -> Approval:
         return approval_from_row(row, self.sql.dialect.when)
@@ -151,7 +151,8 @@ class ApprovalTx(Tx):
 
 
 class ApprovalsSql(Backend):
-    """base.ApprovalStore on any Backend: reads outside a transaction, bookkeeping writes."""
+    """roles.approvals.ApprovalStore on any Backend: reads outside a transaction, bookkeeping
+    writes."""
 
     async def _approvals(self, sql: str, *args: Any) -> list[Approval]:
         return [approval_from_row(row, self.dialect.when) for row in await self._fetch(sql, *args)]

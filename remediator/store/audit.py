@@ -104,7 +104,7 @@ class AuditTx(Tx):
 
 
 class AuditSql(Backend):
-    """base.AuditLog on any Backend."""
+    """roles.store.AuditLog on any Backend."""
 
     async def decisions(self, query: DecisionQuery | int) -> list[DecisionRecord]:
         """A page of the log, newest first; an int is the newest that many."""

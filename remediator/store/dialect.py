@@ -244,7 +244,7 @@ class Backend(ABC):
 
     @abstractmethod
     def transaction(self, *, commit: bool = True) -> AbstractAsyncContextManager[Tx]:
-        """A deciding transaction: serialized with every other (base.py)."""
+        """A deciding transaction: serialized with every other (roles/decisionlog.py)."""
 
     @abstractmethod
     def _bookkeeping(self) -> AbstractAsyncContextManager[Conn]:
@@ -257,7 +257,7 @@ class Backend(ABC):
 
     @abstractmethod
     def target_lease(self, key: str) -> AbstractAsyncContextManager[None]:
-        """See base.LeaseStore.target_lease."""
+        """See roles.leases.LeaseStore.target_lease."""
 
     async def _fetch(self, sql: str, *args: Any) -> Sequence[Row]:
         async with self._reading() as conn:

@@ -19,10 +19,11 @@ from remediator.core.ladder import Rung
 from remediator.core.outcomes import Outcome
 from remediator.log import redact
 from remediator.store.approvals import insert_approval
-from remediator.store.base import ACTING, HELD, UNFINISHED
-from remediator.store.decisionlog import COUNT_ACTIONS, counter_rows, unreached
+from remediator.store.decisiontx import COUNT_ACTIONS, unreached
 from remediator.store.dialect import Backend, Conn, Row, sql_list
 from remediator.store.records import Interrupted, params_json, stale_reason
+from remediator.store.roles.decisionlog import ACTING, HELD, UNFINISHED
+from remediator.store.rows import counter_rows
 
 # Statements are composed only from this module's constants; every value is bound (S608).
 _UNFINISHED = sql_list(UNFINISHED)
@@ -30,7 +31,7 @@ _OF_ACTION = "(SELECT decision_id FROM actions WHERE id = ?)"
 
 
 class LeasesSql(Backend):
-    """base.LeaseStore on any Backend, but for target_lease (the backend's)."""
+    """roles.leases.LeaseStore on any Backend, but for target_lease (the backend's)."""
 
     async def start_action(self, action_id: int, now: datetime) -> bool:
         async with self._bookkeeping() as sql:

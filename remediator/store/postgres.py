@@ -27,10 +27,10 @@ from remediator import log
 from remediator.core.dedup import Claim
 from remediator.core.judge import Ids
 from remediator.errors import StoreError
-from remediator.store.base import SCHEMA_VERSION, refuse_newer
-from remediator.store.decisionlog import CLAIM_UPSERT
+from remediator.store.decisiontx import CLAIM_UPSERT
 from remediator.store.dialect import POSTGRES, Conn
 from remediator.store.records import replica_name
+from remediator.store.roles.store import SCHEMA_VERSION, refuse_newer
 from remediator.store.sql import SqlStore, SqlTransaction
 
 _log = log.get("remediator.store")

@@ -1,10 +1,10 @@
 """One SQL layer for both backends: the store's roles assembled into SqlTransaction and SqlStore.
 
-The statements live with their role (decisionlog.py, approvals.py, switches.py, leases.py),
-written once with `?` placeholders; store/dialect.py holds what SQLite and PostgreSQL spell
-differently. A backend (sqlite.py, postgres.py) adds its connections, schema and migrations,
-its transactions and locks, and the two statements it writes its own way: reserving ids and
-writing a batch's claims.
+The statements live with their role (decisiontx.py, facts.py, decisionlog.py, approvals.py,
+switches.py, leases.py), written once with `?` placeholders; store/dialect.py holds what
+SQLite and PostgreSQL spell differently. A backend (sqlite.py, postgres.py) adds its
+connections, schema and migrations, its transactions and locks, and the two statements it
+writes its own way: reserving ids and writing a batch's claims.
 """
 
 from __future__ import annotations
@@ -18,27 +18,25 @@ from remediator.core.judge import Decided, Ids
 from remediator.core.outcomes import Outcome
 from remediator.store.approvals import ApprovalsSql, ApprovalTx
 from remediator.store.audit import AuditSql, AuditTx
-from remediator.store.base import SYSTEM, ClaimConflictError
-from remediator.store.decisionlog import (
+from remediator.store.decisionlog import DecisionLogSql
+from remediator.store.decisiontx import (
     ADD_ACTIONS,
     ADD_DECISIONS,
     COUNT_ACTIONS,
     NOTE_EPISODE,
     PUT_CLAIM,
-    DecisionLogSql,
     DecisionTx,
-    action_row,
-    claim_row,
-    counter_rows,
-    decision_row,
-    sighting_row,
 )
+from remediator.store.facts import FactsTx
 from remediator.store.leases import LeasesSql
+from remediator.store.roles.approvals import SYSTEM
+from remediator.store.roles.decisionlog import ClaimConflictError
+from remediator.store.rows import action_row, claim_row, counter_rows, decision_row, sighting_row
 from remediator.store.switches import SwitchesSql, SwitchesTx
 
 
-class SqlTransaction(DecisionTx, ApprovalTx, SwitchesTx, AuditTx, ABC):
-    """base.Transaction on a backend's connection."""
+class SqlTransaction(DecisionTx, FactsTx, ApprovalTx, SwitchesTx, AuditTx, ABC):
+    """roles.decisionlog.Transaction on a backend's connection."""
 
     # True: the driver counts an executemany's rows, so a batch's claims go with its other
     # rows (one round trip) and are checked by count; False: _put_claims writes them.
@@ -46,11 +44,11 @@ class SqlTransaction(DecisionTx, ApprovalTx, SwitchesTx, AuditTx, ABC):
 
     @abstractmethod
     async def reserve_ids(self, decisions: int, actions: int) -> Ids:
-        """See base.DecisionTransaction.reserve_ids."""
+        """See roles.decisionlog.DecisionTransaction.reserve_ids."""
 
     @abstractmethod
     async def _put_claims(self, claims: Mapping[tuple[str, str], Claim]) -> int:
-        """Upsert these claims (decisionlog.CLAIM_UPSERT) in one round trip; how many were
+        """Upsert these claims (decisiontx.CLAIM_UPSERT) in one round trip; how many were
         written (a settled claim of another decision is not)."""
 
     async def write(self, decided: Decided, now: datetime) -> None:
@@ -102,7 +100,7 @@ class SqlTransaction(DecisionTx, ApprovalTx, SwitchesTx, AuditTx, ABC):
 
 
 class SqlStore(DecisionLogSql, AuditSql, ApprovalsSql, SwitchesSql, LeasesSql):
-    """base.Store in the shared statements; a backend adds open, close, ping and the
+    """roles.store.Store in the shared statements; a backend adds open, close, ping and the
     transactions, connections and target leases of dialect.Backend."""
 
     @abstractmethod

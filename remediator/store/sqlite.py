@@ -24,10 +24,12 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_r
 from remediator.core.dedup import Claim
 from remediator.core.judge import Decided, Ids
 from remediator.errors import StoreError
-from remediator.store.base import SCHEMA_VERSION, ClaimConflictError, refuse_newer
-from remediator.store.decisionlog import PUT_CLAIM, claim_row
+from remediator.store.decisiontx import PUT_CLAIM
 from remediator.store.dialect import SQLITE, Conn, Row
 from remediator.store.records import replica_name
+from remediator.store.roles.decisionlog import ClaimConflictError
+from remediator.store.roles.store import SCHEMA_VERSION, refuse_newer
+from remediator.store.rows import claim_row
 from remediator.store.sql import SqlStore, SqlTransaction
 
 _SCHEMA = """
@@ -99,7 +101,7 @@ _MIGRATIONS = {
     7: "ALTER TABLE actions ADD COLUMN result TEXT NOT NULL DEFAULT '{}'; "
     "ALTER TABLE decisions ADD COLUMN step INTEGER;",
     # Per-minute action counters: window counts read a minute's row, not its actions
-    # (store/decisionlog.py), counted from the actions already there.
+    # (store/facts.py), counted from the actions already there.
     8: "CREATE TABLE action_counts (policy TEXT NOT NULL, dry_run INTEGER NOT NULL, "
     "minute TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (policy, dry_run, minute)); "
     "INSERT INTO action_counts (policy, dry_run, minute, n) "

@@ -22,7 +22,7 @@ class SwitchesTx(Tx):
 
 
 class SwitchesSql(Backend):
-    """base.SwitchStore on any Backend."""
+    """roles.store.SwitchStore on any Backend."""
 
     async def get_flag(self, name: str) -> str | None:
         rows = await self._fetch("SELECT value FROM flags WHERE name = ?", name)

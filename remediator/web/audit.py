@@ -19,7 +19,8 @@ from remediator.core.audit import (
     parse_event_query,
     parse_id,
 )
-from remediator.store.base import SYSTEM, ActionRecord, DecisionRecord
+from remediator.store.records import ActionRecord, DecisionRecord
+from remediator.store.roles.approvals import SYSTEM
 from remediator.web.keys import AUDIT
 
 # Acts whose entry is already in the decision's approval history.

@@ -12,7 +12,7 @@ from remediator.health import Health
 from remediator.intake import Intake
 from remediator.metrics import Metrics
 from remediator.reload import Reloader
-from remediator.store.base import Store
+from remediator.store.roles.store import Store
 from remediator.switches import Switches
 
 INTAKE = web.AppKey("intake", Intake)

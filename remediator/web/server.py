@@ -23,7 +23,7 @@ from remediator.ingest.datadog import parse_datadog
 from remediator.intake import Intake
 from remediator.metrics import Metrics
 from remediator.reload import Reloader
-from remediator.store.base import Store
+from remediator.store.roles.store import Store
 from remediator.switches import Switches
 from remediator.web import audit as audit_api
 from remediator.web.browser import browser_guard, no_server_errors

@@ -23,8 +23,8 @@ from remediator.config_file import load_config
 from remediator.daemon import Daemon, build_daemon
 from remediator.metrics import Metrics
 from remediator.policy_files import load_policies
-from remediator.store.base import Store
 from remediator.store.postgres import PostgresStore
+from remediator.store.roles.store import Store
 from remediator.store.sqlite import SqliteStore
 
 AM_TOKEN = "am-token-abcdef"

@@ -19,12 +19,14 @@ import pytest
 from remediator.core.alert import Alert
 from remediator.core.outcomes import EXECUTING, Outcome
 from remediator.core.policy import Policy, parse_policies
+from remediator.core.records import NewDecision
 from remediator.errors import StoreError
 from remediator.pipeline import Decided, Gates, decide
 from remediator.store import postgres as postgres_module
 from remediator.store import sqlite as sqlite_module
-from remediator.store.base import SCHEMA_VERSION, NewDecision, Store, WindowCount
 from remediator.store.postgres import PostgresStore
+from remediator.store.roles.decisionlog import WindowCount
+from remediator.store.roles.store import SCHEMA_VERSION, Store
 from remediator.store.sqlite import SqliteStore
 from tests.integration.test_store_contract import SETTINGS, alert, policy
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from remediator.actions.base import ActionRequest, ActionResult
-from remediator.store.base import Store
 from remediator.store.postgres import PostgresStore
+from remediator.store.roles.store import Store
 from remediator.store.sqlite import SqliteStore
 from tests.integration.conftest import Harness, HarnessFactory, on_both_backends
 from tests.integration.test_guards_pipeline import alert, message, policy

@@ -16,8 +16,9 @@ import pytest
 from remediator.actions.base import ActionRequest, ActionResult
 from remediator.core.alert import Alert
 from remediator.core.approval import Approval, ApprovalState
+from remediator.core.records import NewDecision
 from remediator.core.verify import VerifyPlan
-from remediator.store.base import NewDecision, Store
+from remediator.store.roles.store import Store
 from tests.integration.conftest import Harness, HarnessFactory, on_both_backends
 from tests.integration.test_guards_pipeline import alert, message, policy
 

@@ -22,13 +22,13 @@ import pytest
 from remediator.actions.base import ActionRequest, ActionResult
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.core.alert import Alert
+from remediator.core.records import NewDecision
 from remediator.core.verify import PrometheusCheck, VerifyPlan
 from remediator.errors import ActionError, StoreError
 from remediator.gate import Hold
 from remediator.inflight import NOT_STARTED
 from remediator.metrics import Metrics
 from remediator.runner import Runner
-from remediator.store.base import NewDecision
 from remediator.store.sqlite import SqliteStore
 from remediator.targets import TargetLocks
 from tests.integration.conftest import AUTH, HarnessFactory

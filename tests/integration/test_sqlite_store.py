@@ -10,7 +10,7 @@ import pytest
 
 from remediator.errors import StoreError
 from remediator.store import sqlite as store_module
-from remediator.store.base import SCHEMA_VERSION
+from remediator.store.roles.store import SCHEMA_VERSION
 from remediator.store.sqlite import SqliteStore
 
 # What schema 10 added, taken away again (with schema 9, the audit indexes, below).

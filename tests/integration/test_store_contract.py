@@ -26,19 +26,15 @@ from remediator.core.dedup import Claim
 from remediator.core.durations import parse_rate
 from remediator.core.outcomes import EXECUTING, Outcome
 from remediator.core.policy import Policy, parse_policies
-from remediator.core.records import NewAction
+from remediator.core.records import NewAction, NewDecision
 from remediator.errors import StoreError
 from remediator.pipeline import Decided, Gates, Settings, decide
 from remediator.store import postgres as postgres_module
 from remediator.store import prune as prune_module
-from remediator.store.base import (
-    SCHEMA_VERSION,
-    ApprovalConflictError,
-    ClaimConflictError,
-    NewDecision,
-    Store,
-)
 from remediator.store.postgres import PostgresStore
+from remediator.store.roles.approvals import ApprovalConflictError
+from remediator.store.roles.decisionlog import ClaimConflictError
+from remediator.store.roles.store import SCHEMA_VERSION, Store
 from remediator.store.sqlite import SqliteStore
 from tests.fixtures.postgres import Postgres
 from tests.fixtures.procs import free_port

@@ -25,9 +25,11 @@ from remediator.core import approval as approvals
 from remediator.core.alert import Alert
 from remediator.core.approval import Approval, ApprovalState
 from remediator.core.outcomes import EXECUTING
+from remediator.core.records import NewDecision
 from remediator.errors import StoreError
-from remediator.store.base import SCHEMA_VERSION, ApprovalConflictError, NewDecision
 from remediator.store.postgres import PostgresStore
+from remediator.store.roles.approvals import ApprovalConflictError
+from remediator.store.roles.store import SCHEMA_VERSION
 from remediator.store.sqlite import SqliteStore
 from tests.fixtures.postgres import Postgres
 

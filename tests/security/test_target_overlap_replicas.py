@@ -13,10 +13,10 @@ import pytest
 
 from remediator.actions.base import ActionRequest
 from remediator.core.alert import Alert
+from remediator.core.records import NewDecision
 from remediator.core.verify import VerifyPlan
 from remediator.metrics import Metrics
 from remediator.runner import Runner
-from remediator.store.base import NewDecision
 from remediator.store.postgres import PostgresStore
 from tests.fixtures.postgres import Postgres
 from tests.integration.test_runner import Slow
