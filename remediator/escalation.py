@@ -77,18 +77,7 @@ async def record(
                 reached=done.reached,
             )
             recorded = next_action is not None
-        elif escalate and request.ladder[0].ask is not None:
-            # Nobody to ask here (no approvals part): the ladder stops, never unasked.
-            bound.error("action.approval_unavailable", step=request.ladder[0].step)
-            recorded = await store.finish_action(
-                request.action_id,
-                done.outcome,
-                done.reason,
-                clock(),
-                done.result,
-                reached=done.reached,
-            )
-        elif escalate:
+        elif escalate and request.ladder[0].ask is None:
             next_action = await store.finish_and_escalate(
                 request.action_id,
                 done.outcome,
@@ -101,6 +90,9 @@ async def record(
             )
             recorded = next_action is not None
         else:
+            if escalate:  # a rung that asks, and nobody to ask here (no approvals part)
+                # The ladder stops here, never goes on unasked.
+                bound.error("action.approval_unavailable", step=request.ladder[0].step)
             # An attempt that provably never reached its target is recorded so: it starts
             # no cooldown and spends no rate limit, after a restart too (the store says so).
             recorded = await store.finish_action(

@@ -22,6 +22,7 @@ import pytest
 from remediator.actions.base import ActionRequest, ActionResult
 from remediator.checks.prometheus import PrometheusChecker
 from remediator.core.alert import Alert
+from remediator.core.ladder import Rung
 from remediator.core.records import NewDecision
 from remediator.core.verify import PrometheusCheck, VerifyPlan
 from remediator.errors import ActionError, StoreError
@@ -302,6 +303,28 @@ async def test_the_breaker_trips_before_the_failure_is_recorded(store: SqliteSto
     await runner.drain(timedelta(seconds=10))
     assert [outcome for outcome, _ in at_trip] == ["executing"]
     assert (await _record(store, "web-1"))[0] == "failed"
+
+
+async def test_a_failed_rung_whose_next_one_asks_nobody_here_ends_the_ladder(
+    store: SqliteStore,
+) -> None:
+    """With no approvals part (as in `remediator test`), a ladder whose next rung carries its
+    own approval stops at the failure: it is recorded, and the next rung never runs unasked."""
+    executor = Scripted(ActionError("container web-1 not found"))
+    tripped: list[str] = []
+    runner = _runner(store, {"docker.restart": executor}, tripped=tripped)
+    assert runner.approvals is None
+    asks = Rung(2, "docker.restart", "web-1", {}, timedelta(seconds=20), ask={"step": "2 of 2"})
+    action_id = await _action(store)
+    plan = VerifyPlan(timedelta(seconds=20))
+    runner.submit(ActionRequest(action_id, "p", "docker.restart", "web-1", {}, plan, 1, (asks,)))
+    await _until(lambda: runner.running == 0, "the first rung to end")
+    await runner.drain(timedelta(seconds=10))
+    assert executor.calls == 1
+    # One decision only: no second rung was written, neither as an action nor as a request.
+    assert await _record(store, "web-1") == ("failed", "container web-1 not found")
+    assert await store.approvals(pending_only=True) == []
+    assert tripped == []  # a ladder trips its breaker at its last rung, which was not reached
 
 
 # --- pause, breaker and cooldown when the turn comes, and before each retry -----------------
