@@ -2,7 +2,7 @@
 
 The statements live with their role (decisiontx.py, facts.py, decisionlog.py, approvals.py,
 switches.py, leases.py), written once with `?` placeholders; store/dialect.py holds what
-SQLite and PostgreSQL spell differently. A backend (sqlite.py, postgres.py) adds its
+SQLite and PostgreSQL spell differently. A backend (sqlite*.py, postgres*.py) adds its
 connections, schema and migrations, its transactions and locks, and the two statements it
 writes its own way: reserving ids and writing a batch's claims.
 """

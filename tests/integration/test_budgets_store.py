@@ -22,8 +22,7 @@ from remediator.core.policy import Policy, parse_policies
 from remediator.core.records import NewDecision
 from remediator.errors import StoreError
 from remediator.pipeline import Decided, Gates, decide
-from remediator.store import postgres as postgres_module
-from remediator.store import sqlite as sqlite_module
+from remediator.store import postgres_schema, sqlite_schema
 from remediator.store.postgres import PostgresStore
 from remediator.store.roles.decisionlog import WindowCount
 from remediator.store.roles.store import SCHEMA_VERSION, Store
@@ -240,12 +239,12 @@ async def _as_version_8(opener: Opener) -> None:
     if not opener.url:
         with sqlite3.connect(opener.path) as db:
             db.executescript(
-                _UNDO_9_10_SQLITE + sqlite_module._MIGRATIONS[8] + "; PRAGMA user_version = 8;"
+                _UNDO_9_10_SQLITE + sqlite_schema.MIGRATIONS[8] + "; PRAGMA user_version = 8;"
             )
         return
     conn = await asyncpg.connect(opener.url)
     try:
-        await conn.execute(_UNDO_9_10_POSTGRES + postgres_module._MIGRATIONS[8])
+        await conn.execute(_UNDO_9_10_POSTGRES + postgres_schema.MIGRATIONS[8])
         await conn.execute("UPDATE remediator_schema SET version = 8")
     finally:
         await conn.close()

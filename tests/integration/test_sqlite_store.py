@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from remediator.errors import StoreError
-from remediator.store import sqlite as store_module
+from remediator.store import sqlite_schema
 from remediator.store.roles.store import SCHEMA_VERSION
 from remediator.store.sqlite import SqliteStore
 
@@ -36,7 +36,7 @@ async def test_a_new_store_gets_the_current_schema(tmp_path: Path) -> None:
 async def test_a_version_1_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     with sqlite3.connect(path) as db:
-        db.executescript(store_module._SCHEMA + "PRAGMA user_version = 1;")
+        db.executescript(sqlite_schema.SCHEMA + "PRAGMA user_version = 1;")
         db.execute("INSERT INTO flags (name, value) VALUES ('paused', '1')")
     store = SqliteStore(str(path))
     await store.open()
@@ -57,7 +57,7 @@ async def test_a_version_4_store_is_migrated_and_its_episodes_count_as_seen_now(
     stamp = old.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     with sqlite3.connect(path) as db:
         db.executescript(
-            ";".join([store_module._SCHEMA, *(store_module._MIGRATIONS[v] for v in (2, 3, 4))])
+            ";".join([sqlite_schema.SCHEMA, *(sqlite_schema.MIGRATIONS[v] for v in (2, 3, 4))])
             + ";PRAGMA user_version = 4;"
         )
         db.execute(

@@ -29,7 +29,7 @@ from remediator.core.policy import Policy, parse_policies
 from remediator.core.records import NewAction, NewDecision
 from remediator.errors import StoreError
 from remediator.pipeline import Decided, Gates, Settings, decide
-from remediator.store import postgres as postgres_module
+from remediator.store import postgres_schema
 from remediator.store import prune as prune_module
 from remediator.store.postgres import PostgresStore
 from remediator.store.roles.approvals import ApprovalConflictError
@@ -879,7 +879,7 @@ async def test_a_postgres_v4_store_is_migrated_and_its_episodes_count_as_seen_no
     old = utcnow() - 60 * DAY
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(postgres_module._SCHEMA)
+        await conn.execute(postgres_schema.SCHEMA)
         await conn.execute("INSERT INTO remediator_schema (version) VALUES (4)")
         await conn.execute(
             "INSERT INTO episodes (episode, source, fingerprint, alertname, labels, starts_at, "
