@@ -34,13 +34,12 @@ def webhook(
             raise IngestError(503, "shutting down: not taking webhooks; retry another replica")
         if not authorized(request, config):
             raise IngestError(401, "missing or wrong credentials")
-        too_large = IngestError(413, too_large_reason(request))
         if (request.content_length or 0) > config.max_body_bytes:
-            raise too_large
+            raise IngestError(413, too_large_reason(request))
         try:
             return await request.read()  # client_max_size bounds chunked bodies too
         except web.HTTPRequestEntityTooLarge:
-            raise too_large from None
+            raise IngestError(413, too_large_reason(request)) from None
 
     async def handle(request: web.Request) -> web.Response:
         config, metrics = request.app[CONFIG], request.app[METRICS]

@@ -194,4 +194,5 @@ async def harness(
     for _, _, store in made:  # after every daemon on it stopped
         if store is not None:
             await store.close()
-    assert not await _leftover_tasks(), f"tasks left running: {await _leftover_tasks()}"
+    leftover = await _leftover_tasks()
+    assert not leftover, f"tasks left running: {leftover}"
