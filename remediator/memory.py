@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Generic, TypeVar
 
+from remediator import jsontext
 from remediator.actions.base import ActionRequest
 from remediator.core.alert import Alert
 from remediator.core.dedup import Claim
@@ -145,11 +146,7 @@ class Memory:
 
 
 def labels_digest(labels: Mapping[str, str]) -> bytes:
-    """16 bytes that stand for a label set in the episode cache (a dict would cost ~1 KiB)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for name, value in sorted(labels.items()):
-        for part in (name, value):  # length-prefixed: no separator a value could forge
-            raw = part.encode("utf-8", "surrogatepass")
-            digest.update(len(raw).to_bytes(4, "big"))
-            digest.update(raw)
-    return digest.digest()
+    """16 bytes that stand for a label set in the episode cache (a dict would cost ~1 KiB).
+    Their canonical JSON is hashed: JSON's quoting leaves no separator a value could forge."""
+    canonical = jsontext.dumps_bytes(dict(labels), sort_keys=True)
+    return hashlib.blake2b(canonical, digest_size=16).digest()

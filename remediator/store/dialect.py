@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
+
+from remediator import jsontext
 
 KeyKind = Literal["int", "text"]
 _SLOT = re.compile(r"\{([a-z_]+)\}")
@@ -105,13 +106,13 @@ class Dialect:
 
     def keys(self, values: Iterable[str] | Iterable[int]) -> Any:
         """The value of an `{in_texts}` / `{in_ids}` key list."""
-        return list(values) if self._numbered else json.dumps(list(values))
+        return list(values) if self._numbered else jsontext.dumps(list(values))
 
     def pairs(self, pairs: Collection[tuple[str, str]]) -> tuple[Any, ...]:
         """The values of a `{pairs}` table (columns policy, target)."""
         if self._numbered:
             return [p for p, _ in pairs], [t for _, t in pairs]
-        return (json.dumps(list(pairs)),)
+        return (jsontext.dumps(list(pairs)),)
 
     def clock(self, now: datetime) -> tuple[Any, ...]:
         """The values of a `{clock}`: SQLite binds `now`, PostgreSQL reads its own clock."""

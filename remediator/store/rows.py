@@ -3,11 +3,11 @@ statements bind, and which per-minute counters an action adds to. Pure: no SQL a
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Collection
 from datetime import UTC, datetime
 
+from remediator import jsontext
 from remediator.core.alert import Alert
 from remediator.core.dedup import Claim
 from remediator.core.records import NewAction, NewDecision
@@ -57,12 +57,12 @@ def sighting_row(d: Dialect, alert: Alert, now: datetime) -> tuple[object, ...]:
         alert.source,
         alert.fingerprint,
         alert.name,
-        json.dumps(dict(alert.labels), sort_keys=True),
+        jsontext.dumps(dict(alert.labels), sort_keys=True),
         d.ts(alert.starts_at),
         seen,
         seen if alert.status == "resolved" else None,
         seen,
-        json.dumps(dict(alert.annotations), sort_keys=True),
+        jsontext.dumps(dict(alert.annotations), sort_keys=True),
         alert.generator_url,
     )
 

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from remediator import log
+from remediator import jsontext, log
 from remediator.config import Config
 from remediator.core.alert import Alert
 from remediator.errors import IngestError, StoreError
@@ -63,8 +63,9 @@ def webhook(
             return error(503, "state store unavailable; nothing was decided, please retry")
         finally:
             metrics.webhook_timer(endpoint).observe(time.perf_counter() - started)
-        return web.json_response(
-            {"alerts": len(alerts), "decisions": [v.to_api() for v in decided.verdicts]}
+        answer = {"alerts": len(alerts), "decisions": [v.to_api() for v in decided.verdicts]}
+        return web.Response(
+            body=jsontext.dumps_bytes(answer), content_type="application/json", charset="utf-8"
         )
 
     return handle

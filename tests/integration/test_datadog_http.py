@@ -107,6 +107,29 @@ async def test_an_incident_from_trigger_to_recovery_and_again(
     assert h.metric("remediator_alerts_received_total", source="datadog", status="resolved") == 1
 
 
+async def test_a_tag_holding_a_lone_surrogate_is_decided_stored_and_remembered(
+    harness: HarnessFactory,
+) -> None:
+    # Datadog bodies are read by json.loads, which keeps a lone surrogate (`\ud800`); the
+    # sighting row's labels and the episode cache's digest are then written by the standard
+    # library (orjson refuses such text). The repeats must still find the episode.
+    h = await harness(POLICY % "dry_run: true", CONFIG)
+    hostile = b"service:w\\ud800b"
+    answers = []
+    for transition in ("Triggered", "Re-Triggered", "Re-Triggered"):
+        body = notification(transition).replace(b"service:web", hostile)
+        assert hostile in body
+        status, answer = await post(h, body)
+        assert status == 200, answer
+        answers.append([d["outcome"] for d in answer["decisions"]])
+    assert answers == [["dry_run"], ["deduplicated"], ["deduplicated"]]
+    records = await h.decisions()
+    assert [(d["outcome"], d["repeats"]) for d in records] == [
+        ("dry_run", 0),
+        ("deduplicated", 2),
+    ]
+
+
 async def test_warn_then_triggered_is_one_incident(harness: HarnessFactory) -> None:
     h = await harness(POLICY % "dry_run: true", CONFIG)
     for transition in ("Warn", "Triggered", "Re-Warn"):

@@ -32,6 +32,15 @@ def test_the_digest_tells_label_sets_apart(a: dict[str, str], b: dict[str, str])
     assert len(labels_digest(a)) == 16
 
 
+def test_the_digest_takes_lone_surrogates() -> None:
+    # json.loads (Datadog bodies) keeps them; orjson refuses them, so these take the
+    # standard library's text: still one digest per label set.
+    assert labels_digest({"a": "\ud800"}) == labels_digest({"a": "\ud800"})
+    assert labels_digest({"a": "\ud800"}) != labels_digest({"a": "\ufffd"})
+    assert labels_digest({"a": "\ud800"}) != labels_digest({"a": "\\ud800"})
+    assert labels_digest({"\udfff": "b"}) != labels_digest({"a": "b"})
+
+
 def test_the_digest_does_not_confuse_names_and_values() -> None:
     assert labels_digest({"a": "b\x00c"}) != labels_digest({"a": "b", "c": ""})
     assert labels_digest({"ab": "c"}) != labels_digest({"a": "bc"})

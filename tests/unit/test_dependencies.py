@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 FIXED = {
     "aiohttp": "3.12.14",  # request smuggling in the pure-Python parser
     "jinja2": "3.1.6",  # sandbox escape through |attr
+    "orjson": "3.9.15",  # unbounded recursion on deeply nested input
     "requests": "2.32.4",  # .netrc credentials leaked to other hosts
     "urllib3": "2.5.0",  # redirects not disabled when asked
 }

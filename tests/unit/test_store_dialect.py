@@ -60,9 +60,9 @@ def test_values_are_stored_as_each_backend_keeps_them() -> None:
     assert SQLITE.ts(NOW) == "2026-11-22T12:00:00.123456Z"
     assert SQLITE.when(SQLITE.ts(NOW)) == NOW
     assert POSTGRES.ts(NOW) is NOW
-    assert SQLITE.keys(["a", "b"]) == '["a", "b"]'
+    assert SQLITE.keys(["a", "b"]) == '["a","b"]'
     assert POSTGRES.keys(["a", "b"]) == ["a", "b"]
-    assert SQLITE.pairs([("p", "t")]) == ('[["p", "t"]]',)
+    assert SQLITE.pairs([("p", "t")]) == ('[["p","t"]]',)
     assert POSTGRES.pairs([("p", "t")]) == (["p"], ["t"])
     # The lease clock: SQLite binds the caller's time, PostgreSQL reads its own.
     assert SQLITE.clock(NOW) == (SQLITE.ts(NOW),)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -111,8 +111,10 @@ def restart_target(params: Mapping[str, str]) -> RestartTarget:
         grace = parse_duration(params["timeout"])
     except ValueError as exc:
         raise ValueError(f"param timeout: {exc}") from None
-    # The engine's `t` is whole seconds; rounding up never shortens the grace period.
-    return replace(where, stop_timeout=math.ceil(grace.total_seconds()))
+    # The engine's `t` is whole seconds; rounding up never shortens the grace period. Built
+    # field by field: dataclasses.replace cost more than the rest of this per alert.
+    seconds = math.ceil(grace.total_seconds())
+    return RestartTarget(where.container, where.project, where.service, seconds)
 
 
 @dataclass(frozen=True, slots=True)
