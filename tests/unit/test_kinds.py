@@ -7,11 +7,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from remediator.core.kinds import KINDS, ActionKind, Backend, kind_of, kinds_on
+from remediator.core.kinds.base import glob_scope
 from remediator.core.kinds.docker import DOCKER_RESTART, RestartTarget, restart_target
 from remediator.core.kinds.http import HTTP_REQUEST, HookCall, hook_call
 from remediator.core.kinds.kubernetes import KUBE_RESTART, KUBE_ROLLBACK, KUBE_SCALE
@@ -403,3 +407,16 @@ def test_a_missing_backend_refuses_a_first_action_but_not_a_later_step(tmp_path:
     [tell], _ = parse_policies(f"name: t\naction: {notify}\n", "p.yaml")
     with pytest.raises(ConfigError, match="policies t use notify, but slack is not configured"):
         build_executors(config, [tell], None)
+
+
+_GLOB_TEXT = st.text(alphabet="ab-*?[]!/\n.", max_size=6)
+
+
+@given(st.lists(_GLOB_TEXT, max_size=4).map(tuple), _GLOB_TEXT)
+def test_allow_targets_match_exactly_as_fnmatchcase_would(
+    allowed: tuple[str, ...], target: str
+) -> None:
+    # glob_scope compiles a list into one alternation; it must accept what fnmatchcase
+    # accepts for some glob of the list, and nothing else.
+    expected = any(fnmatchcase(target, glob) for glob in allowed)
+    assert (glob_scope(target, allowed) is None) == expected
