@@ -1,6 +1,6 @@
 """The action kinds, by type: the one place that knows each action type string. Policy
-loading, rendering and scope (core/policy.py, core/job.py), the executors built
-(app.build_executors) and the executors themselves look a kind up here. Pure.
+loading, rendering and scope (core/policy_action.py, core/job.py), the executors built
+(backends.build_executors) and the executors themselves look a kind up here. Pure.
 """
 
 from __future__ import annotations
