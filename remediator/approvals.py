@@ -3,145 +3,39 @@ the pending count, with their store writes, metrics and logs. The states themsel
 core/approval.py; an approval never overrides a guard: an approved action passes the
 stages of core.guards.AT_APPROVAL again, over facts read at approval time, judged by the rule
 set in force then. A policy a reload removed has its pending approvals cancelled.
+
+Where people decide (API or Slack) lives here; the pending count, expiry and cancellation,
+which run without anyone deciding, are approvals_pending.py, which Approvals inherits.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Protocol
 
 from remediator import log
 from remediator.actions.base import ActionRequest
+from remediator.approvals_pending import Notices, PendingApprovals
 from remediator.core import approval as approvals
 from remediator.core.audit import OperatorEvent
 from remediator.core.guards import AT_APPROVAL, AT_LATER_STEP, LADDER_STARTED, first_stop
 from remediator.core.job import Job
 from remediator.core.ladder import Rung
 from remediator.core.outcomes import EXECUTING, Outcome
-from remediator.core.ruleset import Ruleset
 from remediator.core.verify import VerifyPlan
 from remediator.errors import StoreError
 from remediator.escalation import request_for
-from remediator.metrics import Metrics
 from remediator.pipeline import read_facts
-from remediator.runner import Runner
-from remediator.sink import OutcomeSink
 from remediator.slack import code_span
-from remediator.store.roles.approvals import SYSTEM, ApprovalConflictError
 from remediator.store.roles.decisionlog import Transaction
-from remediator.store.roles.store import Store
-from remediator.switches import Switches
+
+__all__ = ["Approvals", "Notices"]
 
 _log = log.get("remediator.approvals")
 
 
-class Notices(Protocol):
-    """Where approvals are shown to people (conversation.Conversation: Slack)."""
-
-    def announce(self, approval: approvals.Approval) -> None: ...
-
-    def refresh(self, approval_id: str, outcome: str | None = None) -> None: ...
-
-
-class Approvals:
-    def __init__(
-        self,
-        *,
-        store: Store,
-        metrics: Metrics,
-        clock: Callable[[], datetime],
-        rules: Ruleset,
-        switches: Switches,
-        runner: Runner,
-        sink: OutcomeSink,
-        notices: Notices,
-    ) -> None:
-        self._store = store
-        self._metrics = metrics
-        self._clock = clock
-        self._rules = rules
-        self._switches = switches
-        self._runner = runner
-        self._sink = sink
-        self._notices = notices
-        self._pending = 0
-        # Policies a reload removed here: their pending approvals are cancelled, also those a
-        # webhook or ladder under the old rule set asks for after the reload.
-        self._removed: set[str] = set()
-        # What was cancelled for a removal since the last reload, whichever task did it: the
-        # sync loop may get there before the reload's own pass, and the reload's answer must
-        # still list it. The lock makes one pass finish (and record) before the next looks.
-        self._cancelled_since_reload: list[str] = []
-        self._cancelling = asyncio.Lock()
-
-    def adopt(self, rules: Ruleset, removed: Iterable[str]) -> None:
-        """The rule set approvals are judged by from now on; `removed`: policies it dropped."""
-        self._rules = rules
-        self._removed = (self._removed | set(removed)) - set(rules.by_name)
-        self._cancelled_since_reload = []
-
-    def requested(self, request: approvals.Approval) -> None:
-        """A decision that awaits approval was committed: count it and announce it."""
-        self._pending += 1
-        self._metrics.approvals_pending.set(self._pending)
-        self._notices.announce(request)
-        _log.info(
-            "approval.requested",
-            approval_id=request.id,
-            policy=request.policy,
-            target=request.target,
-            expires_at=request.expires_at.isoformat(),
-        )
-
-    def cancelled(self, item: approvals.Approval) -> None:
-        """The alert resolved before anyone decided (committed with that resolution)."""
-        self._closed(item, Outcome.CANCELLED)
-
-    async def sync(self) -> None:
-        """The pending count as the store has it (any replica may have decided), then expiry
-        and the cancellation of approvals of removed policies."""
-        pending = await self._store.approvals(pending_only=True)
-        self._pending = len(pending)
-        self._metrics.approvals_pending.set(self._pending)
-        if self._pending:
-            await self.expire_approvals()
-            await self._cancel([a for a in pending if a.policy in self._removed])
-
-    async def cancel_removed(self) -> list[str]:
-        """Cancel the pending approvals of policies the last reload removed; the ids of all
-        cancelled since that reload (also those the sync loop got to first)."""
-        if not self._removed:
-            return []
-        pending = await self._store.approvals(pending_only=True)
-        await self._cancel([a for a in pending if a.policy in self._removed])
-        return list(self._cancelled_since_reload)
-
-    async def _cancel(self, doomed: list[approvals.Approval]) -> None:
-        async with self._cancelling:
-            await self._cancel_each(doomed)
-
-    async def _cancel_each(self, doomed: list[approvals.Approval]) -> None:
-        """One transaction each: one decided meanwhile (a click, another replica, expiry)
-        stays as decided, without holding back the others."""
-        now = self._clock()
-        for item in doomed:
-            cancelled = approvals.cancel(item)
-            if cancelled is None:
-                continue
-            reason = f"policy {item.policy} was removed by a config reload"
-            try:
-                async with self._store.transaction() as tx:
-                    await tx.save_approval(cancelled)
-                    await tx.set_outcome(cancelled.decision_id, Outcome.CANCELLED, reason)
-                    await tx.add_approval_event(cancelled.id, SYSTEM, "cancelled", reason, now)
-            except ApprovalConflictError:
-                continue
-            shown = "its policy was removed by a config reload"
-            self._closed(cancelled, Outcome.CANCELLED, shown, reason=reason)
-            self._cancelled_since_reload.append(cancelled.id)
+class Approvals(PendingApprovals):
+    """The approvals part: people's decisions, on top of the pending book it inherits."""
 
     async def decide_approval(
         self, approval_id: str, who: str, *, approve: bool, note: str = ""
@@ -294,34 +188,6 @@ class Approvals:
             "guards": list(LADDER_STARTED),
         }
         return request, context
-
-    async def expire_approvals(self) -> None:
-        now = self._clock()
-        expired = []
-        async with self._store.transaction() as tx:
-            for pending in await tx.expired_approvals(now):
-                done = approvals.expire(pending, now)
-                if done is None:
-                    continue
-                await tx.save_approval(done)
-                reason = f"no decision before {pending.expires_at.isoformat()} (approval_ttl)"
-                await tx.set_outcome(done.decision_id, Outcome.EXPIRED, reason)
-                await tx.add_approval_event(done.id, SYSTEM, "expired", reason, now)
-                expired.append(done)
-        for item in expired:
-            self._closed(item, Outcome.EXPIRED)
-
-    def _closed(
-        self, item: approvals.Approval, result: str | None, shown: str | None = None, **log: Any
-    ) -> None:
-        """Bookkeeping for an approval that left `pending`, however it ended."""
-        self._pending -= 1
-        self._metrics.approvals_pending.set(self._pending)
-        self._metrics.approval_decisions.labels(item.policy, item.state.value).inc()
-        if result is not None:
-            self._sink.settled(item.policy, result)
-        _log.info(f"approval.{item.state.value}", approval_id=item.id, policy=item.policy, **log)
-        self._notices.refresh(item.id, shown)
 
 
 async def _settle(tx: Transaction, decision_id: int, outcome: str, reason: str) -> None:
