@@ -12,6 +12,7 @@ import signal
 from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -34,11 +35,13 @@ from remediator.errors import ConfigError
 from remediator.metrics import Metrics
 from remediator.policy_files import load_configured
 from remediator.reload import Reloader, ReloadRefusedError
-from remediator.slack import SlackApprover
 from remediator.store.roles.store import Store
 from remediator.store.sqlite import SqliteStore
 from remediator.web.keys import STATE
 from remediator.web.server import build_app
+
+if TYPE_CHECKING:  # slack_sdk is imported only when Slack is configured (backends.build_slack)
+    from remediator.slack import SlackApprover
 
 # The names importers take from here; the builders among them live in backends.py.
 __all__ = [

@@ -26,7 +26,7 @@ from remediator.core.verify import VerifyPlan
 from remediator.errors import StoreError
 from remediator.escalation import request_for
 from remediator.pipeline import read_facts
-from remediator.slack import code_span
+from remediator.slack_messages import code_span
 from remediator.store.roles.decisionlog import Transaction
 
 __all__ = ["Approvals", "Notices"]

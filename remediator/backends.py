@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from pydantic import SecretStr
 
@@ -25,7 +25,9 @@ from remediator.core.kinds import Backend, kinds_on
 from remediator.core.policy import Policy
 from remediator.daemon import Daemon
 from remediator.errors import ConfigError
-from remediator.slack import SlackApprover
+
+if TYPE_CHECKING:  # slack_sdk is imported only when Slack is configured (build_slack)
+    from remediator.slack import SlackApprover
 
 # The logger app.py's builders used: `executor.missing` and `slack.no_approvers` keep the
 # logger name operators filter on.
@@ -166,6 +168,8 @@ def build_slack(config: Config) -> SlackApprover | None:
             detail="slack.approvers is empty: only policies "
             "with their own approvers can be approved in Slack",
         )
+    from remediator.slack import SlackApprover  # noqa: PLC0415  # slack_sdk: only for Slack
+
     return SlackApprover(slack)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from remediator import log
 from remediator.actions.base import ActionRequest
@@ -15,17 +15,13 @@ from remediator.approvals import Approvals
 from remediator.core.approval import Approval, ApprovalRefused
 from remediator.core.mrkdwn import escape_mrkdwn
 from remediator.core.outcomes import Outcome
-from remediator.errors import StoreError
+from remediator.errors import SlackError, StoreError
 from remediator.metrics import Metrics
-from remediator.slack import (
-    SlackApprover,
-    SlackError,
-    code_span,
-    mention,
-    request_message,
-    status_line,
-)
+from remediator.slack_messages import code_span, mention, request_message, status_line
 from remediator.store.roles.store import Store
+
+if TYPE_CHECKING:  # slack_sdk is imported only when Slack is configured (backends.build_slack)
+    from remediator.slack import SlackApprover
 
 _log = log.get("remediator.conversation")
 # Side work under the supervisor: (coroutine, task name).

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from remediator import log
 from remediator.actions.base import Executor
@@ -25,10 +26,12 @@ from remediator.memory import Memory
 from remediator.metrics import Metrics
 from remediator.runner import Runner
 from remediator.sink import OutcomeSink
-from remediator.slack import SlackApprover
 from remediator.store.roles.store import Store
 from remediator.supervisor import Supervisor
 from remediator.switches import Switches
+
+if TYPE_CHECKING:  # slack_sdk is imported only when Slack is configured (backends.build_slack)
+    from remediator.slack import SlackApprover
 
 _log = log.get("remediator.daemon")
 PRUNE_EVERY = 3600.0  # seconds; the first prune runs at start

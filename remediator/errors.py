@@ -51,3 +51,7 @@ class ActionError(RemediatorError):
 
 class StoreError(RemediatorError):
     """The state store is unavailable or refused a write; webhooks answer 503."""
+
+
+class SlackError(RemediatorError):
+    """Slack refused or could not be reached; approvals still work through the API."""

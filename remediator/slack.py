@@ -25,7 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from remediator import log
 from remediator.config import SlackConfig
-from remediator.errors import RemediatorError
+from remediator.errors import SlackError
 from remediator.slack_messages import (
     APPROVE,
     DENY,
@@ -58,10 +58,6 @@ _log = log.get("remediator.slack")
 # it (and whatever awaits it) for an hour.
 RETRY_AFTER_CAP_SECONDS = 10.0
 RATE_LIMIT_RETRIES = 2
-
-
-class SlackError(RemediatorError):
-    """Slack refused or could not be reached; approvals still work through the API."""
 
 
 # --- the Web API ------------------------------------------------------------------------------

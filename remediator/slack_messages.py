@@ -13,22 +13,17 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ConfirmObject,
-    ContextBlock,
-    MarkdownTextObject,
-    PlainTextObject,
-    SectionBlock,
-)
 
 from remediator.core.approval import Approval, ApprovalState
 from remediator.core.mrkdwn import NOT_INLINE, escape_mrkdwn
+
+# slack_sdk's package import loads its whole Web API client (about 40 ms of every start), so
+# its Block Kit models are imported where a message is built, not with this module: a daemon
+# without Slack never loads slack_sdk (tests/unit/test_deferred.py).
+if TYPE_CHECKING:
+    from slack_sdk.models.blocks import Block, MarkdownTextObject
 
 # The buttons' action_id: web/webhooks.py tells a click's approve from its deny by these.
 APPROVE, DENY = "approve", "deny"
@@ -127,6 +122,8 @@ def mention(identity: str) -> str:
 
 
 def _mrkdwn(text: str, limit: int) -> MarkdownTextObject:
+    from slack_sdk.models.blocks import MarkdownTextObject  # noqa: PLC0415  # see above
+
     # verbatim: Slack must not auto-link bare URLs or parse "@here"/"#channel" in alert text;
     # our own <…> markup (date, link, mention) is still rendered.
     return MarkdownTextObject(text=_cut_markup(text, limit), verbatim=True)
@@ -141,6 +138,8 @@ def _when(moment: datetime) -> str:
 
 
 def _facts(approval: Approval, context: Mapping[str, Any]) -> list[Block]:
+    from slack_sdk.models.blocks import ContextBlock, SectionBlock  # noqa: PLC0415  # see above
+
     labels = context.get("labels") or {}
     label_text = ", ".join(code_span(f"{k}={v}") for k, v in sorted(labels.items())) or "_none_"
     params = context.get("params") or {}
@@ -179,6 +178,15 @@ def request_message(
 
     `status` is our own mrkdwn (from `status_line`); everything in `context` is escaped here.
     """
+    from slack_sdk.models.blocks import (  # noqa: PLC0415  # see the imports above
+        ActionsBlock,
+        ButtonElement,
+        ConfirmObject,
+        ContextBlock,
+        PlainTextObject,
+        SectionBlock,
+    )
+
     pending = approval.state is ApprovalState.PENDING
     what = f"{code_span(approval.action)} on {code_span(approval.target)}"
     top = f":warning: *Approval needed:* {what}" if pending else what

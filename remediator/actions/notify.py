@@ -8,9 +8,13 @@ so an alert can never add a mention or a disguised link.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from remediator.actions.base import ActionRequest, ActionResult
-from remediator.errors import ActionError
-from remediator.slack import SlackApprover, SlackError
+from remediator.errors import ActionError, SlackError
+
+if TYPE_CHECKING:  # slack_sdk is imported only when Slack is configured (backends.build_slack)
+    from remediator.slack import SlackApprover
 
 
 class NotifyExecutor:

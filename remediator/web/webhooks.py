@@ -16,7 +16,7 @@ from remediator import jsontext, log
 from remediator.config import Config
 from remediator.core.alert import Alert
 from remediator.errors import IngestError, StoreError
-from remediator.slack import APPROVE, DENY
+from remediator.slack_messages import APPROVE, DENY
 from remediator.web import auth
 from remediator.web.keys import CLICKS, CONFIG, INTAKE, METRICS, STATE, error, too_large_reason
 

@@ -11,10 +11,10 @@ from remediator.actions.base import ActionRequest, ActionResult, Executor
 from remediator.actions.deferred import Deferred
 
 
-def test_importing_the_daemon_imports_no_docker_postgres_or_kubernetes_client() -> None:
+def test_importing_the_daemon_imports_no_docker_postgres_kubernetes_or_slack_client() -> None:
     probe = (
         "import sys, remediator.app, remediator.daemon, remediator.web.server\n"
-        "print(' '.join(m for m in ('docker', 'requests', 'asyncpg', 'kubernetes') "
+        "print(' '.join(m for m in ('docker', 'requests', 'asyncpg', 'kubernetes', 'slack_sdk') "
         "if m in sys.modules))"
     )
     out = subprocess.run(
