@@ -23,6 +23,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 # 50k entries of digests stay within a few MiB, so a storm of new alerts cannot grow memory.
 CACHE_SIZE = 50_000
+SHARED_SETS = 4_096
 
 
 class BoundedCache(Generic[K, V]):
@@ -68,6 +69,12 @@ class Memory:
         # (episode, status) -> (labels, matching policies, unmatched) once the store saw it;
         # see _episode_key
         self._episodes: BoundedCache[_EpisodeKey, _Seen] = BoundedCache(size)
+        # One tuple per matching set of the current rule set, shared by every entry that
+        # matched it: a tuple per entry was about 64 of its ~390 bytes. By policy names (a
+        # Policy does not hash); emptied for a new rule set, so none keeps old policies
+        # alive, and when it grows past SHARED_SETS (alerts made to match ever new sets).
+        self._sets: dict[tuple[str, ...], tuple[Policy, ...]] = {}
+        self._sets_generation = -1
 
     def settled(self, policy: str, episode: str) -> bool:
         """The policy's claim on the episode is settled (not provisional), as far as known."""
@@ -120,7 +127,14 @@ class Memory:
         each matched (under rule set `generation`) comes from the judgement itself (no second
         match). An alert no policy concerns is remembered as matching nothing, and those no
         policy takes as such."""
-        policies = {s.index: tuple(job.policy for job in s.jobs) for s in matched}
+        if generation != self._sets_generation or len(self._sets) > SHARED_SETS:
+            self._sets.clear()
+            self._sets_generation = generation
+        sets = self._sets
+        policies = {}
+        for sighting in matched:
+            found = tuple(job.policy for job in sighting.jobs)
+            policies[sighting.index] = sets.setdefault(tuple(p.name for p in found), found)
         untaken = frozenset(unmatched)
         for position, alert in enumerate(alerts):
             if alert.cycle is None:  # a cycle group is not an episode: never a cache key

@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 
 from remediator.core.alert import Alert
 from remediator.core.guards import Gates
-from remediator.memory import BoundedCache, Memory, labels_digest
+from remediator.core.job import render_job
+from remediator.core.judge import Sighting
+from remediator.core.policy import Policy, parse_policies
+from remediator.memory import SHARED_SETS, BoundedCache, Memory, labels_digest
 
 
 def test_a_cache_never_holds_more_than_its_limit() -> None:
@@ -59,3 +62,66 @@ def test_a_firing_and_a_resolved_sighting_of_one_episode_are_remembered_apart() 
     assert memory.known_repeats([resolved], Gates(), 1) is None  # never seen resolved
     memory.saw([resolved], [], generation=1, unmatched=[0])
     assert memory.known_repeats([resolved], Gates(), 1) is not None
+
+
+def _policies(*names: str) -> list[Policy]:
+    doc = "\n---\n".join(
+        f"name: {name}\nmatch: {{matchers: ['alertname=\"X\"']}}\n"
+        "action: {type: docker.restart, params: {container: web-1}, allow_targets: [web-*]}"
+        for name in names
+    )
+    policies, problems = parse_policies(doc, "t.yaml")
+    assert problems == []
+    return policies
+
+
+def _seen(memory: Memory, alert: Alert) -> tuple[Policy, ...]:
+    entry = memory._episodes.get(alert.episode)  # the entry under test
+    assert entry is not None
+    return entry[1]
+
+
+def test_entries_that_matched_the_same_policies_share_one_tuple() -> None:
+    # A tuple per entry was about a sixth of an entry's memory in a storm.
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    one, two = _policies("one", "two")
+    alerts = [
+        Alert("alertmanager", "firing", {"alertname": "X", "i": str(i)}, {}, now, f"f{i}", f"e{i}")
+        for i in range(3)
+    ]
+    sightings = [
+        Sighting(alerts[0], 0, (render_job(one, alerts[0], now), render_job(two, alerts[0], now))),
+        Sighting(alerts[1], 1, (render_job(one, alerts[1], now), render_job(two, alerts[1], now))),
+        Sighting(alerts[2], 2, (render_job(one, alerts[2], now),)),
+    ]
+    memory = Memory(size=10)
+    memory.saw(alerts, sightings, generation=1)
+    assert _seen(memory, alerts[0]) == (one, two)
+    assert _seen(memory, alerts[0]) is _seen(memory, alerts[1])
+    assert _seen(memory, alerts[2]) == (one,)
+    # Another rule set's policies of the same names are not the old set's tuple.
+    again_one, again_two = _policies("one", "two")
+    memory.saw(
+        alerts[:1],
+        [
+            Sighting(
+                alerts[0], 0, tuple(render_job(p, alerts[0], now) for p in (again_one, again_two))
+            )
+        ],
+        generation=2,
+    )
+    assert _seen(memory, alerts[0])[0] is again_one
+
+
+def test_the_shared_sets_stay_bounded() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    names = [f"p{i}" for i in range(13)]
+    policies = _policies(*names)
+    memory = Memory(size=100_000)
+    alert = Alert("alertmanager", "firing", {"alertname": "X"}, {}, now, "f", "e")
+    jobs = [render_job(p, alert, now) for p in policies]
+    # Every subset of 13 policies: more matching sets than SHARED_SETS (8,191 > 4,096).
+    for mask in range(1, 2**13):
+        chosen = tuple(job for bit, job in enumerate(jobs) if mask >> bit & 1)
+        memory.saw([alert], [Sighting(alert, 0, chosen)], generation=1)
+        assert len(memory._sets) <= SHARED_SETS + 1  # the bound under test
