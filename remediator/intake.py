@@ -119,7 +119,7 @@ class Intake:
         self._memory.saw(alerts, decided.matched, rules.generation, decided.unmatched)
         self._apply(decided, alerts)
         return [
-            Decided(verdicts=[v for v in decided.verdicts if start <= v.index < end])
+            Decided(verdicts=[v for v in decided.verdicts if start <= v.position < end])
             for start, end in bounds
         ]
 

@@ -111,7 +111,7 @@ class Memory:
                         stop.outcome,
                         stop.reason,
                         new=False,
-                        index=position,
+                        position=position,
                     )
                 )
         return decided

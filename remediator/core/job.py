@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from remediator.core import fastrender
@@ -21,10 +22,12 @@ from remediator.core.verify import Checks, HttpCheck, PrometheusCheck, VerifyPla
 from remediator.errors import RenderError
 
 
-@dataclass(frozen=True, slots=True)
-class Stopped:
+class Stopped(NamedTuple):
     """A stage ended the job with an outcome; `target` is what was rendered, if anything.
-    `repeat_of`: the job is a repeat counted on this existing decision (no new record)."""
+    `repeat_of`: the job is a repeat counted on this existing decision (no new record).
+    A NamedTuple, not a frozen dataclass: as immutable, and built in a quarter of the time
+    (a frozen dataclass sets each field through object.__setattr__); every repeat makes one
+    per matching policy."""
 
     outcome: Outcome
     reason: str
