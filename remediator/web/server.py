@@ -19,6 +19,7 @@ from remediator.conversation import Clicks
 from remediator.errors import StoreError
 from remediator.health import Health
 from remediator.ingest.alertmanager import parse_alertmanager
+from remediator.ingest.bodies import ParsedBodies
 from remediator.ingest.datadog import parse_datadog
 from remediator.intake import Intake
 from remediator.metrics import Metrics
@@ -129,7 +130,8 @@ def build_app(
         app[RELOADER] = reloader
         app.router.add_post("/-/reload", api_write(reload))
     app.router.add_post(
-        "/webhook/alertmanager", webhook("alertmanager", am_auth, parse_alertmanager)
+        "/webhook/alertmanager",
+        webhook("alertmanager", am_auth, ParsedBodies(parse_alertmanager)),
     )
     app.router.add_post(
         "/webhook/datadog",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -26,7 +26,7 @@ _log = log.get("remediator.web")
 def webhook(
     endpoint: str,
     authorized: Callable[[web.Request, Config], bool],
-    parse: Callable[[bytes], list[Alert]],
+    parse: Callable[[bytes], Sequence[Alert]],
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def admit(request: web.Request, config: Config) -> bytes:
         """The body of a request we will decide on; IngestError says why not, in order."""
