@@ -38,12 +38,13 @@ class ParsedBodies:
 
     def __call__(self, body: bytes) -> tuple[Alert, ...]:
         """The body's alerts, as `parse` gives them (its IngestError included)."""
+        if len(body) > self._max_body_bytes:  # not even looked up: hashing a large body costs
+            return tuple(self._parse(body))
         known = self._known.get(body)
         if known is not None:
             return known
         alerts = tuple(self._parse(body))
-        if len(body) <= self._max_body_bytes:
-            if len(self._known) >= self._entries:
-                del self._known[next(iter(self._known))]  # the oldest: insertion order
-            self._known[body] = alerts
+        if len(self._known) >= self._entries:
+            del self._known[next(iter(self._known))]  # the oldest: insertion order
+        self._known[body] = alerts
         return alerts
