@@ -70,7 +70,7 @@ async def decide(
             continue
         alert = raw
         if raw.cycle is not None:  # the sender gave no incident id: the store numbers cycles
-            alert = replace(raw, episode=await tx.episode_cycle(raw.episode, raw.cycle), cycle=None)
+            alert = raw._replace(episode=await tx.episode_cycle(raw.episode, raw.cycle), cycle=None)
         jobs = tuple(
             render_job(p, alert, now, position)
             for p in candidates

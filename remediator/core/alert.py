@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Source = Literal["alertmanager", "datadog"]
 Status = Literal["firing", "resolved"]
@@ -14,9 +13,9 @@ Status = Literal["firing", "resolved"]
 Cycle = Literal["start", "repeat", "end"]
 
 
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """One alert. `episode` identifies its firing episode: one action per (policy, episode)."""
+class Alert(NamedTuple):
+    """One alert. `episode` identifies its firing episode: one action per (policy, episode).
+    A NamedTuple, as the other records built per alert (see judge_records.Verdict)."""
 
     source: Source
     status: Status

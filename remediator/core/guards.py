@@ -150,7 +150,7 @@ def scope(job: Job, facts: Facts, now: datetime) -> Stopped | None:
 def condition(job: Job, facts: Facts, now: datetime) -> Stopped | None:
     if job.policy.condition is None:
         return None
-    checked = facts.conditions.get((job.policy.name, job.index))
+    checked = facts.conditions.get((job.policy.name, job.position))
     if checked is None:  # no evaluation reached the pipeline: for a condition, not met
         return Stopped(Outcome.CONDITION_NOT_MET, "condition was not evaluated", job.target)
     return checked if isinstance(checked, Stopped) else None
@@ -230,7 +230,7 @@ def _dedup_shown(claim: Claim | None) -> str:
 def _condition_shown(job: Job, facts: Facts) -> str:
     if job.policy.condition is None:
         return "no condition"
-    checked = facts.conditions.get((job.policy.name, job.index))
+    checked = facts.conditions.get((job.policy.name, job.position))
     return checked.reason if checked is not None else "not evaluated"
 
 

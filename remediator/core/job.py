@@ -35,15 +35,15 @@ class Stopped(NamedTuple):
     repeat_of: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
+class Job(NamedTuple):
     """One (alert, policy) pair with its action rendered; passed from stage to stage.
 
     `alert` is None for an approved request judged again when its approval arrives (only
     the stages that need no alert run then); `error` is why rendering failed, if it did;
-    `index` is the alert's position in its batch (where its condition result is kept);
+    `position` is the alert's place in its batch (where its condition result is kept);
     `verify`: how the action is verified, rendered with it (None when it did not render);
-    `ladder`: a ladder policy's later rungs, rendered with it (core/ladder.py)."""
+    `ladder`: a ladder policy's later rungs, rendered with it (core/ladder.py).
+    A NamedTuple, built per (alert, matching policy): see judge_records.Verdict."""
 
     alert: Alert | None
     policy: Policy
@@ -51,7 +51,7 @@ class Job:
     action: str
     target: str
     params: Mapping[str, str]
-    index: int = -1
+    position: int = -1
     error: Stopped | None = None
     episode: str = ""
     verify: VerifyPlan | None = None

@@ -98,7 +98,7 @@ class _Batch:
                 approval_id,
                 action_id,
                 params or {},
-                job.index,
+                job.position,
                 verify,
                 job.ladder if action_id is not None else (),
                 job.step,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from remediator.core.alert import Alert
 from remediator.core.approval import Approval
@@ -12,8 +13,9 @@ from remediator.core.ladder import Rung
 from remediator.core.verify import Checks
 
 
-@dataclass(frozen=True, slots=True)
-class NewDecision:
+class NewDecision(NamedTuple):
+    """A decision row to write (built per decision, so a NamedTuple: see Verdict)."""
+
     time: datetime
     policy: str
     alert: Alert
@@ -27,8 +29,9 @@ class NewDecision:
     step: int | None = None  # a ladder's rung (1, 2, ...); None for a policy of one action
 
 
-@dataclass(frozen=True, slots=True)
-class NewAction:
+class NewAction(NamedTuple):
+    """An action row to write, beside its decision's."""
+
     id: int
     decision_id: int
     policy: str

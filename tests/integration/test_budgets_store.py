@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -121,7 +120,7 @@ async def test_an_action_that_never_reached_its_target_counts_toward_nothing_aft
         assert await tx.count_actions(T0, policy=None, dry_run=False) == 0  # strictly after
     # A decision reads the same: web-1 may act again at once, web-2 waits for its cooldown.
     pol = policy("guards: {cooldown: 1h, rate_limit: 3/1h}\n")
-    fresh = [replace(alert(9, container=t), episode=f"am:{t}:2") for t in ("web-1", "web-2")]
+    fresh = [alert(9, container=t)._replace(episode=f"am:{t}:2") for t in ("web-1", "web-2")]
     async with again.transaction() as tx:
         decided = await decide(fresh, [pol], tx, T0 + timedelta(minutes=5), Gates(), SETTINGS)
     assert [(v.target, v.outcome) for v in decided.verdicts] == [
@@ -158,8 +157,7 @@ _POLICY_TEXT = (
 
 
 def _held(n: int, **labels: str) -> Alert:
-    return replace(
-        alert(n, **labels),
+    return alert(n, **labels)._replace(
         annotations={"summary": f"web-{n} is down", "runbook": "https://runbooks/004"},
         generator_url=f"http://prometheus/graph?g0.expr=up{n}",
     )
@@ -179,7 +177,7 @@ async def test_held_episodes_are_the_unresolved_ones_a_gate_holds_with_their_ale
     await _decided(store, [_held(1), _held(2), _held(3)], pol, Gates(paused=True))
     await _decided(store, [_held(4)], other, Gates(tripped=frozenset({"other"})))
     await _decided(store, [_held(5)], pol, Gates())  # decided: nothing holds it
-    await _decided(store, [replace(_held(2), status="resolved")], pol, Gates(paused=True))
+    await _decided(store, [_held(2)._replace(status="resolved")], pol, Gates(paused=True))
     held = await store.held_episodes()
     assert [(name, a.episode) for name, a in held] == [
         ("restart", "am:fp1:1"),

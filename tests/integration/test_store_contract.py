@@ -221,7 +221,7 @@ async def test_a_provisional_claim_is_replaced_but_a_settled_one_never(store: St
         await tx.put_claim("p", "e1", paused)
         await tx.put_claim("p", "e1", settled)  # the pause lifted: decided afresh
         # The same decision may record its `deduplicated` record's id.
-        await tx.put_claim("p", "e1", replace(settled, dedup_decision_id=3))
+        await tx.put_claim("p", "e1", settled._replace(dedup_decision_id=3))
 
     async def overwrite() -> None:
         async with store.transaction() as tx:
@@ -231,7 +231,7 @@ async def test_a_provisional_claim_is_replaced_but_a_settled_one_never(store: St
     with pytest.raises(ClaimConflictError):
         await overwrite()
     async with store.transaction() as tx:
-        assert await tx.claim("p", "e1") == replace(settled, dedup_decision_id=3)
+        assert await tx.claim("p", "e1") == settled._replace(dedup_decision_id=3)
     assert await store.decisions(10) == []  # the conflicting transaction rolled back whole
 
 
@@ -523,7 +523,7 @@ async def test_a_cooldown_of_one_target_holds_across_replicas(pair: tuple[Store,
     pol = policy("guards: {cooldown: 1h}\n")
     # Different episodes (alerts), one target: one action, the rest in cooldown.
     alerts = [
-        replace(alert(n), labels={"alertname": "Down", "container": "web-1"}) for n in range(20)
+        alert(n)._replace(labels={"alertname": "Down", "container": "web-1"}) for n in range(20)
     ]
     results = await asyncio.gather(*(_decide(pair[n % 2], [a], pol) for n, a in enumerate(alerts)))
     assert _executing(results) == ["web-1"]
@@ -694,9 +694,9 @@ def secrets_registered() -> Iterator[None]:
 
 @pytest.mark.usefixtures("secrets_registered")
 async def test_every_reason_and_detail_is_stored_redacted(store: Store) -> None:
-    leaky_alert = replace(alert(9), annotations={"summary": LEAKY})
+    leaky_alert = alert(9)._replace(annotations={"summary": LEAKY})
     async with store.transaction() as tx:
-        first = await tx.add_decision(replace(decision(alert(1)), reason=LEAKY))
+        first = await tx.add_decision(decision(alert(1))._replace(reason=LEAKY))
         second = await tx.add_decision(decision(alert(2), "awaiting_approval"))
         assert await tx.set_outcome(second, "denied", LEAKY)
         request = approval(second)
@@ -728,7 +728,7 @@ DAY = timedelta(days=1)
 
 
 def _at(a: Alert, when: datetime, outcome: str = "executed", **kw: object) -> NewDecision:
-    return replace(decision(a, outcome), time=when, **kw)  # type: ignore[arg-type]
+    return decision(a, outcome)._replace(time=when, **kw)  # type: ignore[arg-type]
 
 
 async def _decided(
@@ -737,7 +737,7 @@ async def _decided(
     """An episode seen at `when` and decided then, with its claim, as the pipeline writes it."""
     async with store.transaction() as tx:
         await tx.note_episode(a, when)
-        d = await tx.add_decision(replace(_at(a, when, outcome), policy=policy))
+        d = await tx.add_decision(_at(a, when, outcome)._replace(policy=policy))
         await tx.put_claim(policy, a.episode, Claim(d, outcome, False, "docker.restart", "web-1"))
     return d
 
@@ -802,7 +802,7 @@ async def test_prune_deletes_old_history_but_never_what_is_pending_or_needed(
         for group, when in (("dd:old", old), ("dd:live", recent)):
             for cycle in ("start", "end", "start"):
                 episode = await tx.episode_cycle(group, cycle)
-            await tx.note_episode(replace(alert(7), episode=episode), when)
+            await tx.note_episode(alert(7)._replace(episode=episode), when)
 
     counts = await store.prune(before)
 

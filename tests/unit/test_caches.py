@@ -3,7 +3,6 @@ past their limit, and the episode cache keeps a 16-byte digest, not the label se
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from hypothesis import given
@@ -55,7 +54,7 @@ def test_a_firing_and_a_resolved_sighting_of_one_episode_are_remembered_apart() 
     # sighting must still be an entry of its own, never an answer for the firing one.
     now = datetime(2026, 12, 1, tzinfo=UTC)
     firing = Alert("alertmanager", "firing", {"alertname": "X"}, {}, now, "fp", "am:fp:1")
-    resolved = replace(firing, status="resolved")
+    resolved = firing._replace(status="resolved")
     memory = Memory(size=10)
     memory.saw([firing], [], generation=1, unmatched=[0])
     assert memory.known_repeats([firing], Gates(), 1) is not None  # nothing matched: answered
