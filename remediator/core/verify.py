@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +92,10 @@ class Checks:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class VerifyPlan:
+class VerifyPlan(NamedTuple):
     """How an action is verified after its executor's own check (containers running, the
-    rollout complete): wait up to `within` for each check that is set to hold."""
+    rollout complete): wait up to `within` for each check that is set to hold. One per
+    job, so a NamedTuple (see judge_records.Verdict)."""
 
     within: timedelta
     prometheus: PrometheusCheck | None = None

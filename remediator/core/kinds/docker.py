@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from remediator.core.durations import parse_duration, parse_timeout
 from remediator.core.kinds.base import ActionKind, Backend, is_static, parse_static_timeout
@@ -34,10 +34,10 @@ LOCATION_DOC = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class RestartTarget:
+class RestartTarget(NamedTuple):
     """Read params: exactly one of `container` or (`project`, `service`); `stop_timeout`
-    in whole seconds (the engine's `t`), None for the container's own."""
+    in whole seconds (the engine's `t`), None for the container's own. Read for every
+    docker.restart job, so a NamedTuple (see judge_records.Verdict)."""
 
     container: str | None
     project: str | None
