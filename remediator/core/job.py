@@ -74,7 +74,10 @@ class Job(NamedTuple):
     @property
     def check(self) -> Checks | None:
         """The rendered verify checks: stored with the action and with its approval."""
-        return (self.verify.checks or None) if self.verify is not None else None
+        plan = self.verify
+        if plan is None or (plan.prometheus is None and plan.http is None):
+            return None  # most actions: no Checks built just to be found empty
+        return plan.checks
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from remediator import jsontext
 from remediator.core.approval import Approval, ApprovalState
 from remediator.core.ladder import Rung, ladder_from_json, ladder_json
 from remediator.core.verify import Checks, PrometheusCheck
@@ -47,6 +48,8 @@ def params_json(
     verification)."""
     checks = verify.to_json() if verify is not None else None
     document: dict[str, Any] = {"params": dict(params), "verify": checks}
+    if checks is None and not ladder and rung is None:
+        return jsontext.dumps(document)  # strings only: no float for orjson to write as null
     if ladder:
         document["ladder"] = ladder_json(ladder)
     if rung is not None:

@@ -31,8 +31,11 @@ def counter_rows(
     """decisiontx.COUNT_ACTIONS rows for these (policy, dry_run, created_at): one per counter
     touched."""
     counted: Counter[tuple[str, bool, datetime]] = Counter()
+    minutes: dict[datetime, datetime] = {}  # a batch's actions share one `now`
     for policy, dry_run, created in actions:
-        minute = minute_of(created)
+        minute = minutes.get(created)
+        if minute is None:
+            minute = minutes[created] = minute_of(created)
         counted[(policy, dry_run, minute)] += 1
         counted[(ALL_POLICIES, dry_run, minute)] += 1
     return [(p, dry, d.ts(m), n) for (p, dry, m), n in sorted(counted.items())]
