@@ -162,5 +162,6 @@ class Memory:
 def labels_digest(labels: Mapping[str, str]) -> bytes:
     """16 bytes that stand for a label set in the episode cache (a dict would cost ~1 KiB).
     Their canonical JSON is hashed: JSON's quoting leaves no separator a value could forge."""
-    canonical = jsontext.dumps_bytes(dict(labels), sort_keys=True)
+    plain = labels if type(labels) is dict else dict(labels)  # orjson encodes dicts only
+    canonical = jsontext.dumps_bytes(plain, sort_keys=True)
     return hashlib.blake2b(canonical, digest_size=16).digest()

@@ -25,7 +25,7 @@ class OutcomeSink:
     def recorded(self, verdict: Verdict) -> None:
         """A judgement's verdict, once committed: a new record is logged; a repeat counted
         on an existing record is only counted (SPEC: repeats are counted, not logged)."""
-        if verdict.new:
+        if verdict.new and log.enabled_info():  # else the line's fields are not gathered
             _log.info(
                 "decision.recorded",
                 decision_id=verdict.decision_id,

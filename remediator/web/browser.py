@@ -1,4 +1,4 @@
-"""Middlewares that keep browsers and broken input out: a foreign `Origin` is 403, a POST
+"""The middleware that keeps browsers and broken input out: a foreign `Origin` is 403, a POST
 body that is not JSON is 415, and an unexpected exception is answered 400, never 500.
 
 Any web page open on an operator's machine can make the browser POST to the daemon, but a
@@ -52,25 +52,38 @@ def _has_body(request: web.Request) -> bool:
     return request.body_exists  # chunked: a body of unknown length
 
 
-def browser_guard(on_loopback: bool) -> Middleware:
-    """The middleware; `on_loopback`: the daemon listens on a loopback address only."""
+def guard(on_loopback: bool) -> Middleware:
+    """The one middleware (a middleware is a call layer on every request, the webhooks' hot
+    path included); `on_loopback`: the daemon listens on a loopback address only.
+
+    Last line of defence around all of it: input the handlers (or these checks) did not
+    foresee is a 400, logged loudly, so a sender never retries a poison body forever. Tests
+    assert `http.unhandled` never happens."""
 
     @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if on_loopback and not loopback_host(request):
-            _log.warning(
-                "http.foreign_host",
-                path=request.path,
-                host=request.headers.get("Host", "")[:200],
-                remote=request.remote,
-            )
-            return _error(403, "Host is not a loopback address (DNS rebinding is refused)")
-        return await _browser_guard(request, handler)
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            refused = _refused(request, on_loopback)
+            return refused if refused is not None else await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception:  # noqa: BLE001  # any escaped exception is answered, not a 500
+            _log.exception("http.unhandled", path=request.path, method=request.method)
+            return _error(400, "the request could not be processed")
 
-    return guard
+    return middleware
 
 
-async def _browser_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _refused(request: web.Request, on_loopback: bool) -> web.Response | None:
+    """The answer to a request refused before its handler, or None."""
+    if on_loopback and not loopback_host(request):
+        _log.warning(
+            "http.foreign_host",
+            path=request.path,
+            host=request.headers.get("Host", "")[:200],
+            remote=request.remote,
+        )
+        return _error(403, "Host is not a loopback address (DNS rebinding is refused)")
     if not same_origin(request):
         _log.warning(
             "http.foreign_origin",
@@ -86,17 +99,4 @@ async def _browser_guard(request: web.Request, handler: Handler) -> web.StreamRe
         and request.content_type != "application/json"
     ):
         return _error(415, "the body must be JSON: Content-Type: application/json")
-    return await handler(request)
-
-
-@web.middleware
-async def no_server_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Last line of defence: input the handlers did not foresee is a 400, logged loudly, so a
-    sender never retries a poison body forever. Tests assert `http.unhandled` never happens."""
-    try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
-    except Exception:  # noqa: BLE001  # any escaped exception is answered, not turned into a 500
-        _log.exception("http.unhandled", path=request.path, method=request.method)
-        return _error(400, "the request could not be processed")
+    return None

@@ -27,7 +27,7 @@ from remediator.reload import Reloader
 from remediator.store.roles.store import Store
 from remediator.switches import Switches
 from remediator.web import audit as audit_api
-from remediator.web.browser import browser_guard, no_server_errors
+from remediator.web.browser import guard
 from remediator.web.control import (
     api_read,
     api_write,
@@ -110,10 +110,7 @@ def build_app(
     Without a reloader (some tests), /-/reload is not served."""
     app = web.Application(
         client_max_size=config.max_body_bytes,
-        middlewares=[
-            no_server_errors,
-            browser_guard(is_loopback(parse_listen(config.listen)[0])),
-        ],
+        middlewares=[guard(is_loopback(parse_listen(config.listen)[0]))],
     )
     app[INTAKE] = intake
     app[SWITCHES] = switches
