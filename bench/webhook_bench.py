@@ -217,9 +217,11 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 
 
 @contextlib.contextmanager
-def running(argv: list[str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    argv: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         yield proc
     finally:
