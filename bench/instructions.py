@@ -3,10 +3,15 @@ valgrind's callgrind: a figure that does not move with the machine's speed.
 
 `make bench` measures rates beside a bare endpoint, and on a shared 2-core machine whose
 speed moves 2-3x within an hour its ratios move by more than most single changes are worth.
-An instruction count is deterministic to about 1% (hash seed fixed, the same requests in
-the same order), so two trees can be compared on any machine:
+An instruction count does not depend on the machine's speed (hash seed fixed, the same
+requests in the same order), so two trees can be compared on any machine:
 
-    .venv/bin/python bench/instructions.py --tree /path/to/old --tree .
+    .venv/bin/python bench/instructions.py --tree /path/to/old --tree . [--bare]
+
+What still moves it is the daemon's clock-driven work, counted with the requests: the 1 s
+loops (repeat counts flushed, switches synced) and the backend probe every 15 s, which
+lands in some runs and not others (one run in four measured 13% more). Each tree is
+therefore measured `--runs` times, interleaved, and the median reported with every run.
 
 Each tree's daemon runs under callgrind with instrumentation off through its start; a few
 unmeasured requests warm it (caches, compiled templates, the repeat's settled episode), then
@@ -24,6 +29,7 @@ import contextlib
 import http.client
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -140,12 +146,15 @@ def measure(tree: Path | None, mode: str, batch: int, requests: int) -> float:
             for n, body in enumerate(sent):
                 if n == WARM:
                     _callgrind(proc.pid, "--instr=on")
+                    began = time.monotonic()
                 conn.request("POST", WEBHOOK_PATH, body=body, headers=HEADERS)
                 response = conn.getresponse()
                 response.read()
                 if response.status != 200:
                     raise BenchError(f"POST {WEBHOOK_PATH}: HTTP {response.status}")
             _callgrind(proc.pid, "--dump")
+            if os.environ.get("INSTRUCTIONS_DEBUG"):
+                print(f"  measured window {time.monotonic() - began:.1f} s", file=sys.stderr)
         return _dumped(work) / (requests * (batch if mode == "storm" else 1))
 
 
@@ -157,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tree", type=Path, action="append", help="source tree to measure (repeatable)"
     )
+    parser.add_argument("--runs", type=int, default=3, help="runs per tree (the median)")
     parser.add_argument(
         "--bare", action="store_true", help="also the bare endpoint the benches compare to"
     )
@@ -170,14 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.bare:
         trees.append(None)
     what = args.mode if args.mode == "repeat" else f"storm of {args.batch}-alert bodies"
-    for tree in trees:
-        name = str(tree) if tree is not None else "bare endpoint"
-        try:
-            count = measure(tree, args.mode, args.batch, requests)
-        except BenchError as exc:
-            print(f"{name}: {exc}", file=sys.stderr)
-            return 1
-        print(f"{name}: {count / 1000:,.1f}k instructions per {unit} ({what}, {requests} measured)")
+    counts: dict[Path | None, list[float]] = {tree: [] for tree in trees}
+    for _ in range(args.runs):  # interleaved, as the trees' runs should meet the same machine
+        for tree in trees:
+            try:
+                counts[tree].append(measure(tree, args.mode, args.batch, requests))
+            except BenchError as exc:
+                print(f"{tree or 'bare endpoint'}: {exc}", file=sys.stderr)
+                return 1
+    for tree, found in counts.items():
+        runs = ", ".join(f"{c / 1000:,.1f}k" for c in found)
+        print(
+            f"{tree or 'bare endpoint'}: {statistics.median(found) / 1000:,.1f}k instructions"
+            f" per {unit}, median of {len(found)} ({runs}; {what}, {requests} measured)"
+        )
     return 0
 
 

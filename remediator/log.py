@@ -77,6 +77,11 @@ def enabled_info() -> bool:
     return _level <= logging.INFO
 
 
+def enabled_debug() -> bool:
+    """enabled("debug") for a caller that asks once per webhook."""
+    return _level <= logging.DEBUG
+
+
 def configure(level: str = "info") -> None:
     global _level  # noqa: PLW0603  # one process-wide level, set at start
     numeric = logging.getLevelName(level.upper())

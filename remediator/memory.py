@@ -29,12 +29,14 @@ SHARED_SETS = 4_096
 class BoundedCache(Generic[K, V]):
     """Insertion-ordered map that forgets its oldest half when full: caches only, never truth."""
 
+    get: Callable[[K], V | None]
+
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._items: dict[K, V] = {}
-
-    def get(self, key: K) -> V | None:
-        return self._items.get(key)
+        # The dict's own lookup: a hit is a C call, not a Python frame (the repeat path makes
+        # one per alert and one per matching policy).
+        self.get = self._items.get
 
     def discard(self, doomed: Callable[[K, V], bool]) -> None:
         """Forget every entry `doomed` names (a scan: for rare events only)."""

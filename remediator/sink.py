@@ -36,7 +36,8 @@ class OutcomeSink:
                 fingerprint=verdict.alert.fingerprint,
                 target=verdict.target,
             )
-        self.settled(verdict.policy, verdict.outcome)
+        if verdict.outcome not in TRANSIENT:  # settled(), inline: once per alert and policy
+            self._metrics.decided(verdict.policy, str(verdict.outcome))
 
     def settled(self, policy: str, outcome: Outcome | str) -> None:
         """A decision reached `outcome` (an action's result, an approval's end, ...)."""

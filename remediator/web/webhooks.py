@@ -28,9 +28,9 @@ def webhook(
     authorized: Callable[[web.Request, Config], bool],
     parse: Callable[[bytes], Sequence[Alert]],
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def admit(request: web.Request, config: Config) -> bytes:
+    async def admit(request: web.Request, app: web.Application, config: Config) -> bytes:
         """The body of a request we will decide on; IngestError says why not, in order."""
-        if request.app[STATE]["draining"]:
+        if app[STATE]["draining"]:
             raise IngestError(503, "shutting down: not taking webhooks; retry another replica")
         if not authorized(request, config):
             raise IngestError(401, "missing or wrong credentials")
@@ -42,11 +42,12 @@ def webhook(
             raise IngestError(413, too_large_reason(request)) from None
 
     async def handle(request: web.Request) -> web.Response:
-        config, metrics = request.app[CONFIG], request.app[METRICS]
+        app = request.app  # a property: read once
+        config, metrics = app[CONFIG], app[METRICS]
         started = time.perf_counter()
         try:
-            alerts = parse(await admit(request, config))
-            decided = await request.app[INTAKE].ingest(alerts)
+            alerts = parse(await admit(request, app, config))
+            decided = await app[INTAKE].ingest(alerts)
         except IngestError as exc:
             metrics.webhook_rejected.labels(endpoint, str(exc.status)).inc()
             _log.warning(
