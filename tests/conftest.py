@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
+
+from remediator import log
 
 pytest_plugins = [
     "tests.fixtures.docker_engine",
@@ -20,6 +24,20 @@ pytest_plugins = [
     "tests.fixtures.health_endpoint",
     "tests.fixtures.held_prometheus",
 ]
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """For a test that calls log.configure(): the root logger's handlers and level, the info
+    level and structlog's defaults are put back after it (configure points them at the
+    test's captured stderr)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    log.configure("info")
+    root.handlers, root.level = handlers, level
+    structlog.reset_defaults()
+
 
 # Real webhook bodies (see corpus/SOURCES.md), kept in the repo so a fresh clone has them.
 CORPUS = Path(__file__).resolve().parent / "corpus"

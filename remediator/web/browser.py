@@ -74,24 +74,23 @@ def guard(on_loopback: bool) -> Middleware:
     return middleware
 
 
+def _foreign(request: web.Request, event: str, header: str, reason: str) -> web.Response:
+    """403 for a foreign `Host` or `Origin`, logged with the header's value (cut: it is the
+    sender's text) under the header's name."""
+    value = request.headers.get(header, "")[:200]
+    fields = {header.lower(): value, "path": request.path, "remote": request.remote}
+    _log.warning(event, **fields)
+    return _error(403, reason)
+
+
 def _refused(request: web.Request, on_loopback: bool) -> web.Response | None:
     """The answer to a request refused before its handler, or None."""
     if on_loopback and not loopback_host(request):
-        _log.warning(
-            "http.foreign_host",
-            path=request.path,
-            host=request.headers.get("Host", "")[:200],
-            remote=request.remote,
-        )
-        return _error(403, "Host is not a loopback address (DNS rebinding is refused)")
+        why = "Host is not a loopback address (DNS rebinding is refused)"
+        return _foreign(request, "http.foreign_host", "Host", why)
     if not same_origin(request):
-        _log.warning(
-            "http.foreign_origin",
-            path=request.path,
-            origin=request.headers.get("Origin", "")[:200],
-            remote=request.remote,
-        )
-        return _error(403, "cross-origin requests are refused")
+        why = "cross-origin requests are refused"
+        return _foreign(request, "http.foreign_origin", "Origin", why)
     if (
         request.method == "POST"
         and request.path.startswith(JSON_ONLY)

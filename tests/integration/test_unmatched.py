@@ -5,26 +5,15 @@ at debug with the policies tried; one some policy takes is never counted."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import structlog
 
 from remediator import log
 from tests.integration.conftest import HarnessFactory
 from tests.integration.test_webhook_http import POLICY
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    log.configure("info")
-    root.handlers, root.level = handlers, level
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("logging_restored")
 
 
 def body(alertname: str, *, status: str = "firing", fingerprint: str = "") -> dict[str, Any]:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import structlog
 
 from remediator import log
 from remediator.core.alert import Alert, Source
@@ -18,15 +15,7 @@ from remediator.core.policy_index import PolicyIndex
 from remediator.matchlog import NAME_CHARS, MatchLog
 from remediator.metrics import Metrics
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    log.configure("info")  # the level enabled() answers from
-    root.handlers, root.level = handlers, level
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("logging_restored")
 
 
 def alert(name: str, source: Source = "alertmanager", **labels: str) -> Alert:

@@ -4,12 +4,9 @@ count in remediator_decisions_total whatever the level, a repeat counted but not
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-import structlog
 
 from remediator import log
 from remediator.core.alert import Alert
@@ -18,15 +15,7 @@ from remediator.core.outcomes import Outcome
 from remediator.metrics import Metrics
 from remediator.sink import OutcomeSink
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    log.configure("info")
-    root.handlers, root.level = handlers, level
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("logging_restored")
 
 
 def verdict(new: bool = True) -> Verdict:
