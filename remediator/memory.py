@@ -24,6 +24,9 @@ V = TypeVar("V")
 # 50k entries of digests stay within a few MiB, so a storm of new alerts cannot grow memory.
 CACHE_SIZE = 50_000
 SHARED_SETS = 4_096
+# Label sets whose digest is remembered by identity (Memory._digest): as many as the bodies
+# ingest/bodies.py keeps, whose alerts are the ones handed out again.
+DIGESTS = 256
 
 
 class BoundedCache(Generic[K, V]):
@@ -77,6 +80,7 @@ class Memory:
         # alive, and when it grows past SHARED_SETS (alerts made to match ever new sets).
         self._sets: dict[tuple[str, ...], tuple[Policy, ...]] = {}
         self._sets_generation = -1
+        self._digests: dict[int, tuple[Mapping[str, str], bytes]] = {}
 
     def settled(self, policy: str, episode: str) -> bool:
         """The policy's claim on the episode is settled (not provisional), as far as known."""
@@ -93,7 +97,7 @@ class Memory:
             seen = None if alert.cycle else self._episodes.get(_episode_key(alert))
             # Same labels and rule set: the matching set cannot differ (a sender reusing a
             # fingerprint for other labels falls through to the full pipeline).
-            if seen is None or seen[0] != labels_digest(alert.labels) or seen[2] != generation:
+            if seen is None or seen[2] != generation or seen[0] != self._digest(alert.labels):
                 return None
             if seen[3]:
                 decided.unmatched.append(position)
@@ -117,6 +121,20 @@ class Memory:
                     )
                 )
         return decided
+
+    def _digest(self, labels: Mapping[str, str]) -> bytes:
+        """labels_digest, remembered by identity for the last DIGESTS label sets asked about:
+        ingest/bodies.py hands out the same alerts for an unchanged body, so a repeat's labels
+        are the same object every time. The mapping is held with its digest, so no other
+        object can take its id while it is remembered; alerts are immutable records."""
+        known = self._digests.get(id(labels))
+        if known is not None and known[0] is labels:
+            return known[1]
+        digest = labels_digest(labels)
+        if len(self._digests) >= DIGESTS:
+            del self._digests[next(iter(self._digests))]  # the oldest: insertion order
+        self._digests[id(labels)] = (labels, digest)
+        return digest
 
     def saw(
         self,

@@ -3,17 +3,20 @@ past their limit, and the episode cache keeps a 16-byte digest, not the label se
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from remediator import memory as memory_module
 from remediator.core.alert import Alert
 from remediator.core.guards import Gates
 from remediator.core.job import render_job
 from remediator.core.judge import Sighting
 from remediator.core.policy import Policy, parse_policies
-from remediator.memory import SHARED_SETS, BoundedCache, Memory, labels_digest
+from remediator.memory import DIGESTS, SHARED_SETS, BoundedCache, Memory, labels_digest
 
 
 def test_a_cache_never_holds_more_than_its_limit() -> None:
@@ -124,3 +127,37 @@ def test_the_shared_sets_stay_bounded() -> None:
         chosen = tuple(job for bit, job in enumerate(jobs) if mask >> bit & 1)
         memory.saw([alert], [Sighting(alert, 0, chosen)], generation=1)
         assert len(memory._sets) <= SHARED_SETS + 1  # the bound under test
+
+
+def test_a_repeats_labels_are_digested_once_by_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ingest/bodies.py hands out the same alerts for an unchanged body: their digest is
+    # remembered, and equal labels in another mapping still give the same answer.
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    alert = Alert("alertmanager", "firing", {"alertname": "X"}, {}, now, "fp", "am:fp:1")
+    memory = Memory(size=10)
+    memory.saw([alert], [], generation=1, unmatched=[0])
+    digested: list[Mapping[str, str]] = []
+
+    def counting(labels: Mapping[str, str]) -> bytes:
+        digested.append(labels)
+        return labels_digest(labels)
+
+    monkeypatch.setattr(memory_module, "labels_digest", counting)
+    for _ in range(3):
+        assert memory.known_repeats([alert], Gates(), 1) is not None
+    assert len(digested) == 1
+    equal = alert._replace(labels=dict(alert.labels))
+    assert memory.known_repeats([equal], Gates(), 1) is not None
+    assert len(digested) == 2  # another mapping: digested, and the same digest
+    other = alert._replace(labels={"alertname": "X", "instance": "b"})
+    assert memory.known_repeats([other], Gates(), 1) is None  # same episode, other labels
+
+
+def test_the_remembered_digests_stay_bounded() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    alert = Alert("alertmanager", "firing", {"alertname": "X"}, {}, now, "fp", "am:fp:1")
+    memory = Memory(size=10)
+    memory.saw([alert], [], generation=1, unmatched=[0])
+    for _ in range(DIGESTS * 3):
+        memory.known_repeats([alert._replace(labels={"alertname": "X"})], Gates(), 1)
+        assert len(memory._digests) <= DIGESTS  # the bound under test
