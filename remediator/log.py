@@ -72,16 +72,6 @@ def enabled(level: str) -> bool:
     return bool(logging.getLevelName(level.upper()) >= _level)
 
 
-def enabled_info() -> bool:
-    """enabled("info") for a caller that asks once per decision."""
-    return _level <= logging.INFO
-
-
-def enabled_debug() -> bool:
-    """enabled("debug") for a caller that asks once per webhook."""
-    return _level <= logging.DEBUG
-
-
 def configure(level: str = "info") -> None:
     global _level  # noqa: PLW0603  # one process-wide level, set at start
     numeric = logging.getLevelName(level.upper())

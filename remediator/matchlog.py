@@ -56,7 +56,7 @@ class MatchLog:
     def trace(index: PolicyIndex, alerts: Sequence[Alert]) -> None:
         """At debug only: for each alert, the policies the index tried and why each that
         did not match did not (the others were not tried: filed under other label values)."""
-        if not log.enabled_debug():
+        if not log.enabled("debug"):
             return
         for alert in alerts:
             tried = [index.policies[position] for position in index.candidates(alert.labels)]

@@ -25,7 +25,7 @@ class OutcomeSink:
     def recorded(self, verdict: Verdict) -> None:
         """A judgement's verdict, once committed: a new record is logged; a repeat counted
         on an existing record is only counted (SPEC: repeats are counted, not logged)."""
-        if verdict.new and log.enabled_info():  # else the line's fields are not gathered
+        if verdict.new and log.enabled("info"):  # else the line's fields are not gathered
             _log.info(
                 "decision.recorded",
                 decision_id=verdict.decision_id,
@@ -36,8 +36,7 @@ class OutcomeSink:
                 fingerprint=verdict.alert.fingerprint,
                 target=verdict.target,
             )
-        if verdict.outcome not in TRANSIENT:  # settled(), inline: once per alert and policy
-            self._metrics.decided(verdict.policy, str(verdict.outcome))
+        self.settled(verdict.policy, verdict.outcome)
 
     def settled(self, policy: str, outcome: Outcome | str) -> None:
         """A decision reached `outcome` (an action's result, an approval's end, ...)."""
